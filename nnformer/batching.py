@@ -1,0 +1,90 @@
+"""Graphs -> padded tensors, and size-bucketed batches.
+
+A batch of ``B`` graphs with at most ``N`` nodes is ``ops (B, N)``, ``adj (B, N, N)``, ``n_nodes (B,)``,
+``depth (B,)`` and optional ``features (B, N, F)``; node ``i >= n_nodes[b]`` is padding. :class:`EncodedGraphs`
+pads a whole list once so that a batch is a slice, which keeps data loading off the training profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .graph import ArchGraph
+
+
+@dataclass
+class GraphBatch:
+    ops: torch.Tensor  # (B, N) long op ids, 0 on padding
+    adj: torch.Tensor  # (B, N, N) float 0/1
+    n_nodes: torch.Tensor  # (B,) long
+    depth: torch.Tensor  # (B,) long, value of the [DEPTH] token
+    features: torch.Tensor | None = None  # (B, N, F) float
+
+    def __len__(self) -> int:
+        return self.ops.shape[0]
+
+    def to(self, device) -> "GraphBatch":
+        f = None if self.features is None else self.features.to(device)
+        return GraphBatch(self.ops.to(device), self.adj.to(device), self.n_nodes.to(device), self.depth.to(device), f)
+
+    def repeat(self, k: int) -> "GraphBatch":
+        """Each graph ``k`` times, as blocks ``[batch, batch, ...]`` (NN-Former's consistency copy)."""
+        f = None if self.features is None else self.features.repeat(k, 1, 1)
+        return GraphBatch(self.ops.repeat(k, 1), self.adj.repeat(k, 1, 1), self.n_nodes.repeat(k),
+                          self.depth.repeat(k), f)
+
+
+class EncodedGraphs:
+    """A list of :class:`ArchGraph` padded once into arrays; ``batch(idx)`` slices and trims to the batch's size."""
+
+    def __init__(self, graphs: Sequence[ArchGraph]):
+        self.n = len(graphs)
+        sizes = np.array([g.num_nodes for g in graphs], dtype=np.int64)
+        nmax = int(sizes.max()) if self.n else 2
+        self.sizes = sizes
+        self.ops = np.zeros((self.n, nmax), dtype=np.int64)
+        self.adj = np.zeros((self.n, nmax, nmax), dtype=np.float32)
+        self.depth = np.array([g.depth_value for g in graphs], dtype=np.int64)
+        nfeat = {0 if g.features is None else g.features.shape[1] for g in graphs}
+        if len(nfeat) > 1:
+            raise ValueError(f"all graphs must have the same number of node features, found {sorted(nfeat)}")
+        f = nfeat.pop() if nfeat else 0
+        self.features = np.zeros((self.n, nmax, f), dtype=np.float32) if f else None
+        for b, g in enumerate(graphs):
+            k = g.num_nodes
+            self.ops[b, :k] = g.op_ids
+            self.adj[b, :k, :k] = g.adj
+            if self.features is not None:
+                self.features[b, :k] = g.features
+
+    def __len__(self) -> int:
+        return self.n
+
+    def batch(self, idx) -> GraphBatch:
+        idx = np.asarray(idx)
+        k = int(self.sizes[idx].max())
+        f = None if self.features is None else torch.from_numpy(self.features[idx, :k])
+        return GraphBatch(torch.from_numpy(self.ops[idx, :k]), torch.from_numpy(self.adj[idx, :k, :k]),
+                          torch.from_numpy(self.sizes[idx]), torch.from_numpy(self.depth[idx]), f)
+
+    def batches(self, batch_size: int, bucket: bool = True, generator: torch.Generator | None = None,
+                drop_last: bool = False) -> list[np.ndarray]:
+        """Index arrays of the batches of one epoch.
+
+        ``bucket=True`` groups graphs of equal size (no padding, as the released code does); with a generator the
+        order inside each bucket and the order of the batches are shuffled.
+        """
+        order = np.arange(self.n)
+        if generator is not None:
+            order = torch.randperm(self.n, generator=generator).numpy()
+        groups = [order[self.sizes[order] == s] for s in np.unique(self.sizes)] if bucket else [order]
+        out = [g[i:i + batch_size] for g in groups for i in range(0, len(g), batch_size)]
+        if drop_last:
+            out = [b for b in out if len(b) == batch_size] or out[:1]
+        if generator is not None:
+            out = [out[i] for i in torch.randperm(len(out), generator=generator).tolist()]
+        return out

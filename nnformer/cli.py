@@ -1,0 +1,260 @@
+"""The ``nnformer`` command: one verb per job.
+
+Bad input (a malformed arch string, a missing or altered data file, an unreadable checkpoint) ends with a one-line
+``nnformer: error: ...`` on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import DataError, NNFormerError
+from .recipes import DEFAULT_RECIPE, RECIPES
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="directory of the benchmark files (default: $NNFORMER_DATA, then the user "
+                                      "cache); missing files are downloaded from their pinned URLs")
+
+
+def _load_nb201(data_dir):
+    from .data.nb201 import SOURCES, load_nb201
+    from .data.registry import download, resolve_data_dir
+
+    root = resolve_data_dir(data_dir)
+    missing = [n for n in SOURCES if not (root / n).is_file()]
+    if missing:
+        print(f"nnformer: {len(missing)} NAS-Bench-201 file(s) missing in {root}; downloading", file=sys.stderr)
+        download(missing, root)
+    return load_nb201(root)
+
+
+def _configs(args):
+    from .model import NNFormerConfig
+    from .train import TrainConfig
+
+    r = RECIPES[args.recipe]
+    m, t = dict(r["model"]), dict(r["train"])
+    for key, name in [("n_layers", "layers"), ("dim", "dim"), ("n_heads", "heads"), ("mask_mode", "mask_mode"),
+                      ("ffn_mode", "ffn_mode"), ("dropout", "dropout")]:
+        if getattr(args, name) is not None:
+            m[key] = getattr(args, name)
+    for key in ("epochs", "lr", "batch_size", "eval_every", "w_rank", "w_cons", "seed", "device"):
+        if getattr(args, key) is not None:
+            t[key] = getattr(args, key)
+    try:
+        return NNFormerConfig(**m), TrainConfig(**t)
+    except ValueError as e:
+        raise NNFormerError(str(e)) from None
+
+
+def _evaluate_nb201(pred, table, train_idx=None) -> dict:
+    from .metrics import kendall_tau, spearman_rho, top_k_precision
+
+    out = {}
+    for name in ("test", "val"):
+        y = table.label(name)
+        out[f"tau_{name}"] = kendall_tau(pred, y)
+        out[f"spearman_{name}"] = spearman_rho(pred, y)
+        out[f"top50_precision_{name}"] = top_k_precision(pred, y, 50)
+    if train_idx is not None:
+        rest = np.setdiff1d(np.arange(len(table)), train_idx)
+        out["tau_test_unseen"] = kendall_tau(pred[rest], table.label("test")[rest])
+    return out
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from .batching import EncodedGraphs
+    from .plots import scatter_pred_true
+    from .predictor import Predictor
+    from .protocols import random_split, tnasp_split
+
+    torch.set_num_threads(args.threads) if args.threads else None
+    model_cfg, train_cfg = _configs(args)
+    out = Path(args.out)
+    t_start = time.perf_counter()
+    table = _load_nb201(args.data_dir)
+    train_label = table.label(args.label)
+    split = (tnasp_split(len(table), args.n_train, args.n_val) if args.split == "tnasp"
+             else random_split(len(table), args.n_train, args.n_val, seed=train_cfg.seed))
+    graphs = table.graphs
+    pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
+    print(f"nnformer train: NB201, {len(split.train)} train / {len(split.val)} val cells ({args.split}), "
+          f"recipe {args.recipe}: {model_cfg.n_layers} blocks, dim {model_cfg.dim}, {train_cfg.epochs} epochs, "
+          f"masks {model_cfg.mask_mode}, ffn {model_cfg.ffn_mode}, seed {train_cfg.seed}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    pred_obj = Predictor(model_cfg, train_cfg, progress=not args.quiet)
+    pred_obj.fit(pick(split.train), train_label[split.train], pick(split.val), train_label[split.val],
+                 checkpoint=out / "checkpoint.pt")
+    train_s = time.perf_counter() - t_start
+    pred_obj.save(out / "predictor.pt")
+    t_eval = time.perf_counter()
+    pred = pred_obj.predict(EncodedGraphs(graphs))
+    metrics = _evaluate_nb201(pred, table, split.train)
+    test_y = table.label("test")
+    scatter_pred_true(pred, test_y, out / "scatter.png", highlight=split.train,
+                      title=f"NN-Former on NAS-Bench-201, N={len(split.train)}: Kendall tau "
+                            f"{metrics['tau_test']:.4f} over all {len(table):,} cells",
+                      xlabel="true CIFAR-10 test accuracy (%)", ylabel=f"predicted {args.label} accuracy (%)")
+    result = {
+        "space": "nb201", "split": args.split, "n_train": len(split.train), "n_val": len(split.val),
+        "train_label": args.label, "recipe": args.recipe, "model_config": dataclasses.asdict(model_cfg),
+        "train_config": dataclasses.asdict(train_cfg), **metrics, "best_val_tau": pred_obj.result_.best_val_tau,
+        "best_epoch": pred_obj.result_.best_epoch, "train_seconds": train_s,
+        "eval_seconds": time.perf_counter() - t_eval, "command": "nnformer " + " ".join(sys.argv[1:]),
+        "torch_threads": torch.get_num_threads(),
+    }
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    np.save(out / "predictions.npy", pred)
+    print(f"Kendall tau over all {len(table):,} cells: {metrics['tau_test']:.4f} (test label), "
+          f"{metrics['tau_val']:.4f} (val label); unseen cells only {metrics['tau_test_unseen']:.4f}")
+    print(f"time: {train_s:.0f}s to train, {result['eval_seconds']:.1f}s to score {len(table):,} cells; "
+          f"wrote {out / 'predictor.pt'}, {out / 'metrics.json'}, {out / 'scatter.png'}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .batching import EncodedGraphs
+    from .plots import scatter_pred_true
+    from .predictor import Predictor
+
+    p = Predictor.load(args.checkpoint)
+    table = _load_nb201(args.data_dir)
+    pred = p.predict(EncodedGraphs(table.graphs), progress=not args.quiet)
+    metrics = _evaluate_nb201(pred, table)
+    if args.plot:
+        scatter_pred_true(pred, table.label("test"), args.plot, title=f"tau {metrics['tau_test']:.4f}",
+                          xlabel="true CIFAR-10 test accuracy (%)", ylabel="predicted accuracy (%)")
+    print(json.dumps({"checkpoint": str(args.checkpoint), "n": len(table), **metrics}, indent=2))
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .predictor import Predictor
+    from .spaces.nb201 import arch_to_graph
+
+    archs = list(args.archs)
+    if args.file:
+        try:
+            text = Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
+        except OSError as e:
+            raise DataError(f"cannot read {args.file}: {e.strerror}") from None
+        archs += [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if not archs:
+        raise NNFormerError("no architectures given: pass arch strings or --file")
+    graphs = [arch_to_graph(a) for a in archs]  # validates every string before loading the model
+    p = Predictor.load(args.checkpoint)
+    pred = p.predict(graphs)
+    for a, v in zip(archs, pred):
+        print(f"{v:.4f}\t{a}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from .data.registry import RAW_FILES, download, resolve_data_dir, verified_path
+
+    root = resolve_data_dir(args.data_dir)
+    if args.action == "path":
+        print(root)
+    elif args.action == "download":
+        for path in download(args.files or None, root):
+            print(f"ok  {path}")
+    else:
+        bad = 0
+        for name in args.files or list(RAW_FILES):
+            try:
+                print(f"ok       {verified_path(name, root)}")
+            except DataError as e:
+                bad += 1
+                print(f"FAILED   {e}")
+        return 2 if bad else 0
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nnformer", description="Predict the accuracy of neural architectures "
+                                     "with NN-Former (sibling-aware graph transformer, CVPR 2025).")
+    parser.add_argument("--version", action="version", version=f"nnformer {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a predictor on NAS-Bench-201 and report Kendall's tau on all cells",
+                       description="Train NN-Former on the first N NAS-Bench-201 cells (TNASP protocol: the next "
+                                   "1,024 validate, tau over all 15,625), save the predictor, metrics and a "
+                                   "predicted-vs-true scatter plot. Rerunning with the same --out resumes.")
+    t.add_argument("--space", choices=["nb201"], default="nb201")
+    t.add_argument("--n-train", type=int, default=781, help="training cells (default 781 = 5%%)")
+    t.add_argument("--n-val", type=int, default=1024, help="validation cells (default 1024)")
+    t.add_argument("--split", choices=["tnasp", "random"], default="tnasp")
+    t.add_argument("--label", default="val", help="training label (default: cifar10-valid validation acc., 200 ep)")
+    t.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
+                   help=f"model size + schedule preset (default {DEFAULT_RECIPE}); flags below override it")
+    t.add_argument("--out", required=True, help="output directory (checkpoint, predictor.pt, metrics.json, plot)")
+    g = t.add_argument_group("model")
+    g.add_argument("--layers", type=int)
+    g.add_argument("--dim", type=int)
+    g.add_argument("--heads", type=int, help="multiple of 4")
+    g.add_argument("--mask-mode", choices=["paper", "released", "global", "adjacency"])
+    g.add_argument("--ffn-mode", choices=["bgiffn", "ffn", "forward", "backward"])
+    g.add_argument("--dropout", type=float)
+    g = t.add_argument_group("training")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--eval-every", type=int)
+    g.add_argument("--w-rank", type=float)
+    g.add_argument("--w-cons", type=float)
+    g.add_argument("--seed", type=int)
+    g.add_argument("--device")
+    t.add_argument("--threads", type=int, help="torch CPU threads")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_dir(t)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="Kendall's tau of a saved predictor over all NAS-Bench-201 cells")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--space", choices=["nb201"], default="nb201")
+    e.add_argument("--plot", help="also write a predicted-vs-true scatter plot (PNG) here")
+    e.add_argument("--quiet", action="store_true")
+    _add_data_dir(e)
+    e.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="predict NAS-Bench-201 arch strings with a saved predictor",
+                       description="Prints one line per architecture: prediction<TAB>arch string.")
+    p.add_argument("archs", nargs="*", help="arch strings like '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|'")
+    p.add_argument("--file", help="file with one arch string per line ('-' = stdin)")
+    p.add_argument("--checkpoint", required=True)
+    p.set_defaults(func=cmd_predict)
+
+    d = sub.add_parser("data", help="download, verify or locate the benchmark files")
+    d.add_argument("action", choices=["download", "verify", "path"])
+    d.add_argument("files", nargs="*", help="registered file names (default: all)")
+    _add_data_dir(d)
+    d.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except NNFormerError as e:
+        print(f"nnformer: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nnformer: interrupted (rerun the same command to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

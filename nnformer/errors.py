@@ -1,0 +1,47 @@
+"""Exceptions raised for bad user input.
+
+Every error a user can cause derives from :class:`NNFormerError`, so the CLI can turn it into a one-line message
+and exit code 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class NNFormerError(Exception):
+    """Base class of every user-facing error of nnformer."""
+
+
+class GraphError(NNFormerError, ValueError):
+    """An architecture graph is malformed (the subclass says how)."""
+
+
+class NotSquareError(GraphError):
+    """The adjacency matrix is not a square 2-D matrix matching the op list."""
+
+
+class NonBinaryError(GraphError):
+    """The adjacency matrix holds a value other than 0 or 1."""
+
+
+class CycleError(GraphError):
+    """The graph has a directed cycle (or a self-loop), so it is not a DAG."""
+
+
+class GraphSizeError(GraphError):
+    """The graph has fewer than 2 nodes or more than the size limit."""
+
+
+class UnknownOpError(GraphError):
+    """An op name is not in the op vocabulary."""
+
+
+class ArchStringError(NNFormerError, ValueError):
+    """A search-space architecture string (e.g. a NAS-Bench-201 cell) cannot be parsed."""
+
+
+class DataError(NNFormerError):
+    """A data file is missing, altered (sha256 mismatch), corrupt, or holds an invalid label."""
+
+
+class CheckpointError(NNFormerError):
+    """A checkpoint cannot be read or does not describe a model nnformer can rebuild."""

@@ -1,0 +1,188 @@
+"""Architectures as directed acyclic graphs, and the ASMA attention masks of NN-Former.
+
+A node is an operation, an edge is data flow: ``adj[i, j] = 1`` means an edge ``i -> j``. The four ASMA masks
+(NN-Former, section 3 of docs/NNFORMER.md) are built from the node graph alone::
+
+    I + A       a node sees itself and its successors
+    I + A^T     ... its predecessors
+    I + A^T A   ... the nodes sharing a parent with it (siblings by a common input)
+    I + A A^T   ... the nodes sharing a child with it (siblings by a common output)
+
+Example:
+    >>> g = ArchGraph(["input", "nor_conv_3x3", "skip_connect", "output"],
+    ...               [[0, 1, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 0]])
+    >>> g.num_nodes, g.num_edges
+    (4, 4)
+    >>> g.asma_masks()[2].int().tolist()[1]  # node 1 shares parent 0 with node 2
+    [0, 1, 1, 0]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .errors import CycleError, GraphSizeError, NonBinaryError, NotSquareError, UnknownOpError
+
+# Op vocabulary shared by every search space. The first seven ids are those of the released NN-Former code for
+# NAS-Bench-201 (input 0 ... output 6); NAS-Bench-101's ops follow. Tokens are one-hot of width
+# ``NNFormerConfig.n_op_types`` (32, as released), so at most 32 ops can be one-hot encoded.
+OP_VOCAB: dict[str, int] = {
+    "input": 0,
+    "nor_conv_1x1": 1,
+    "nor_conv_3x3": 2,
+    "avg_pool_3x3": 3,
+    "skip_connect": 4,
+    "none": 5,
+    "output": 6,
+    "conv1x1-bn-relu": 7,
+    "conv3x3-bn-relu": 8,
+    "maxpool3x3": 9,
+}
+
+MAX_NODES = 256  # size limit of one graph; a transformer over more tokens than this is not what nnformer is for
+
+
+def register_ops(names: Iterable[str]) -> None:
+    """Add op names to the vocabulary (ids are given in order of first registration)."""
+    for name in names:
+        if name not in OP_VOCAB:
+            OP_VOCAB[name] = len(OP_VOCAB)
+
+
+def asma_masks(adj: torch.Tensor) -> torch.Tensor:
+    """The four ASMA masks of a (batch of) node adjacency matrices.
+
+    Args:
+        adj: ``(..., n, n)`` 0/1 tensor, ``adj[..., i, j] = 1`` for an edge ``i -> j``.
+
+    Returns:
+        ``(..., 4, n, n)`` bool tensor: ``I + A``, ``I + A^T``, ``I + A^T A``, ``I + A A^T``, binarised.
+    """
+    a = adj.float()
+    at = a.transpose(-1, -2)
+    eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+    masks = torch.stack([a, at, at @ a, a @ at], dim=-3) + eye
+    return masks > 0
+
+
+def reachability(adj: np.ndarray) -> np.ndarray:
+    """``R[i, j]`` is True when a path of length >= 1 leads from ``i`` to ``j`` (repeated squaring, log2 n products)."""
+    r = np.asarray(adj, dtype=np.float32) > 0
+    for _ in range(max(1, int(np.ceil(np.log2(max(len(r), 2)))))):
+        r = r | ((r.astype(np.float32) @ r.astype(np.float32)) > 0)
+    return r
+
+
+@dataclass(frozen=True, eq=False)
+class ArchGraph:
+    """One architecture: op names, a 0/1 DAG adjacency and optional per-node features.
+
+    Args:
+        ops: op name of each node, in node order; every name must be in :data:`OP_VOCAB`.
+        adj: ``(n, n)`` 0/1 matrix, ``adj[i, j] = 1`` for an edge ``i -> j``; must be acyclic.
+        features: optional ``(n, F)`` float per-node features (e.g. shapes and kernel sizes of ONNX nodes).
+        depth: the value of NN-Former's [DEPTH] token (default: the node count). NAS-Bench-201 uses the number of
+            non-``none`` nodes of the unpruned cell, as the released code does.
+
+    Raises:
+        GraphSizeError, NotSquareError, NonBinaryError, CycleError, UnknownOpError: each names what is wrong.
+    """
+
+    ops: tuple[str, ...]
+    adj: np.ndarray
+    features: np.ndarray | None = None
+    depth: int | None = field(default=None)
+
+    def __init__(self, ops: Sequence[str], adj, features=None, depth: int | None = None):
+        ops = tuple(str(o) for o in ops)
+        try:
+            a = np.asarray(adj, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise NotSquareError(f"adjacency is not a numeric matrix: {e}") from None
+        n = len(ops)
+        if n < 2:
+            raise GraphSizeError(f"a graph needs at least 2 nodes, got {n}")
+        if n > MAX_NODES:
+            raise GraphSizeError(f"graph has {n} nodes, more than the limit of {MAX_NODES}")
+        if a.ndim != 2 or a.shape[0] != a.shape[1]:
+            raise NotSquareError(f"adjacency must be a square matrix, got shape {a.shape}")
+        if a.shape[0] != n:
+            raise NotSquareError(f"adjacency is {a.shape[0]}x{a.shape[1]} but there are {n} ops")
+        if not np.isin(a, (0.0, 1.0)).all():
+            bad = a[~np.isin(a, (0.0, 1.0))].flat[0]
+            raise NonBinaryError(f"adjacency must hold only 0 and 1, found {bad!r}")
+        a = a.astype(np.uint8)
+        if np.trace(a):
+            i = int(np.flatnonzero(np.diag(a))[0])
+            raise CycleError(f"node {i} has a self-loop; the graph must be a DAG")
+        if reachability(a).diagonal().any():
+            raise CycleError("the graph has a directed cycle; it must be a DAG")
+        unknown = [o for o in ops if o not in OP_VOCAB]
+        if unknown:
+            raise UnknownOpError(f"unknown op {unknown[0]!r}; known ops: {', '.join(OP_VOCAB)}")
+        if features is not None:
+            features = np.asarray(features, dtype=np.float32)
+            if features.ndim != 2 or features.shape[0] != n:
+                raise NotSquareError(f"features must have shape ({n}, F), got {features.shape}")
+            if not np.isfinite(features).all():
+                raise NonBinaryError("node features contain NaN or infinity")
+        if depth is not None and not 0 <= int(depth):
+            raise GraphSizeError(f"depth must be non-negative, got {depth}")
+        a.setflags(write=False)
+        object.__setattr__(self, "ops", ops)
+        object.__setattr__(self, "adj", a)
+        object.__setattr__(self, "features", features)
+        object.__setattr__(self, "depth", None if depth is None else int(depth))
+
+    @property
+    def num_nodes(self) -> int:
+        return len(self.ops)
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.adj.sum())
+
+    @property
+    def op_ids(self) -> list[int]:
+        return [OP_VOCAB[o] for o in self.ops]
+
+    @property
+    def depth_value(self) -> int:
+        return self.num_nodes if self.depth is None else self.depth
+
+    def asma_masks(self) -> torch.Tensor:
+        """``(4, n, n)`` bool masks ``I+A, I+A^T, I+A^T A, I+A A^T`` of this graph."""
+        return asma_masks(torch.from_numpy(self.adj.astype(np.float32)))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ArchGraph)
+            and self.ops == other.ops
+            and np.array_equal(self.adj, other.adj)
+            and self.depth == other.depth
+            and (self.features is None) == (other.features is None)
+            and (self.features is None or np.array_equal(self.features, other.features))
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.ops, self.adj.tobytes(), self.depth))
+
+    def __repr__(self) -> str:
+        return f"ArchGraph(num_nodes={self.num_nodes}, num_edges={self.num_edges}, ops={list(self.ops)})"
+
+    def to_dict(self) -> dict:
+        """A JSON-serialisable form (see :meth:`from_dict`)."""
+        d = {"ops": list(self.ops), "adj": self.adj.tolist()}
+        if self.features is not None:
+            d["features"] = self.features.tolist()
+        if self.depth is not None:
+            d["depth"] = self.depth
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ArchGraph":
+        return cls(d["ops"], d["adj"], d.get("features"), d.get("depth"))

@@ -1,0 +1,62 @@
+"""Ranking and regression metrics of predictor papers (docs/NNFORMER.md section 7).
+Inputs are checked (equal length, at least 2 values, finite) so a NaN never turns into a silent NaN metric.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _check(pred, true) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(pred, dtype=np.float64).ravel()
+    t = np.asarray(true, dtype=np.float64).ravel()
+    if p.shape != t.shape:
+        raise ValueError(f"pred and true differ in length: {p.shape[0]} vs {t.shape[0]}")
+    if p.size < 2:
+        raise ValueError("need at least 2 values")
+    if not (np.isfinite(p).all() and np.isfinite(t).all()):
+        raise ValueError("pred or true contains NaN or infinity")
+    return p, t
+
+
+def kendall_tau(pred, true) -> float:
+    """Kendall's tau-b."""
+    from scipy.stats import kendalltau
+
+    x, y = _check(pred, true)
+    return float(kendalltau(x, y).statistic)
+
+
+def spearman_rho(pred, true) -> float:
+    """Spearman's rank correlation (average ranks for ties)."""
+    from scipy.stats import rankdata
+
+    x, y = _check(pred, true)
+    rx, ry = rankdata(x), rankdata(y)
+    rx -= rx.mean()
+    ry -= ry.mean()
+    denom = np.sqrt((rx ** 2).sum() * (ry ** 2).sum())
+    return float((rx * ry).sum() / denom) if denom > 0 else float("nan")
+
+
+def mape(pred, true) -> float:
+    """Mean absolute percentage error, in percent."""
+    p, t = _check(pred, true)
+    if (t == 0).any():
+        raise ValueError("MAPE is undefined when a true value is 0")
+    return float(np.mean(np.abs(p - t) / np.abs(t)) * 100)
+
+
+def acc_within(pred, true, delta: float = 0.1) -> float:
+    """Acc(delta): share (in percent) of predictions with ``|pred - true| / true <= delta``."""
+    p, t = _check(pred, true)
+    return float(np.mean(np.abs(p - t) / np.abs(t) <= delta + 1e-12) * 100)
+
+
+def top_k_precision(pred, true, k: int) -> float:
+    """Share of the true top-``k`` (largest) found among the predicted top-``k``."""
+    p, t = _check(pred, true)
+    k = min(int(k), len(p))
+    top_p = set(np.argsort(-p, kind="stable")[:k].tolist())
+    top_t = set(np.argsort(-t, kind="stable")[:k].tolist())
+    return len(top_p & top_t) / k

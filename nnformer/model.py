@@ -1,0 +1,229 @@
+"""NN-Former: tokens -> ASMA (token mixer) -> BGIFFN (channel mixer) -> block -> encoder -> head.
+
+Follows docs/NNFORMER.md sections 2-5. Ablations and baselines are switches on these modules:
+``mask_mode`` picks the attention masks and ``ffn_mode`` the channel mixer.
+
+Example:
+    >>> from nnformer.spaces.nb201 import arch_to_graph
+    >>> from nnformer.batching import EncodedGraphs
+    >>> g = arch_to_graph('|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|')
+    >>> model = NNFormer(NNFormerConfig(n_layers=2, dim=32))
+    >>> model(EncodedGraphs([g]).batch([0])).shape
+    torch.Size([1])
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .batching import GraphBatch
+from .graph import asma_masks
+
+MASK_MODES = ("paper", "released", "global", "adjacency")
+FFN_MODES = ("bgiffn", "ffn", "forward", "backward")
+
+
+@dataclass
+class NNFormerConfig:
+    n_layers: int = 12
+    dim: int = 160
+    n_heads: int = 4  # split evenly over the four ASMA masks, so a multiple of 4
+    mlp_ratio: float = 4.0  # hidden = 640 for dim 160, as released
+    dropout: float = 0.1
+    drop_path: float = 0.0
+    n_op_types: int = 32  # one-hot width of op tokens (released: 32)
+    n_depth: int = 32  # one-hot width of the [DEPTH] token; larger depths are clipped to n_depth - 1
+    n_features: int = 0  # extra per-node features (e.g. ONNX attributes), projected and added to the op token
+    mask_mode: str = "paper"  # paper | released | global | adjacency
+    ffn_mode: str = "bgiffn"  # bgiffn | ffn (plain MLP) | forward (A only) | backward (A^T only)
+    head_offset: float = 0.5  # the released head adds 0.5: accuracy targets live in [0, 1]
+
+    def __post_init__(self):
+        if self.mask_mode not in MASK_MODES:
+            raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {self.mask_mode!r}")
+        if self.ffn_mode not in FFN_MODES:
+            raise ValueError(f"ffn_mode must be one of {FFN_MODES}, got {self.ffn_mode!r}")
+        if self.n_heads <= 0 or self.n_heads % 4:
+            raise ValueError(f"n_heads must be a positive multiple of 4 (one group per ASMA mask), got {self.n_heads}")
+        if self.dim % self.n_heads:
+            raise ValueError(f"dim ({self.dim}) must be divisible by n_heads ({self.n_heads})")
+
+    @property
+    def hidden(self) -> int:
+        return int(self.mlp_ratio * self.dim)
+
+
+def token_masks(batch: GraphBatch, mode: str) -> torch.Tensor:
+    """``(B, 4, T, T)`` bool attention masks over the tokens ``[CLS, node_1..node_N, DEPTH]`` (``T = N + 2``).
+
+    ``paper``: the four ASMA masks on the node graph; [CLS] and [DEPTH] see and are seen by every token.
+    ``released``: the released code pads A with ones for [CLS]/[DEPTH] *before* the products, so heads 3-4 become
+    global attention and heads 1-2 also see [CLS]/[DEPTH]. ``global``: all ones. ``adjacency``: I+A, I+A^T only.
+    Padding nodes are never attended to (each sees only itself, which keeps the softmax finite).
+    """
+    adj = batch.adj
+    B, N, _ = adj.shape
+    T = N + 2
+    valid = torch.ones(B, T, dtype=torch.bool, device=adj.device)
+    valid[:, 1:N + 1] = torch.arange(N, device=adj.device) < batch.n_nodes[:, None]
+    if mode == "released":
+        a = torch.ones(B, T, T, dtype=adj.dtype, device=adj.device)
+        a[:, 1:N + 1, 1:N + 1] = adj
+        a = a * valid[:, :, None] * valid[:, None, :]
+        m = asma_masks(a)
+    elif mode == "global":
+        m = torch.ones(B, 4, T, T, dtype=torch.bool, device=adj.device)
+    else:
+        node = asma_masks(adj)
+        if mode == "adjacency":
+            node = node[:, [0, 1, 0, 1]]
+        m = torch.ones(B, 4, T, T, dtype=torch.bool, device=adj.device)
+        m[:, :, 1:N + 1, 1:N + 1] = node
+    eye = torch.eye(T, dtype=torch.bool, device=adj.device)
+    return (m & valid[:, None, None, :]) | eye
+
+
+def token_adjacency(batch: GraphBatch) -> torch.Tensor:
+    """``(B, T, T)`` node adjacency embedded in the token sequence, zero for [CLS], [DEPTH] and padding (BGIFFN's A)."""
+    B, N, _ = batch.adj.shape
+    return F.pad(batch.adj, (1, 1, 1, 1))
+
+
+class ASMA(nn.Module):
+    """Adjacency-sibling multi-head attention: head group ``k`` of 4 attends under mask ``k``."""
+
+    def __init__(self, cfg: NNFormerConfig):
+        super().__init__()
+        self.n_heads, self.head_dim = cfg.n_heads, cfg.dim // cfg.n_heads
+        self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim, bias=False)
+        self.proj = nn.Linear(cfg.dim, cfg.dim, bias=False)
+        self.dropout = cfg.dropout
+        self.resid_drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        # (B, 4 mask groups, heads per group, T, head_dim); masks (B, 4, T, T) broadcast over the heads of a group
+        q, k, v = self.qkv(x).view(B, T, 3, 4, self.n_heads // 4, self.head_dim).permute(2, 0, 3, 4, 1, 5)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=masks[:, :, None],
+                                           dropout_p=self.dropout if self.training else 0.0)
+        y = y.permute(0, 3, 1, 2, 4).reshape(B, T, C)
+        return self.resid_drop(self.proj(y))
+
+
+class BGIFFN(nn.Module):
+    """Bidirectional graph-isomorphism feed-forward (section 4)::
+
+        [g1, g2] = split(W_g x);  h = W_1 x + concat(A g1, A^T g2);  out = W_2 ReLU(h)
+
+    ``mode='ffn'`` drops the graph term (a plain transformer MLP); ``forward``/``backward`` keep only ``A g`` /
+    ``A^T g`` with ``g = W_g x`` of full hidden width.
+    """
+
+    def __init__(self, cfg: NNFormerConfig):
+        super().__init__()
+        self.mode = cfg.ffn_mode
+        self.fc1 = nn.Linear(cfg.dim, cfg.hidden, bias=False)
+        self.gate = nn.Linear(cfg.dim, cfg.hidden, bias=False) if self.mode != "ffn" else None
+        self.fc2 = nn.Linear(cfg.hidden, cfg.dim, bias=False)
+        self.drop1, self.drop2 = nn.Dropout(cfg.dropout), nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        h = self.fc1(x)
+        if self.mode == "bgiffn":
+            g1, g2 = self.gate(x).chunk(2, dim=-1)
+            h = h + torch.cat([adj @ g1, adj.transpose(1, 2) @ g2], dim=-1)
+        elif self.mode == "forward":
+            h = h + adj @ self.gate(x)
+        elif self.mode == "backward":
+            h = h + adj.transpose(1, 2) @ self.gate(x)
+        return self.drop2(self.fc2(self.drop1(F.relu(h))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop a whole residual branch per sample."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty(x.shape[0], *([1] * (x.ndim - 1))).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: NNFormerConfig, drop_path: float):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.dim), nn.LayerNorm(cfg.dim)
+        self.attn, self.ffn = ASMA(cfg), BGIFFN(cfg)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x, masks, adj):
+        x = x + self.drop_path(self.attn(self.ln1(x), masks))
+        x = x + self.drop_path(self.ffn(self.ln2(x), adj))
+        return x
+
+
+class NNFormer(nn.Module):
+    """The NN-Former predictor: ``forward(batch) -> (B,)`` predictions."""
+
+    def __init__(self, cfg: NNFormerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.op_embed = nn.Linear(cfg.n_op_types, cfg.dim, bias=False)
+        self.depth_embed = nn.Linear(cfg.n_depth, cfg.dim, bias=False)
+        self.feat_embed = nn.Linear(cfg.n_features, cfg.dim, bias=False) if cfg.n_features else None
+        self.cls = nn.Parameter(torch.zeros(1, 1, cfg.dim))
+        self.ln_in = nn.LayerNorm(cfg.dim)
+        rates = torch.linspace(0, cfg.drop_path, cfg.n_layers).tolist()
+        self.blocks = nn.ModuleList(Block(cfg, r) for r in rates)
+        self.ln_out = nn.LayerNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, 1)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # trunc-normal(0.02) for Linear weights and [CLS], zero biases (released code)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                m.reset_parameters()
+        nn.init.trunc_normal_(self.cls, std=0.02)
+
+    def tokens(self, batch: GraphBatch) -> torch.Tensor:
+        """``(B, N + 2, dim)``: [CLS], one token per node, [DEPTH], then LayerNorm. No positional encoding."""
+        cfg = self.cfg
+        # one-hot @ W is an embedding lookup: index the weight instead of building the one-hot matrix
+        x = self.op_embed.weight.T[batch.ops]
+        if self.feat_embed is not None:
+            x = x + self.feat_embed(batch.features)
+        d = self.depth_embed.weight.T[batch.depth.clamp(max=cfg.n_depth - 1)][:, None]
+        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x, d], dim=1)
+        return self.ln_in(x)
+
+    def encode(self, batch: GraphBatch) -> torch.Tensor:
+        """Final-LayerNorm token states ``(B, T, dim)``."""
+        x = self.tokens(batch)
+        masks = token_masks(batch, self.cfg.mask_mode)  # shared by every layer
+        adj = token_adjacency(batch).to(x.dtype)
+        for block in self.blocks:
+            x = block(x, masks, adj)
+        return self.ln_out(x)
+
+    def forward(self, batch: GraphBatch) -> torch.Tensor:
+        return self.head(self.encode(batch)[:, 0]).squeeze(-1) + self.cfg.head_offset
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """AdamW groups: decay on weight matrices only, not on biases, LayerNorms or [CLS] (released recipe)."""
+        decay = [p for n, p in self.named_parameters() if p.ndim >= 2 and n != "cls"]
+        no_decay = [p for n, p in self.named_parameters() if not (p.ndim >= 2 and n != "cls")]
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

@@ -1,0 +1,220 @@
+"""Training NN-Former (docs/NNFORMER.md section 6): loss, AdamW, warm-up + cosine, EMA, resumable checkpoints.
+
+Loss on a batch where every graph appears twice (two dropout draws, "the consistency copy")::
+
+    MSE(y_hat, y) + w_rank * L1(y_hat - y_hat[perm], y - y[perm]) + w_cons * L1(y_hat_pass1, y_hat_pass2)
+
+Checkpoints hold model, optimizer, step, EMA and every RNG state, and are read with ``weights_only=True``, so a
+killed run restarted with the same arguments ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .batching import EncodedGraphs
+from .errors import CheckpointError
+from .metrics import kendall_tau
+from .model import NNFormer, NNFormerConfig
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 3000
+    batch_size: int = 128
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup: float = 0.1  # share of all steps with linear warm-up
+    min_lr_ratio: float = 0.1  # cosine decays to min_lr_ratio * lr
+    ema_decay: float = 0.99
+    w_rank: float = 0.2  # pairwise-difference L1 term
+    w_cons: float = 1.0  # dropout-consistency L1 term (0 switches the consistency copy off)
+    bucket: bool = True  # batches of equal-size graphs
+    eval_every: int = 5  # epochs between validations (and checkpoints)
+    select: str = "best_val"  # keep the EMA weights of the best validation tau, or the "last" ones
+    seed: int = 0
+    device: str = "cpu"
+
+
+def nnformer_loss(pred: torch.Tensor, y: torch.Tensor, w_rank: float, w_cons: float,
+                  perm: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The three-term loss. With ``w_cons > 0``, ``pred`` and ``y`` are ``[pass1, pass2]`` halves of one batch."""
+    mse = F.mse_loss(pred, y)
+    if perm is None:
+        perm = torch.randperm(len(pred))
+    rank = F.l1_loss(pred - pred[perm], y - y[perm])
+    total = mse + w_rank * rank
+    cons = torch.zeros((), dtype=pred.dtype)
+    if w_cons > 0:
+        p1, p2 = pred.chunk(2)
+        cons = F.l1_loss(p1, p2)
+        total = total + w_cons * cons
+    return total, {"mse": mse.item(), "rank": rank.item(), "cons": cons.item()}
+
+
+def lr_factor(step: int, total: int, warmup: float, min_ratio: float) -> float:
+    """Linear warm-up over ``warmup * total`` steps, then cosine from 1 to ``min_ratio`` (stepped per batch)."""
+    w = max(1, int(round(warmup * total)))
+    if step < w:
+        return (step + 1) / w
+    t = min(1.0, (step - w) / max(1, total - w))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p.detach(), 1 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+@torch.no_grad()
+def predict_encoded(model: NNFormer, data: EncodedGraphs, batch_size: int = 2048, device: str = "cpu",
+                    progress: Callable | None = None) -> np.ndarray:
+    """Predictions for every graph of ``data``, in order; batches of equal-size graphs avoid padding."""
+    model.eval()
+    out = np.empty(len(data), dtype=np.float64)
+    for idx in data.batches(batch_size, bucket=True):
+        out[idx] = model(data.batch(idx).to(device)).double().cpu().numpy()
+        if progress:
+            progress(len(idx))
+    return out
+
+
+def _atomic_save(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint without executing code (``weights_only=True``)."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"no checkpoint at {path}") from None
+    except Exception as e:  # unpickling errors come in many types
+        raise CheckpointError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(ck, dict) or "model_config" not in ck:
+        raise CheckpointError(f"{path} is not an nnformer checkpoint")
+    return ck
+
+
+@dataclass
+class TrainResult:
+    model: NNFormer  # the selected EMA weights
+    history: list[dict] = field(default_factory=list)
+    best_val_tau: float = float("nan")
+    best_epoch: int = -1
+    seconds: float = 0.0
+
+
+def fit(model_cfg: NNFormerConfig, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
+        val: EncodedGraphs | None = None, y_val: np.ndarray | None = None,
+        checkpoint: str | os.PathLike | None = None, progress: bool = True,
+        on_eval: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train NN-Former; resumes from ``checkpoint`` when it exists and writes it every ``eval_every`` epochs."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model = NNFormer(model_cfg).to(cfg.device)
+    ema = copy.deepcopy(model)
+    best = copy.deepcopy(model.state_dict())
+    opt = torch.optim.AdamW(model.param_groups(cfg.weight_decay), lr=cfg.lr)
+    y_all = torch.as_tensor(np.asarray(y_train), dtype=torch.float32)
+    steps_per_epoch = len(train.batches(cfg.batch_size, cfg.bucket))
+    total = cfg.epochs * steps_per_epoch
+    start_epoch, step, history = 0, 0, []
+    best_tau, best_epoch, elapsed = -math.inf, -1, 0.0
+
+    ck_path = Path(checkpoint) if checkpoint else None
+    if ck_path is not None and ck_path.is_file():
+        ck = load_checkpoint(ck_path)
+        st = ck.get("train_state")
+        if st is None:
+            raise CheckpointError(f"{ck_path} holds a finished predictor, not a training state to resume")
+        if st["train_config"] != asdict(cfg) or ck["model_config"] != asdict(model_cfg):
+            raise CheckpointError(f"{ck_path} was written with other settings; remove it or use another --out")
+        model.load_state_dict(st["model"])
+        ema.load_state_dict(ck["model"])
+        best = st["best"]
+        opt.load_state_dict(st["optimizer"])
+        start_epoch, step, history = st["epoch"], st["step"], st["history"]
+        best_tau, best_epoch, elapsed = st["best_tau"], st["best_epoch"], st["elapsed"]
+        torch.set_rng_state(st["torch_rng"])
+        gen.set_state(st["gen_rng"])
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.epochs, initial=start_epoch, desc="train", unit="ep", dynamic_ncols=True)
+    t0 = time.perf_counter() - elapsed
+    last = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        for idx in train.batches(cfg.batch_size, cfg.bucket, generator=gen):
+            batch = train.batch(idx).to(cfg.device)
+            y = y_all[idx].to(cfg.device)
+            if cfg.w_cons > 0:
+                batch, y = batch.repeat(2), y.repeat(2)
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * lr_factor(step, total, cfg.warmup, cfg.min_lr_ratio)
+            pred = model(batch)
+            loss, parts = nnformer_loss(pred, y, cfg.w_rank, cfg.w_cons, torch.randperm(len(y), generator=gen))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            ema_update(ema, model, cfg.ema_decay)
+            step += 1
+            last = {"loss": loss.item(), **parts}
+        done = epoch + 1
+        if done % cfg.eval_every == 0 or done == cfg.epochs:
+            rec = {"epoch": done, "step": step, "seconds": time.perf_counter() - t0, **last}
+            if val is not None and len(val) > 1:
+                rec["val_tau"] = kendall_tau(predict_encoded(ema, val, device=cfg.device), y_val)
+                if rec["val_tau"] > best_tau:
+                    best_tau, best_epoch = rec["val_tau"], done
+                    best = copy.deepcopy(ema.state_dict())
+            history.append(rec)
+            if bar is not None:
+                bar.set_postfix(loss=f"{rec['loss']:.4f}", val_tau=f"{rec.get('val_tau', float('nan')):.4f}")
+            if ck_path is not None:
+                _atomic_save({
+                    "format": "nnformer-checkpoint-1",
+                    "model_config": asdict(model_cfg),
+                    "model": ema.state_dict(),
+                    "train_state": {
+                        "train_config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "best": best, "epoch": done, "step": step, "history": history, "best_tau": best_tau,
+                        "best_epoch": best_epoch, "elapsed": time.perf_counter() - t0,
+                        "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state(),
+                    },
+                }, ck_path)
+            if on_eval:
+                on_eval(rec)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    if cfg.select == "best_val" and best_epoch > 0:
+        ema.load_state_dict(best)
+    ema.eval()
+    return TrainResult(ema, history, best_tau, best_epoch, time.perf_counter() - t0)

@@ -1,0 +1,32 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_cache(tmp_path_factory):
+    """Processed tables go to a per-session temp dir, never the user's cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("NNFORMER_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.delenv("NNFORMER_DATA", raising=False)
+    torch.set_num_threads(2)
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (SHARED_DATA / "nasbench201" / "cifar10_avg.csv").is_file():
+        pytest.skip(f"benchmark data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def nb201(data_dir):
+    from nnformer.data.nb201 import load_nb201
+
+    return load_nb201(data_dir)

@@ -1,0 +1,70 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nnformer.cli import main
+
+CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "nnformer", *args], capture_output=True, text=True)
+
+
+def test_help_lists_every_verb():
+    r = run_cli("--help")
+    assert r.returncode == 0
+    for verb in ("train", "evaluate", "predict", "data"):
+        assert verb in r.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["predict", "--checkpoint", "x.pt", "|nor_conv_3x3~0|+|bad|"], "malformed NAS-Bench-201 arch string"),
+    (["predict", "--checkpoint", "missing.pt", CELL], "no checkpoint at missing.pt"),
+    (["predict", "--checkpoint", "x.pt", "--file", "nope.txt"], "cannot read nope.txt"),
+    (["train", "--out", "o", "--heads", "6", "--n-train", "10"], "n_heads must be a positive multiple of 4"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "nnformer", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unknown_flag_exit_2():
+    assert run_cli("train", "--bogus").returncode == 2
+
+
+def test_train_evaluate_predict_end_to_end(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", "--n-train", "60", "--n-val", "40", "--epochs", "4", "--eval-every", "2", "--layers", "1",
+               "--dim", "16", "--out", str(out), "--data-dir", str(data_dir), "--quiet"])
+    assert rc == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_train"] == 60 and -1 <= m["tau_test"] <= 1 and m["train_config"]["epochs"] == 4
+    assert (out / "scatter.png").stat().st_size > 10_000
+    assert np.load(out / "predictions.npy").shape == (15625,)
+    capsys.readouterr()
+
+    assert main(["evaluate", "--checkpoint", str(out / "predictor.pt"), "--data-dir", str(data_dir), "--quiet"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["tau_test"] == pytest.approx(m["tau_test"])
+
+    archs = tmp_path / "archs.txt"
+    archs.write_text(f"# comment\n{CELL}\n")
+    assert main(["predict", "--checkpoint", str(out / "predictor.pt"), "--file", str(archs), CELL]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and lines[0] == lines[1]
+    assert float(lines[0].split("\t")[0]) == pytest.approx(np.load(out / "predictions.npy")[1], abs=1e-4)
+
+
+def test_data_verify_reports_tampering(data_dir, tmp_path):
+    r = run_cli("data", "verify", "--data-dir", str(data_dir))
+    assert r.returncode == 0 and r.stdout.count("ok") == 7
+    bad = tmp_path / "nasbench201"
+    bad.mkdir()
+    (bad / "cifar100.json").write_text("[]")
+    r = run_cli("data", "verify", "nasbench201/cifar100.json", "--data-dir", str(tmp_path))
+    assert r.returncode == 2 and "altered" in r.stdout

@@ -1,0 +1,112 @@
+import numpy as np
+import pytest
+import torch
+
+from nnformer.batching import EncodedGraphs
+from nnformer.graph import ArchGraph
+from nnformer.model import BGIFFN, NNFormer, NNFormerConfig
+from nnformer.spaces.nb201 import arch_to_graph
+
+CELLS = [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+    "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|",
+    "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+    "|nor_conv_1x1~0|+|none~0|avg_pool_3x3~1|+|none~0|none~1|nor_conv_3x3~2|",
+]
+SMALL = dict(n_layers=2, dim=32, dropout=0.0)
+
+
+def test_released_configuration_has_published_parameter_count():
+    assert sum(p.numel() for p in NNFormer(NNFormerConfig()).parameters()) == 4_934_081
+
+
+def test_bgiffn_matches_its_formula():
+    torch.manual_seed(0)
+    cfg = NNFormerConfig(dim=4, n_heads=4, mlp_ratio=2.0, dropout=0.0)
+    ffn = BGIFFN(cfg).eval()
+    x = torch.randn(1, 3, 4)
+    adj = torch.tensor([[[0.0, 1, 1], [0, 0, 1], [0, 0, 0]]])
+    W1, Wg, W2 = ffn.fc1.weight, ffn.gate.weight, ffn.fc2.weight
+    out = ffn(x, adj)[0]
+    x0 = x[0]
+    g = x0 @ Wg.T
+    g1, g2 = g[:, :4], g[:, 4:]
+    expected = torch.zeros(3, 4)
+    for i in range(3):
+        # forward half sums g1 of successors j (adj[i, j] = 1); backward half sums g2 of predecessors
+        fwd = sum((g1[j] for j in range(3) if adj[0, i, j]), torch.zeros(4))
+        bwd = sum((g2[j] for j in range(3) if adj[0, j, i]), torch.zeros(4))
+        h = x0[i] @ W1.T + torch.cat([fwd, bwd])
+        expected[i] = torch.relu(h) @ W2.T
+    assert torch.allclose(out, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["ffn", "forward", "backward"])
+def test_ffn_ablations(mode):
+    cfg = NNFormerConfig(dim=8, mlp_ratio=2.0, dropout=0.0, ffn_mode=mode)
+    ffn = BGIFFN(cfg).eval()
+    x = torch.randn(1, 3, 8)
+    adj = torch.tensor([[[0.0, 1, 0], [0, 0, 1], [0, 0, 0]]])
+    base = torch.relu(x @ ffn.fc1.weight.T)
+    if mode == "ffn":
+        assert ffn.gate is None
+        assert torch.allclose(ffn(x, adj), base @ ffn.fc2.weight.T, atol=1e-6)
+    else:
+        a = adj if mode == "forward" else adj.transpose(1, 2)
+        h = x @ ffn.fc1.weight.T + a @ (x @ ffn.gate.weight.T)
+        assert torch.allclose(ffn(x, adj), torch.relu(h) @ ffn.fc2.weight.T, atol=1e-6)
+
+
+@pytest.mark.parametrize("mask_mode", ["paper", "released", "global", "adjacency"])
+@pytest.mark.parametrize("heads", [4, 8])
+def test_padded_batch_equals_single_graphs(mask_mode, heads):
+    torch.manual_seed(0)
+    model = NNFormer(NNFormerConfig(**SMALL, n_heads=heads, mask_mode=mask_mode)).eval()
+    graphs = [arch_to_graph(c) for c in CELLS]
+    data = EncodedGraphs(graphs)
+    with torch.no_grad():
+        batched = model(data.batch(range(len(graphs))))  # sizes 8, 3, 2, 5 padded to 8
+        single = torch.stack([model(data.batch([i]))[0] for i in range(len(graphs))])
+    assert torch.isfinite(batched).all()
+    assert torch.allclose(batched, single, atol=1e-5)
+
+
+def test_prediction_invariant_to_node_relabelling():
+    torch.manual_seed(0)
+    model = NNFormer(NNFormerConfig(**SMALL)).eval()
+    g = arch_to_graph(CELLS[0])
+    perm = np.random.default_rng(0).permutation(g.num_nodes)
+    h = ArchGraph([g.ops[p] for p in perm], g.adj[np.ix_(perm, perm)], depth=g.depth)
+    assert not np.array_equal(h.adj, g.adj)
+    with torch.no_grad():
+        a, b = model(EncodedGraphs([g]).batch([0])), model(EncodedGraphs([h]).batch([0]))
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_masks_change_the_output():
+    torch.manual_seed(0)
+    g = EncodedGraphs([arch_to_graph(CELLS[0])]).batch([0])
+    outs = {}
+    for mode in ("paper", "released", "global"):
+        torch.manual_seed(0)
+        outs[mode] = NNFormer(NNFormerConfig(**SMALL, mask_mode=mode)).eval()(g).item()
+    assert len({round(v, 7) for v in outs.values()}) == 3
+
+
+@pytest.mark.parametrize("kw", [dict(n_heads=6), dict(n_heads=0), dict(mask_mode="x"), dict(ffn_mode="y"),
+                                dict(dim=30, n_heads=8)])
+def test_invalid_configs(kw):
+    with pytest.raises(ValueError):
+        NNFormerConfig(**kw)
+
+
+def test_head_offset_and_no_decay_groups():
+    model = NNFormer(NNFormerConfig(**SMALL))
+    decay, no_decay = model.param_groups(0.01)
+    assert all(p.ndim >= 2 for p in decay["params"])
+    assert any(p is model.cls for p in no_decay["params"])
+    assert all(p.ndim == 1 or p is model.cls for p in no_decay["params"])
+    with torch.no_grad():
+        model.head.weight.zero_()
+        out = model(EncodedGraphs([arch_to_graph(CELLS[1])]).batch([0]))
+    assert out.item() == pytest.approx(0.5)

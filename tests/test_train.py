@@ -1,0 +1,159 @@
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nnformer.errors import CheckpointError
+from nnformer.model import NNFormer, NNFormerConfig
+from nnformer.predictor import Predictor
+from nnformer.spaces.nb201 import all_arch_strs, arch_to_graph
+from nnformer.train import TrainConfig, ema_update, lr_factor, nnformer_loss
+
+GRAPHS = [arch_to_graph(s) for s in list(all_arch_strs())[::97]]  # 162 cells of every size
+Y = np.array([g.num_nodes / 10 + 0.01 * g.ops.count("nor_conv_3x3") for g in GRAPHS])
+
+
+def test_loss_terms():
+    pred = torch.tensor([0.5, 0.7, 0.4, 0.6])  # pass 1 = [0.5, 0.7], pass 2 = [0.4, 0.6]
+    y = torch.tensor([0.6, 0.6, 0.6, 0.6])
+    perm = torch.tensor([1, 0, 3, 2])
+    total, parts = nnformer_loss(pred, y, w_rank=0.2, w_cons=1.0, perm=perm)
+    mse = ((0.1 ** 2) * 2 + 0.2 ** 2 + 0.0) / 4
+    rank = (0.2 + 0.2 + 0.2 + 0.2) / 4  # |(p_i - p_perm(i)) - (y_i - y_perm(i))| = |p_i - p_perm(i)|
+    cons = (0.1 + 0.1) / 2
+    assert parts["mse"] == pytest.approx(mse)
+    assert parts["rank"] == pytest.approx(rank)
+    assert parts["cons"] == pytest.approx(cons)
+    assert total.item() == pytest.approx(mse + 0.2 * rank + cons)
+    total, parts = nnformer_loss(pred, y, w_rank=0.0, w_cons=0.0, perm=perm)
+    assert total.item() == pytest.approx(mse) and parts["cons"] == 0
+
+
+def test_rank_term_ignores_a_common_shift():
+    y = torch.tensor([0.1, 0.5, 0.9])
+    _, parts = nnformer_loss(y + 0.3, y, 0.2, 0.0, perm=torch.tensor([2, 0, 1]))
+    assert parts["rank"] == pytest.approx(0.0, abs=1e-7)
+    assert parts["mse"] == pytest.approx(0.09)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    total = 1000
+    f = [lr_factor(s, total, 0.1, 0.1) for s in range(total)]
+    assert f[0] == pytest.approx(1 / 100) and f[99] == pytest.approx(1.0)
+    assert all(a <= b for a, b in zip(f[:100], f[1:100]))
+    assert all(a >= b for a, b in zip(f[100:], f[101:]))
+    assert f[-1] == pytest.approx(0.1, abs=1e-4)
+    mid = 100 + 450
+    assert f[mid] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)), abs=1e-3)
+
+
+def test_ema_update():
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    before = a.weight.detach().clone()
+    ema_update(a, b, 0.99)
+    assert torch.allclose(a.weight, 0.99 * before + 0.01 * b.weight)
+
+
+def small_predictor(**train):
+    cfg = dict(epochs=6, batch_size=32, lr=2e-3, eval_every=2, seed=1) | train
+    return Predictor(NNFormerConfig(n_layers=1, dim=16), TrainConfig(**cfg), progress=False)
+
+
+def test_same_seed_same_numbers_and_save_load_round_trip(tmp_path):
+    p = small_predictor().fit(GRAPHS, Y, GRAPHS[:40], Y[:40])
+    q = small_predictor().fit(GRAPHS, Y, GRAPHS[:40], Y[:40])
+    pred = p.predict(GRAPHS)
+    assert np.array_equal(pred, q.predict(GRAPHS))
+    path = p.save(tmp_path / "p.pt")
+    r = Predictor.load(path)
+    assert np.array_equal(r.predict(GRAPHS), pred)
+    assert r.model_config_ == p.model_config_ and r.history_ == p.history_
+    assert len(p.history_) == 3 and all("val_tau" in h for h in p.history_)
+
+
+def test_percent_labels_are_scaled():
+    p = small_predictor(epochs=2).fit(GRAPHS, Y * 100)
+    assert p.scale_ == 0.01
+    assert 10 < np.median(p.predict(GRAPHS)) < 100
+
+
+def test_nan_label_is_refused():
+    from nnformer.errors import DataError
+
+    y = Y.copy()
+    y[3] = np.nan
+    with pytest.raises(DataError, match="label 3"):
+        small_predictor().fit(GRAPHS, y)
+
+
+def test_tampered_or_foreign_checkpoint_is_refused(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        Predictor.load(bad)
+    torch.save({"x": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not an nnformer checkpoint"):
+        Predictor.load(tmp_path / "foreign.pt")
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"model_config": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError):  # weights_only=True refuses to run code
+        Predictor.load(tmp_path / "evil.pt")
+
+
+RUN = """
+import sys, numpy as np, torch
+torch.set_num_threads(1)
+sys.path.insert(0, {repo!r})
+from tests.test_train import GRAPHS, Y
+from nnformer.batching import EncodedGraphs
+from nnformer.model import NNFormerConfig
+from nnformer.train import TrainConfig, fit
+cfg = TrainConfig(epochs=40, batch_size=16, lr=2e-3, eval_every=1, seed=3)
+res = fit(NNFormerConfig(n_layers=2, dim=32), cfg, EncodedGraphs(GRAPHS), Y, EncodedGraphs(GRAPHS[:30]), Y[:30],
+          checkpoint=sys.argv[1], progress=False)
+torch.save(res.model.state_dict(), sys.argv[2])
+"""
+
+
+def test_resume_after_kill_gives_the_same_final_weights(tmp_path):
+    repo = str(Path(__file__).resolve().parents[1])
+    script = tmp_path / "run.py"
+    script.write_text(RUN.format(repo=repo))
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    subprocess.run([sys.executable, str(script), str(tmp_path / "a.ck"), str(tmp_path / "a.pt")], check=True,
+                   env=env)
+    ck = tmp_path / "b.ck"
+    proc = subprocess.Popen([sys.executable, str(script), str(ck), str(tmp_path / "b.pt")], env=env)
+    deadline = time.time() + 120
+    while not ck.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (tmp_path / "b.pt").exists()
+    epoch_at_kill = torch.load(ck, weights_only=True)["train_state"]["epoch"]
+    assert 1 <= epoch_at_kill < 40
+    subprocess.run([sys.executable, str(script), str(ck), str(tmp_path / "b.pt")], check=True, env=env)
+    a = torch.load(tmp_path / "a.pt", weights_only=True)
+    b = torch.load(tmp_path / "b.pt", weights_only=True)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    ck = tmp_path / "ck.pt"
+    small_predictor(epochs=2).fit(GRAPHS, Y, checkpoint=ck)
+    with pytest.raises(CheckpointError, match="other settings"):
+        small_predictor(epochs=4, lr=1e-3).fit(GRAPHS, Y, checkpoint=ck)
