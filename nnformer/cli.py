@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,7 +48,7 @@ def _configs(args):
                       ("ffn_mode", "ffn_mode"), ("dropout", "dropout")]:
         if getattr(args, name) is not None:
             m[key] = getattr(args, name)
-    for key in ("epochs", "lr", "batch_size", "eval_every", "w_rank", "w_cons", "seed", "device"):
+    for key in ("epochs", "lr", "batch_size", "eval_every", "w_rank", "w_cons", "seed", "device", "amp"):
         if getattr(args, key) is not None:
             t[key] = getattr(args, key)
     try:
@@ -71,6 +72,21 @@ def _evaluate_nb201(pred, table, train_idx=None) -> dict:
     return out
 
 
+def _init_distributed(args) -> int:
+    """Join the process group when launched by ``torchrun`` (gloo on CPU, nccl on GPU); returns the rank."""
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return 0
+    cuda = (args.device or "cpu").startswith("cuda")
+    if cuda:
+        args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        torch.cuda.set_device(args.device)
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return dist.get_rank()
+
+
 def cmd_train(args) -> int:
     import torch
 
@@ -80,6 +96,9 @@ def cmd_train(args) -> int:
     from .protocols import random_split, tnasp_split
 
     torch.set_num_threads(args.threads) if args.threads else None
+    rank = _init_distributed(args)
+    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise NNFormerError(f"--device {args.device} asked for, but no CUDA GPU is available")
     model_cfg, train_cfg = _configs(args)
     out = Path(args.out)
     t_start = time.perf_counter()
@@ -97,6 +116,8 @@ def cmd_train(args) -> int:
     pred_obj.fit(pick(split.train), train_label[split.train], pick(split.val), train_label[split.val],
                  checkpoint=out / "checkpoint.pt")
     train_s = time.perf_counter() - t_start
+    if rank != 0:
+        return 0  # every rank holds the same weights; rank 0 writes the results
     pred_obj.save(out / "predictor.pt")
     t_eval = time.perf_counter()
     pred = pred_obj.predict(EncodedGraphs(graphs))
@@ -112,7 +133,7 @@ def cmd_train(args) -> int:
         "train_config": dataclasses.asdict(train_cfg), **metrics, "best_val_tau": pred_obj.result_.best_val_tau,
         "best_epoch": pred_obj.result_.best_epoch, "train_seconds": train_s,
         "eval_seconds": time.perf_counter() - t_eval, "command": "nnformer " + " ".join(sys.argv[1:]),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), "world_size": int(os.environ.get("WORLD_SIZE", 1)),
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     np.save(out / "predictions.npy", pred)
@@ -157,6 +178,23 @@ def cmd_predict(args) -> int:
     pred = p.predict(graphs)
     for a, v in zip(archs, pred):
         print(f"{v:.4f}\t{a}")
+    return 0
+
+
+def cmd_score(args) -> int:
+    from .predictor import Predictor
+    from .scoring import score_stream
+    from .spaces.nb201 import arch_to_graph
+
+    p = Predictor.load(args.checkpoint)
+    if args.space == "nb201":
+        table = _load_nb201(args.data_dir)
+        items = enumerate(table.arch_strs.tolist())
+        out = score_stream(p, items, arch_to_graph, args.out, total=len(table), chunk=args.chunk,
+                           batch_size=args.batch_size, progress=not args.quiet)
+    else:
+        raise NNFormerError(f"scoring space {args.space!r} is not supported yet")
+    print(f"wrote {out}")
     return 0
 
 
@@ -214,7 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--w-rank", type=float)
     g.add_argument("--w-cons", type=float)
     g.add_argument("--seed", type=int)
-    g.add_argument("--device")
+    g.add_argument("--device", help="cpu (default) or cuda / cuda:N")
+    g.add_argument("--amp", action="store_true", default=None, help="mixed precision (bf16 autocast) on CUDA")
     t.add_argument("--threads", type=int, help="torch CPU threads")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_dir(t)
@@ -234,6 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="file with one arch string per line ('-' = stdin)")
     p.add_argument("--checkpoint", required=True)
     p.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("score", help="score every architecture of a search space with a saved predictor",
+                       description="Streams the space in chunks (bounded memory) and writes key,arch,prediction "
+                                   "rows to a CSV (key = the benchmark index).")
+    s.add_argument("--space", choices=["nb201"], default="nb201")
+    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--out", required=True, help="output CSV")
+    s.add_argument("--chunk", type=int, default=8192, help="architectures converted and scored at a time")
+    s.add_argument("--batch-size", type=int, default=2048)
+    s.add_argument("--quiet", action="store_true")
+    _add_data_dir(s)
+    s.set_defaults(func=cmd_score)
 
     d = sub.add_parser("data", help="download, verify or locate the benchmark files")
     d.add_argument("action", choices=["download", "verify", "path"])

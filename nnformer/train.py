@@ -44,7 +44,8 @@ class TrainConfig:
     eval_every: int = 5  # epochs between validations (and checkpoints)
     select: str = "best_val"  # keep the EMA weights of the best validation tau, or the "last" ones
     seed: int = 0
-    device: str = "cpu"
+    device: str = "cpu"  # "cuda" to train on a GPU
+    amp: bool = False  # automatic mixed precision (bfloat16 autocast) on CUDA; ignored on CPU
 
 
 def nnformer_loss(pred: torch.Tensor, y: torch.Tensor, w_rank: float, w_cons: float,
@@ -55,7 +56,7 @@ def nnformer_loss(pred: torch.Tensor, y: torch.Tensor, w_rank: float, w_cons: fl
         perm = torch.randperm(len(pred))
     rank = F.l1_loss(pred - pred[perm], y - y[perm])
     total = mse + w_rank * rank
-    cons = torch.zeros((), dtype=pred.dtype)
+    cons = torch.zeros((), dtype=pred.dtype, device=pred.device)
     if w_cons > 0:
         p1, p2 = pred.chunk(2)
         cons = F.l1_loss(p1, p2)
@@ -91,6 +92,21 @@ def predict_encoded(model: NNFormer, data: EncodedGraphs, batch_size: int = 2048
         if progress:
             progress(len(idx))
     return out
+
+
+def distributed() -> tuple[int, int]:
+    """``(world_size, rank)`` of the torch.distributed group, ``(1, 0)`` outside one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
+def shard(idx: np.ndarray, world: int, rank: int) -> np.ndarray:
+    """This rank's equal share of a global batch; a batch smaller than the world is processed whole by every rank
+    (the averaged gradient is then the single-process one)."""
+    return idx if world == 1 or len(idx) < world else np.array_split(idx, world)[rank]
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -131,10 +147,24 @@ def fit(model_cfg: NNFormerConfig, cfg: TrainConfig, train: EncodedGraphs, y_tra
         val: EncodedGraphs | None = None, y_val: np.ndarray | None = None,
         checkpoint: str | os.PathLike | None = None, progress: bool = True,
         on_eval: Callable[[dict], None] | None = None) -> TrainResult:
-    """Train NN-Former; resumes from ``checkpoint`` when it exists and writes it every ``eval_every`` epochs."""
+    """Train NN-Former; resumes from ``checkpoint`` when it exists and writes it every ``eval_every`` epochs.
+
+    Under ``torchrun`` (an initialised process group) every rank sees the same batch order and trains on its shard
+    of each batch through DistributedDataParallel; only rank 0 writes the checkpoint and shows progress.
+    """
+    world, rank = distributed()
     torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)  # batch order: the same on every rank
+    perm_gen = torch.Generator().manual_seed(cfg.seed + 1 + rank)  # rank-term permutations of this rank's rows
     model = NNFormer(model_cfg).to(cfg.device)
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[torch.device(cfg.device).index] if "cuda" in cfg.device
+                                      else None)
+        torch.manual_seed(cfg.seed + 1000 * rank)  # different dropout draws per rank; weights come from rank 0
+    use_amp = cfg.amp and torch.device(cfg.device).type == "cuda"
     ema = copy.deepcopy(model)
     best = copy.deepcopy(model.state_dict())
     opt = torch.optim.AdamW(model.param_groups(cfg.weight_decay), lr=cfg.lr)
@@ -160,9 +190,12 @@ def fit(model_cfg: NNFormerConfig, cfg: TrainConfig, train: EncodedGraphs, y_tra
         best_tau, best_epoch, elapsed = st["best_tau"], st["best_epoch"], st["elapsed"]
         torch.set_rng_state(st["torch_rng"])
         gen.set_state(st["gen_rng"])
+        perm_gen.set_state(st["perm_rng"])
+    if ck_path is not None and world > 1:
+        ck_path = ck_path if rank == 0 else None
 
     bar = None
-    if progress:
+    if progress and rank == 0:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.epochs, initial=start_epoch, desc="train", unit="ep", dynamic_ncols=True)
@@ -171,14 +204,17 @@ def fit(model_cfg: NNFormerConfig, cfg: TrainConfig, train: EncodedGraphs, y_tra
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         for idx in train.batches(cfg.batch_size, cfg.bucket, generator=gen):
+            idx = shard(idx, world, rank)
             batch = train.batch(idx).to(cfg.device)
             y = y_all[idx].to(cfg.device)
             if cfg.w_cons > 0:
                 batch, y = batch.repeat(2), y.repeat(2)
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * lr_factor(step, total, cfg.warmup, cfg.min_lr_ratio)
-            pred = model(batch)
-            loss, parts = nnformer_loss(pred, y, cfg.w_rank, cfg.w_cons, torch.randperm(len(y), generator=gen))
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+                pred = net(batch).float()
+            perm = torch.randperm(len(y), generator=perm_gen).to(cfg.device)
+            loss, parts = nnformer_loss(pred, y, cfg.w_rank, cfg.w_cons, perm)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -206,6 +242,7 @@ def fit(model_cfg: NNFormerConfig, cfg: TrainConfig, train: EncodedGraphs, y_tra
                         "best": best, "epoch": done, "step": step, "history": history, "best_tau": best_tau,
                         "best_epoch": best_epoch, "elapsed": time.perf_counter() - t0,
                         "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state(),
+                        "perm_rng": perm_gen.get_state(),
                     },
                 }, ck_path)
             if on_eval:
