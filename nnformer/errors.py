@@ -45,3 +45,15 @@ class DataError(NNFormerError):
 
 class CheckpointError(NNFormerError):
     """A checkpoint cannot be read or does not describe a model nnformer can rebuild."""
+
+
+class SpecError(NNFormerError, ValueError):
+    """A NAS-Bench-101 cell spec (adjacency matrix + op list) is outside the search space; the message says why."""
+
+
+class OnnxError(NNFormerError):
+    """An ONNX model cannot be exported, read, converted or run (broken file, unsupported op, dynamic shape)."""
+
+
+class FamilyError(NNFormerError, ValueError):
+    """A model family is unknown, or its sampler cannot produce a model within the size budget."""
