@@ -291,6 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("files", nargs="*", help="registered file names (default: all)")
     _add_data_dir(d)
     d.set_defaults(func=cmd_data)
+
+    from .profile_cli import add_parser as add_profile_parser  # ONNX Runtime is imported only when it runs
+
+    add_profile_parser(sub)
     return parser
 
 

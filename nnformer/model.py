@@ -253,8 +253,28 @@ class NNFormer(nn.Module):
     def forward(self, batch: GraphBatch) -> torch.Tensor:
         return self.head(self.encode(batch)[:, 0]).squeeze(-1) + self.cfg.head_offset
 
-    def param_groups(self, weight_decay: float) -> list[dict]:
-        """AdamW groups: decay on weight matrices only, not on biases, LayerNorms or [CLS] (released recipe)."""
-        decay = [p for n, p in self.named_parameters() if p.ndim >= 2 and n != "cls"]
-        no_decay = [p for n, p in self.named_parameters() if not (p.ndim >= 2 and n != "cls")]
-        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: decay on weight matrices only, not on biases, LayerNorms, embeddings' [CLS] (released recipe)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (decay if p.ndim >= 2 and name != "cls" else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def model_types() -> dict[str, tuple[type, type]]:
+    """Registered networks: name -> (config dataclass, module). Every one maps a GraphBatch to (B,) predictions."""
+    from .baselines import GCNConfig, GCNRegressor, MLPConfig, MLPRegressor
+
+    return {"nnformer": (NNFormerConfig, NNFormer), "gcn": (GCNConfig, GCNRegressor), "mlp": (MLPConfig, MLPRegressor)}
+
+
+def model_type_of(cfg) -> str:
+    for name, (c, _) in model_types().items():
+        if type(cfg) is c:
+            return name
+    raise TypeError(f"no registered network for config type {type(cfg).__name__}")
+
+
+def build_model(cfg) -> nn.Module:
+    return model_types()[model_type_of(cfg)][1](cfg)

@@ -27,7 +27,7 @@ import torch
 from .batching import EncodedGraphs
 from .errors import CheckpointError, DataError
 from .graph import ArchGraph
-from .model import NNFormer, NNFormerConfig
+from .model import NNFormerConfig, build_model, model_type_of, model_types
 from .train import TrainConfig, TrainResult, _atomic_save, fit, load_checkpoint, predict_encoded
 
 
@@ -56,14 +56,15 @@ class Predictor:
     """NN-Former accuracy predictor with the scikit-learn estimator contract.
 
     Args:
-        model: architecture of the network (default: the released configuration).
+        model: the network's config (default: NN-Former's released configuration; a ``GCNConfig`` or
+            ``MLPConfig`` from :mod:`nnformer.baselines` trains a baseline with the same loop).
         train: training recipe (default: :class:`TrainConfig` defaults).
         target_scale: labels are multiplied by this before training (``"auto"``: 0.01 when labels look like
             percentages, i.e. exceed 1.5, else 1), so the model sees accuracies in [0, 1] as in the paper.
         progress: show a progress bar while fitting.
     """
 
-    def __init__(self, model: NNFormerConfig | None = None, train: TrainConfig | None = None,
+    def __init__(self, model=None, train: TrainConfig | None = None,
                  target_scale: float | str = "auto", progress: bool = True):
         self.model = model
         self.train = train
@@ -119,6 +120,7 @@ class Predictor:
         path = Path(path)
         _atomic_save({
             "format": "nnformer-predictor-1",
+            "model_type": model_type_of(self.model_config_),
             "model_config": asdict(self.model_config_),
             "train_config": asdict(self.train_config_),
             "model": self.model_.state_dict(),
@@ -131,10 +133,13 @@ class Predictor:
     def load(cls, path: str | os.PathLike) -> "Predictor":
         """Rebuild a predictor saved by :meth:`save` (or a training checkpoint); never executes code."""
         ck = load_checkpoint(path)
-        mc = _dataclass_from(NNFormerConfig, ck["model_config"], path)
+        kind = ck.get("model_type", "nnformer")
+        if kind not in model_types():
+            raise CheckpointError(f"{path}: unknown network type {kind!r}")
+        mc = _dataclass_from(model_types()[kind][0], ck["model_config"], path)
         tc_dict = ck.get("train_config") or ck.get("train_state", {}).get("train_config", {})
         tc = _dataclass_from(TrainConfig, tc_dict, path)
-        model = NNFormer(mc)
+        model = build_model(mc)
         try:
             model.load_state_dict(ck["model"])
         except (RuntimeError, KeyError) as e:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .batching import EncodedGraphs
 from .errors import CheckpointError
 from .metrics import kendall_tau
-from .model import NNFormer, NNFormerConfig
+from .model import build_model, model_type_of, param_groups
 
 
 @dataclass
@@ -82,7 +82,7 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 
 @torch.no_grad()
-def predict_encoded(model: NNFormer, data: EncodedGraphs, batch_size: int = 2048, device: str = "cpu",
+def predict_encoded(model: torch.nn.Module, data: EncodedGraphs, batch_size: int = 2048, device: str = "cpu",
                     progress: Callable | None = None) -> np.ndarray:
     """Predictions for every graph of ``data``, in order; batches of equal-size graphs avoid padding."""
     model.eval()
@@ -136,18 +136,18 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 @dataclass
 class TrainResult:
-    model: NNFormer  # the selected EMA weights
+    model: torch.nn.Module  # the selected EMA weights
     history: list[dict] = field(default_factory=list)
     best_val_tau: float = float("nan")
     best_epoch: int = -1
     seconds: float = 0.0
 
 
-def fit(model_cfg: NNFormerConfig, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
+def fit(model_cfg, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
         val: EncodedGraphs | None = None, y_val: np.ndarray | None = None,
         checkpoint: str | os.PathLike | None = None, progress: bool = True,
         on_eval: Callable[[dict], None] | None = None) -> TrainResult:
-    """Train NN-Former; resumes from ``checkpoint`` when it exists and writes it every ``eval_every`` epochs.
+    """Train NN-Former (or a baseline: ``model_cfg`` picks the network, see ``model_types``); resumes from ``checkpoint`` when it exists and writes it every ``eval_every`` epochs.
 
     Under ``torchrun`` (an initialised process group) every rank sees the same batch order and trains on its shard
     of each batch through DistributedDataParallel; only rank 0 writes the checkpoint and shows progress.
@@ -156,7 +156,7 @@ def fit(model_cfg: NNFormerConfig, cfg: TrainConfig, train: EncodedGraphs, y_tra
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)  # batch order: the same on every rank
     perm_gen = torch.Generator().manual_seed(cfg.seed + 1 + rank)  # rank-term permutations of this rank's rows
-    model = NNFormer(model_cfg).to(cfg.device)
+    model = build_model(model_cfg).to(cfg.device)
     net = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -167,7 +167,7 @@ def fit(model_cfg: NNFormerConfig, cfg: TrainConfig, train: EncodedGraphs, y_tra
     use_amp = cfg.amp and torch.device(cfg.device).type == "cuda"
     ema = copy.deepcopy(model)
     best = copy.deepcopy(model.state_dict())
-    opt = torch.optim.AdamW(model.param_groups(cfg.weight_decay), lr=cfg.lr)
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     y_all = torch.as_tensor(np.asarray(y_train), dtype=torch.float32)
     steps_per_epoch = len(train.batches(cfg.batch_size, cfg.bucket))
     total = cfg.epochs * steps_per_epoch
@@ -235,6 +235,7 @@ def fit(model_cfg: NNFormerConfig, cfg: TrainConfig, train: EncodedGraphs, y_tra
             if ck_path is not None:
                 _atomic_save({
                     "format": "nnformer-checkpoint-1",
+                    "model_type": model_type_of(model_cfg),
                     "model_config": asdict(model_cfg),
                     "model": ema.state_dict(),
                     "train_state": {

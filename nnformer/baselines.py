@@ -1,0 +1,91 @@
+"""Baseline predictors trained by the same loop and loss as NN-Former (only the network differs).
+
+* :class:`GCNRegressor`: Neural Predictor (Wen et al., ECCV 2020) style bidirectional GCN: every layer mixes the
+  row-normalised forward and backward adjacencies with separate weights, ``h' = ReLU(LN((Af h Wf + Ab h Wb) / 2))``,
+  then a mean over the nodes and a linear head.
+* :class:`MLPRegressor`: an MLP on the one-hot ops and the flattened adjacency, padded to ``max_nodes``.
+
+Zero-cost rankings (parameter count, FLOPs) live in :mod:`nnformer.zero_cost`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .batching import GraphBatch
+
+
+@dataclass
+class GCNConfig:
+    n_layers: int = 3
+    dim: int = 144
+    n_op_types: int = 32
+    dropout: float = 0.1
+    head_offset: float = 0.5
+
+
+@dataclass
+class MLPConfig:
+    max_nodes: int = 8  # graphs are zero-padded to this many nodes (NB201: 8, NB101: 7)
+    hidden: int = 256
+    n_layers: int = 3
+    n_op_types: int = 32
+    dropout: float = 0.1
+    head_offset: float = 0.5
+
+
+def _normalise(a: torch.Tensor) -> torch.Tensor:
+    """Row-normalised ``A + I`` (mean over a node and its neighbours in one direction)."""
+    a = a + torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+    return a / a.sum(-1, keepdim=True)
+
+
+class GCNRegressor(nn.Module):
+    def __init__(self, cfg: GCNConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.n_op_types, cfg.dim)
+        self.fwd = nn.ModuleList(nn.Linear(cfg.dim, cfg.dim) for _ in range(cfg.n_layers))
+        self.bwd = nn.ModuleList(nn.Linear(cfg.dim, cfg.dim) for _ in range(cfg.n_layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(cfg.dim) for _ in range(cfg.n_layers))
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cfg.dim, 1)
+
+    def forward(self, batch: GraphBatch) -> torch.Tensor:
+        B, N = batch.ops.shape
+        valid = (torch.arange(N, device=batch.ops.device) < batch.n_nodes[:, None]).to(batch.adj.dtype)
+        af, ab = _normalise(batch.adj), _normalise(batch.adj.transpose(1, 2))
+        h = self.embed(batch.ops)
+        for wf, wb, ln in zip(self.fwd, self.bwd, self.norms):
+            h = self.drop(F.relu(ln((af @ wf(h) + ab @ wb(h)) / 2)))
+        pooled = (h * valid[..., None]).sum(1) / valid.sum(1, keepdim=True)
+        return self.head(pooled).squeeze(-1) + self.cfg.head_offset
+
+
+class MLPRegressor(nn.Module):
+    def __init__(self, cfg: MLPConfig):
+        super().__init__()
+        self.cfg = cfg
+        n = cfg.max_nodes
+        layers, width = [], n * cfg.n_op_types + n * n
+        for _ in range(cfg.n_layers):
+            layers += [nn.Linear(width, cfg.hidden), nn.ReLU(), nn.Dropout(cfg.dropout)]
+            width = cfg.hidden
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(width, 1)
+
+    def forward(self, batch: GraphBatch) -> torch.Tensor:
+        B, N = batch.ops.shape
+        n = self.cfg.max_nodes
+        if N > n:
+            raise ValueError(f"MLPRegressor was built for at most {n} nodes, got a graph with {N}")
+        valid = torch.arange(N, device=batch.ops.device) < batch.n_nodes[:, None]
+        ops = F.one_hot(batch.ops, self.cfg.n_op_types).to(batch.adj.dtype) * valid[..., None]
+        ops = F.pad(ops, (0, 0, 0, n - N))
+        adj = F.pad(batch.adj, (0, n - N, 0, n - N))
+        x = torch.cat([ops.flatten(1), adj.flatten(1)], dim=1)
+        return self.head(self.body(x)).squeeze(-1) + self.cfg.head_offset

@@ -1,0 +1,217 @@
+import argparse
+import json
+import subprocess
+import sys
+import time
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from nnformer import families, profiler  # noqa: E402
+from nnformer.errors import DataError, FamilyError, NNFormerError, OnnxError  # noqa: E402
+from nnformer.families import ModelSpec  # noqa: E402
+from nnformer.graph import ArchGraph  # noqa: E402
+from nnformer.profile_cli import FAMILY_NAMES, add_parser  # noqa: E402
+from nnformer.profile_cli import main as profile_main  # noqa: E402
+
+FAST = {"rounds": 2, "runs": 2, "warmup": 1}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+class _FFT(nn.Module):
+    def forward(self, x):
+        return torch.fft.fft2(x).real  # no ONNX export for aten::fft_fft2 at opset 17
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """Families 'tiny_a', 'tiny_b' (a few ops on 16x16 inputs) and 'broken' (cannot be exported to ONNX)."""
+    def sampler(name):
+        return lambda rng: ModelSpec(name, {"c": int(rng.integers(2, 64))}, (1, 3, 16, 16))
+
+    def conv_relu_conv(p, shape):
+        return nn.Sequential(nn.Conv2d(3, p["c"], 3, padding=1), nn.ReLU(), nn.Conv2d(p["c"], 4, 1))
+
+    for name, builder in [("tiny_a", conv_relu_conv), ("tiny_b", lambda p, s: nn.Sequential(conv_relu_conv(p, s),
+                                                                                             nn.Sigmoid())),
+                          ("broken", lambda p, s: _FFT())]:
+        monkeypatch.setitem(families.FAMILIES, name, sampler(name))
+        monkeypatch.setitem(families.BUILDERS, name, builder)
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Records the ids of the specs that profile_dataset actually measures."""
+    seen = []
+    real = profiler.profile_spec
+
+    def wrapped(spec, **kw):
+        seen.append((spec.family, spec.params["c"]))
+        return real(spec, **kw)
+
+    monkeypatch.setattr(profiler, "profile_spec", wrapped)
+    return seen
+
+
+def lines(path):
+    return path.read_text().splitlines()
+
+
+def test_robust_summary_drops_outlier_rounds():
+    t = profiler.robust_summary([10.0, 10.2, 9.8, 10.1, 30.0])
+    assert t.rounds_kept == 4 and t.latency_ms == pytest.approx(10.05)
+    assert len(t.round_ms) == 5 and 0 < t.spread < 0.05
+    assert profiler.robust_summary([5.0, 5.0, 5.0]).spread == 0.0
+
+
+def test_measure_counts_runs_and_times_them():
+    calls = []
+    t = profiler.measure(lambda: calls.append(1), warmup=3, runs=4, rounds=2)
+    assert len(calls) == 3 + 4 * 2 and len(t.round_ms) == 2
+    t = profiler.measure(lambda: time.sleep(0.002), warmup=0, runs=2, rounds=2)
+    assert 2.0 <= t.latency_ms < 50
+    with pytest.raises(NNFormerError, match="runs >= 1"):
+        profiler.measure(lambda: None, runs=0)
+
+
+def _export(model, shape, path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model.eval(), (torch.zeros(shape),), str(path), dynamo=False, opset_version=17,
+                          input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    return path
+
+
+def test_profile_onnx(tmp_path):
+    path = _export(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU()), (1, 3, 16, 16), tmp_path / "m.onnx")
+    r = profiler.profile_onnx(path, threads=1, batch=2, **FAST)
+    assert r["latency_ms"] > 0 and r["rounds_kept"] >= 1 and len(r["round_ms"]) == 2
+    assert r["batch"] == 2 and r["flops"] == 2 * (2 * 8 * 14 * 14 * 27 + 8 * 14 * 14) + 2 * 8 * 14 * 14
+    env = r["environment"]
+    assert env["threads"] == 1 and env["onnxruntime"] and env["cpu"] and env["cpu_count"] >= 1
+    json.dumps(r)
+
+
+def test_profile_onnx_errors(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"\x08\x07garbage")
+    with pytest.raises(OnnxError):
+        profiler.profile_onnx(bad, **FAST)
+    dyn = tmp_path / "dyn.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(nn.ReLU(), (torch.zeros(1, 3, 8, 8),), str(dyn), dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {0: "n", 2: "h"}})
+    with pytest.raises(OnnxError, match="dynamic dimension 'h' on axis 2"):
+        profiler.profile_onnx(dyn, **FAST)
+
+
+def test_export_failure_is_an_onnx_error_and_prints_nothing(tmp_path, capfd):
+    with pytest.raises(OnnxError, match="fft") as e:
+        profiler.export_onnx(_FFT(), (1, 3, 8, 8), tmp_path / "x.onnx")
+    assert "\n" not in str(e.value)
+    assert capfd.readouterr().out == ""  # the exporter's C++ dump of the IR graph is silenced
+
+
+def test_dataset_resumes_without_remeasuring(tmp_path, tiny, spy):
+    out = tmp_path / "ds"
+    r1 = profiler.profile_dataset(["tiny_a", "tiny_b"], 1, out, progress=False, **FAST)
+    assert r1 == {"out": str(out), "measured": 2, "failed": 0, "skipped": 0}
+    first = lines(out / "latency.jsonl")
+    assert [json.loads(s)["id"] for s in first] == ["tiny_a-00000", "tiny_b-00000"]
+    spy.clear()
+    # "interrupted" run resumed with more models: only index 1 of each family is measured
+    r2 = profiler.profile_dataset(["tiny_a", "tiny_b"], 2, out, progress=False, **FAST)
+    assert r2["measured"] == 2 and r2["skipped"] == 2
+    assert spy == [(f, families.sample(f, 0, 1).params["c"]) for f in ("tiny_a", "tiny_b")]
+    after = lines(out / "latency.jsonl")
+    assert after[:2] == first and len(after) == 4 and len(lines(out / "graphs.jsonl")) == 4
+    spy.clear()
+    assert profiler.profile_dataset(["tiny_a", "tiny_b"], 2, out, progress=False, **FAST)["measured"] == 0
+    assert spy == []
+
+    rows = profiler.load_dataset(out)
+    assert [r["id"] for r in rows] == ["tiny_a-00000", "tiny_b-00000", "tiny_a-00001", "tiny_b-00001"]
+    for r in rows:
+        assert isinstance(r["graph"], ArchGraph) and r["latency_ms"] > 0 and r["spec"].family == r["family"]
+        assert r["graph"].ops[:4] == ("input", "onnx:Conv", "onnx:Relu", "onnx:Conv")
+        assert r["spec"] == families.sample(r["family"], 0, r["index"])
+    assert rows[1]["graph"].ops[-2] == "onnx:Sigmoid"
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["settings"]["rounds"] == 2 and meta["environment"]["threads"] == 1
+    assert meta["feature_names"][0] == "kernel_h" and meta["families"] == ["tiny_a", "tiny_b"]
+
+
+def test_failed_model_is_recorded_and_skipped(tmp_path, tiny, spy):
+    out = tmp_path / "ds"
+    r = profiler.profile_dataset(["broken", "tiny_a"], 1, out, progress=False, **FAST)
+    assert r["measured"] == 1 and r["failed"] == 1
+    recs = [json.loads(s) for s in lines(out / "latency.jsonl")]
+    assert recs[0]["id"] == "broken-00000" and recs[0]["status"] == "error" and recs[0]["stage"] == "export"
+    assert "fft" in recs[0]["error"] and recs[1]["status"] == "ok"
+    assert [json.loads(s)["id"] for s in lines(out / "graphs.jsonl")] == ["tiny_a-00000"]
+    spy.clear()
+    assert profiler.profile_dataset(["broken", "tiny_a"], 1, out, progress=False, **FAST)["failed"] == 0
+    assert spy == []  # not retried
+    assert [x["id"] for x in profiler.load_dataset(out)] == ["tiny_a-00000"]
+
+
+def test_torn_last_line_is_dropped_and_run_continues(tmp_path, tiny):
+    out = tmp_path / "ds"
+    profiler.profile_dataset(["tiny_a"], 1, out, progress=False, **FAST)
+    with open(out / "latency.jsonl", "a") as f:
+        f.write('{"id": "tiny_a-00001", "status": "o')  # killed mid-write
+    profiler.profile_dataset(["tiny_a"], 2, out, progress=False, **FAST)
+    recs = [json.loads(s) for s in lines(out / "latency.jsonl")]  # every line parses
+    assert [x["id"] for x in recs] == ["tiny_a-00000", "tiny_a-00001"] and recs[1]["status"] == "ok"
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, tiny):
+    out = tmp_path / "ds"
+    profiler.profile_dataset(["tiny_a"], 1, out, progress=False, **FAST)
+    with pytest.raises(DataError, match="threads=1, not 2"):
+        profiler.profile_dataset(["tiny_a"], 2, out, threads=2, progress=False, **FAST)
+    with pytest.raises(FamilyError, match="unknown model family 'nope'"):
+        profiler.profile_dataset(["nope"], 1, out, progress=False, **FAST)
+
+
+def test_cli_builds_a_dataset(tmp_path, tiny, capsys):
+    out = tmp_path / "ds"
+    args = ["profile", "--families", "tiny_a,tiny_b", "--per-family", "1", "--out", str(out), "--rounds", "2",
+            "--runs", "2", "--warmup", "0", "--quiet"]
+    assert profile_main(args) == 0
+    assert "2 measured, 0 failed, 0 already" in capsys.readouterr().out
+    assert profile_main(args) == 0
+    assert "0 measured, 0 failed, 2 already" in capsys.readouterr().out
+
+
+def test_cli_registers_on_any_subparsers():
+    p = argparse.ArgumentParser()
+    add_parser(p.add_subparsers(dest="command"))
+    a = p.parse_args(["profile", "m.onnx", "--threads", "4"])
+    assert a.model == "m.onnx" and a.threads == 4 and a.batch is None and callable(a.func)
+    assert FAMILY_NAMES == tuple(families.FAMILIES)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["profile", "missing.onnx", "--runs", "1", "--rounds", "1"], "no ONNX file at missing.onnx"),
+    (["profile", "--per-family", "1"], "profile needs an ONNX file"),
+    (["profile", "--families", "lenet", "--per-family", "1", "--out", "o"], "unknown model family 'lenet'"),
+])
+def test_cli_errors_are_one_line_exit_2(args, needle, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "nnformer.profile_cli", *args], capture_output=True, text=True,
+                       cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and needle in r.stderr and "Traceback" not in r.stderr
