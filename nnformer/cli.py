@@ -132,7 +132,7 @@ def cmd_train(args) -> int:
         "train_label": args.label, "recipe": args.recipe, "model_config": dataclasses.asdict(model_cfg),
         "train_config": dataclasses.asdict(train_cfg), **metrics, "best_val_tau": pred_obj.result_.best_val_tau,
         "best_epoch": pred_obj.result_.best_epoch, "train_seconds": train_s,
-        "eval_seconds": time.perf_counter() - t_eval, "command": "nnformer " + " ".join(sys.argv[1:]),
+        "eval_seconds": time.perf_counter() - t_eval, "command": args.command_line,
         "torch_threads": torch.get_num_threads(), "world_size": int(os.environ.get("WORLD_SIZE", 1)),
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
@@ -195,6 +195,37 @@ def cmd_score(args) -> int:
     else:
         raise NNFormerError(f"scoring space {args.space!r} is not supported yet")
     print(f"wrote {out}")
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from . import reproduce as rp
+
+    if args.space == "nb201":
+        space = rp.nb201_space(args.data_dir, args.dataset)
+    else:
+        space = rp.nb101_space(args.data_dir)
+    methods = list(rp.METHODS) if not args.methods else [m.strip() for m in args.methods.split(",")]
+    unknown = [m for m in methods if m not in rp.METHODS]
+    if unknown:
+        raise NNFormerError(f"unknown method {unknown[0]!r}; known: {', '.join(rp.METHODS)}")
+    ns = tuple(int(n) for n in args.ns.split(",")) if args.ns else space.ns
+    if args.quick:
+        ns = (space.ns[1], space.ns[3]) if len(space.ns) > 3 else (space.ns[0], space.ns[-1])
+    if any(not 0 < n < len(space.graphs) for n in ns):
+        raise NNFormerError(f"every N must be between 1 and {len(space.graphs) - 1}")
+    seeds = [0] if args.quick else list(range(args.seeds))
+    root = Path(args.out)
+    records = rp.sweep(space, methods, ns, seeds, args.recipe, root, threads=args.threads, progress=not args.quiet)
+    summary = rp.summarise(records, methods, ns)
+    base = root / (space.name.replace("-cifar10", "").replace("-", "_") + ("_quick" if args.quick else "")
+                   + ("" if args.recipe == "sweep" else f"_{args.recipe}") + "_accuracy")
+    notes = (f"Protocol: TNASP split (first N cells in index order train, the next {space.n_val} validate), "
+             f"Kendall's tau over all {len(space.graphs):,} cells, training cells included. Recipe `{args.recipe}`: "
+             f"{rp.SWEEP_RECIPES[args.recipe]}. Each cell of the table is one cached run file under "
+             f"`{root / 'cache' / space.name / args.recipe}`.")
+    for p in rp.write_tables(summary, ns, base, f"Accuracy prediction on {space.name}", args.command_line, notes):
+        print(f"wrote {p}")
     return 0
 
 
@@ -286,6 +317,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(s)
     s.set_defaults(func=cmd_score)
 
+    r = sub.add_parser("reproduce", help="reproduce the paper's tables side by side with ablations and baselines",
+                       description="Runs the TNASP protocol for every method x N x seed, caching each result "
+                                   "(a rerun skips what is done), then writes Markdown/CSV/JSON tables and a "
+                                   "tau-vs-N plot.")
+    r.add_argument("task", choices=["accuracy"])
+    r.add_argument("--space", choices=["nb201", "nb101"], default="nb201")
+    r.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet16"], default="cifar10",
+                   help="NB201 labels to train and test on")
+    r.add_argument("--methods", help="comma-separated subset of the methods (default: all)")
+    r.add_argument("--ns", help="comma-separated training sizes (default: the paper's)")
+    r.add_argument("--seeds", type=int, default=3, help="seeds per cell (default 3)")
+    r.add_argument("--quick", action="store_true", help="one seed, two N")
+    r.add_argument("--recipe", choices=["sweep", "released"], default="sweep")
+    r.add_argument("--out", default="benchmarks/results", help="results directory (tables + cache)")
+    r.add_argument("--threads", type=int)
+    r.add_argument("--quiet", action="store_true")
+    _add_data_dir(r)
+    r.set_defaults(func=cmd_reproduce)
+
     d = sub.add_parser("data", help="download, verify or locate the benchmark files")
     d.add_argument("action", choices=["download", "verify", "path"])
     d.add_argument("files", nargs="*", help="registered file names (default: all)")
@@ -301,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.command_line = "nnformer " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
     except NNFormerError as e:

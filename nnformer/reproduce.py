@@ -1,0 +1,272 @@
+"""Side-by-side accuracy-prediction tables: NN-Former, its ablations and baselines under one protocol.
+
+Every (method, N, seed) result is cached as a small JSON file; a rerun skips what is done, so a table can be
+completed over several sessions. The tables (Markdown, CSV, JSON) and the tau-vs-N plot are rebuilt from the cache
+by every run, and name the command, machine and date.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import NNFormerError
+
+# method -> (network, config overrides, label in the tables). "zero-cost" methods rank by a proxy, train nothing.
+METHODS: dict[str, tuple[str, dict, str]] = {
+    "nnformer": ("nnformer", {"mask_mode": "paper", "ffn_mode": "bgiffn"}, "NN-Former (paper masks)"),
+    "nnformer-released": ("nnformer", {"mask_mode": "released", "ffn_mode": "bgiffn"},
+                          "NN-Former (released-code masks)"),
+    "transformer": ("nnformer", {"mask_mode": "global", "ffn_mode": "ffn"}, "plain transformer (global + FFN)"),
+    "asma-ffn": ("nnformer", {"mask_mode": "paper", "ffn_mode": "ffn"}, "ASMA + FFN"),
+    "global-bgiffn": ("nnformer", {"mask_mode": "global", "ffn_mode": "bgiffn"}, "global attention + BGIFFN"),
+    "adjacency-bgiffn": ("nnformer", {"mask_mode": "adjacency", "ffn_mode": "bgiffn"},
+                         "adjacency-only masks + BGIFFN"),
+    "forward-giffn": ("nnformer", {"mask_mode": "paper", "ffn_mode": "forward"}, "ASMA + forward-only GIFFN"),
+    "backward-giffn": ("nnformer", {"mask_mode": "paper", "ffn_mode": "backward"}, "ASMA + backward-only GIFFN"),
+    "gcn": ("gcn", {}, "GCN, bidirectional (Neural Predictor style)"),
+    "mlp": ("mlp", {}, "MLP on one-hot ops + adjacency"),
+    "params": ("zero-cost", {"proxy": "params"}, "parameter count (zero-cost)"),
+    "flops": ("zero-cost", {"proxy": "flops"}, "FLOPs (zero-cost)"),
+}
+
+
+# Recipes of the sweep: network size + a step budget (epochs = budget / steps per epoch, at least min_epochs), so
+# the cost of a run hardly grows with N. Baselines use their own defaults with the same schedule.
+SWEEP_RECIPES: dict[str, dict] = {
+    "sweep": {"nnformer": {"n_layers": 3, "dim": 64}, "steps": 2000, "min_epochs": 60,
+              "train": {"lr": 2e-3, "w_cons": 0.0, "batch_size": 128}},
+    "released": {"nnformer": {}, "steps": 0, "min_epochs": 3000, "train": {}},
+}
+
+
+@dataclass
+class SpaceData:
+    """What a sweep needs of a benchmark: graphs in index order, labels, protocol sizes."""
+
+    name: str
+    graphs: list
+    train_label: np.ndarray
+    test_labels: dict[str, np.ndarray]  # name -> label over all cells
+    ns: tuple[int, ...]
+    n_val: int
+    proxies: dict[str, np.ndarray] | None = None
+    max_nodes: int = 8
+
+
+def nb201_space(data_dir, dataset: str = "cifar10") -> SpaceData:
+    from .data.nb201 import load_nb201
+
+    t = load_nb201(data_dir)
+    labels = {"cifar10": ("cifar10_valid_val200", "cifar10_test200"),
+              "cifar100": ("cifar100_val200", "cifar100_test200"),
+              "imagenet16": ("imagenet16_val200", "imagenet16_test200")}
+    if dataset not in labels:
+        raise NNFormerError(f"unknown NB201 dataset {dataset!r}; known: {', '.join(labels)}")
+    tr, te = labels[dataset]
+    return SpaceData(f"nb201-{dataset}", t.graphs, t.labels[tr] / 100,
+                     {"test": t.labels[te] / 100, "val": t.labels[tr] / 100}, (78, 156, 469, 781, 1563), 1024,
+                     proxies=_proxies("nb201", t.arch_strs.tolist()), max_nodes=8)
+
+
+def nb101_space(data_dir) -> SpaceData:
+    from .data.nb101 import load_nb101
+
+    t = load_nb101(data_dir)
+    full = len(t) > 100_000
+    specs = [t.spec(i) for i in range(len(t))]
+    return SpaceData("nb101" if full else "nb101-subset", t.graphs, t.label("val"),
+                     {"test": t.label("test"), "val": t.label("val")},
+                     (100, 172, 424, 4236) if full else (100, 172, 424), 1024 if full else 200,
+                     proxies=_proxies("nb101", specs), max_nodes=7)
+
+
+def _proxies(space: str, items) -> dict[str, np.ndarray] | None:
+    try:
+        from .zero_cost import proxy_scores
+    except ImportError:
+        return None
+    return {p: np.asarray(proxy_scores(space, p, items), dtype=np.float64) for p in ("params", "flops")}
+
+
+def _atomic_json(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, threads: int | None = None) -> dict:
+    """Train (or rank) one method at one N and seed under the TNASP split; tau over all cells."""
+    import torch
+
+    from .baselines import GCNConfig, MLPConfig
+    from .batching import EncodedGraphs
+    from .metrics import kendall_tau
+    from .model import NNFormerConfig
+    from .protocols import tnasp_split
+    from .train import TrainConfig, fit, predict_encoded
+
+    if threads:
+        torch.set_num_threads(threads)
+    kind, over, _ = METHODS[method]
+    split = tnasp_split(len(space.graphs), n, space.n_val)
+    t0 = time.perf_counter()
+    rec = {"method": method, "space": space.name, "n_train": n, "seed": seed, "recipe": recipe}
+    if kind == "zero-cost":
+        if space.proxies is None:
+            raise NNFormerError("zero-cost proxies are not available (nnformer.zero_cost missing)")
+        pred = space.proxies[over["proxy"]]
+        rec["epochs"] = 0
+    else:
+        r = SWEEP_RECIPES[recipe]
+        if kind == "nnformer":
+            mcfg = NNFormerConfig(**{**r["nnformer"], **over})
+        elif kind == "gcn":
+            mcfg = GCNConfig()
+        else:
+            mcfg = MLPConfig(max_nodes=space.max_nodes)
+        train = EncodedGraphs([space.graphs[i] for i in split.train])
+        steps_per_epoch = len(train.batches(r["train"].get("batch_size", 128)))
+        epochs = max(r["min_epochs"], math.ceil(r["steps"] / steps_per_epoch)) if r["steps"] else r["min_epochs"]
+        tcfg = TrainConfig(**{**r["train"], "epochs": epochs, "eval_every": max(1, epochs // 10), "seed": seed})
+        y = space.train_label
+        res = fit(mcfg, tcfg, train, y[split.train], EncodedGraphs([space.graphs[i] for i in split.val]),
+                  y[split.val], progress=False)
+        pred = predict_encoded(res.model, EncodedGraphs(space.graphs))
+        rec.update(epochs=epochs, best_epoch=res.best_epoch, best_val_tau=res.best_val_tau,
+                   model_config=dataclasses.asdict(mcfg), train_config=dataclasses.asdict(tcfg))
+    for name, lab in space.test_labels.items():
+        rec[f"tau_{name}"] = kendall_tau(pred, lab)
+    rec["seconds"] = time.perf_counter() - t0
+    rec["torch_threads"] = torch.get_num_threads()
+    return rec
+
+
+def cache_path(root: Path, space: str, recipe: str, method: str, n: int, seed: int) -> Path:
+    return root / "cache" / space / recipe / method / f"N{n}-seed{seed}.json"
+
+
+def sweep(space: SpaceData, methods, ns, seeds, recipe: str, root: Path, threads=None, progress=True) -> list[dict]:
+    """Run every missing (method, N, seed) and return all cached records of the grid."""
+    jobs = []
+    for m in methods:
+        for n in ns:
+            for s in ([0] if METHODS[m][0] == "zero-cost" else seeds):
+                jobs.append((m, n, s, cache_path(root, space.name, recipe, m, n, s)))
+    todo = [j for j in jobs if not j[3].is_file()]
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"reproduce {space.name}", unit="run", dynamic_ncols=True)
+    for m, n, s, path in todo:
+        if bar is not None:
+            bar.set_postfix_str(f"{m} N={n} seed={s}")
+        _atomic_json(run_one(space, m, n, s, recipe, threads), path)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return [json.loads(p.read_text()) for *_, p in jobs if p.is_file()]
+
+
+def summarise(records: list[dict], methods, ns) -> dict:
+    """method -> N -> {"test": (mean, std, k), "val": ..., "seconds": mean}."""
+    out: dict = {}
+    for m in methods:
+        for n in ns:
+            rs = [r for r in records if r["method"] == m and r["n_train"] == n]
+            if not rs:
+                continue
+            cell = {"k": len(rs), "seconds": float(np.mean([r["seconds"] for r in rs]))}
+            for lab in ("test", "val"):
+                v = np.array([r[f"tau_{lab}"] for r in rs])
+                cell[lab] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0)
+            out.setdefault(m, {})[n] = cell
+    return out
+
+
+def machine_line() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                   if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+
+
+def write_tables(summary: dict, ns, out_base: Path, title: str, command: str, notes: str = "") -> list[Path]:
+    """``out_base``.md / .csv / .json and ``out_base``_tau_vs_n.png from a summary."""
+    out_base.parent.mkdir(parents=True, exist_ok=True)
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = [f"# {title}", "", f"Command: `{command}`  ", f"Machine: {machine_line()}  ", f"Date: {date}", ""]
+    if notes:
+        lines += [notes, ""]
+    for lab, what in (("test", "test label"), ("val", "validation (training) label")):
+        lines += [f"## Kendall's tau over all cells, against the {what} (mean ± std over seeds; k = seeds)", "",
+                  "| method | " + " | ".join(f"N={n}" for n in ns) + " | mean s/run |",
+                  "|---|" + "---|" * (len(ns) + 1)]
+        for m, row in summary.items():
+            cells = []
+            label = METHODS[m][2] if m in METHODS else m
+            for n in ns:
+                c = row.get(n)
+                cells.append("" if c is None else f"{c[lab][0]:.4f} ± {c[lab][1]:.4f} (k={c['k']})")
+            secs = np.mean([c["seconds"] for c in row.values()])
+            lines.append(f"| {label} (`{m}`) | " + " | ".join(cells) + f" | {secs:.0f} |")
+        lines.append("")
+    md = out_base.with_suffix(".md")
+    md.write_text("\n".join(lines))
+    rows = ["method,n_train,k,tau_test_mean,tau_test_std,tau_val_mean,tau_val_std,seconds_mean"]
+    for m, row in summary.items():
+        for n, c in row.items():
+            rows.append(f"\"{m}\",{n},{c['k']},{c['test'][0]:.6f},{c['test'][1]:.6f},{c['val'][0]:.6f},"
+                        f"{c['val'][1]:.6f},{c['seconds']:.1f}")
+    csv = out_base.with_suffix(".csv")
+    csv.write_text("\n".join(rows) + "\n")
+    js = out_base.with_suffix(".json")
+    js.write_text(json.dumps({"command": command, "machine": machine_line(), "date": date,
+                              "summary": {m: {str(n): c for n, c in r.items()} for m, r in summary.items()}},
+                             indent=1))
+    png = out_base.parent / (out_base.name + "_tau_vs_n.png")
+    _plot(summary, png, title)
+    return [md, csv, js, png]
+
+
+def _plot(summary: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for m, row in summary.items():
+        ns = sorted(row)
+        mean = [row[n]["test"][0] for n in ns]
+        std = [row[n]["test"][1] for n in ns]
+        style = "--" if METHODS.get(m, ("",))[0] == "zero-cost" else "-"
+        ax.errorbar(ns, mean, yerr=std, label=METHODS[m][2] if m in METHODS else m, ls=style, marker="o", ms=3, capsize=2,
+                    lw=2.2 if m == "nnformer" else 1.0)
+    ax.set_xscale("log")
+    ax.set_xlabel("training cells N")
+    ax.set_ylabel("Kendall's tau (test label, all cells)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=6.5, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

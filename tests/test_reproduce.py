@@ -1,0 +1,43 @@
+import json
+
+import numpy as np
+import pytest
+
+from nnformer import reproduce as rp
+from nnformer.cli import main
+
+
+@pytest.fixture
+def tiny_recipe(monkeypatch):
+    monkeypatch.setitem(rp.SWEEP_RECIPES, "sweep", {"nnformer": {"n_layers": 1, "dim": 16}, "steps": 0,
+                                                    "min_epochs": 3, "train": {"lr": 2e-3, "w_cons": 0.0}})
+
+
+def test_sweep_caches_resumes_and_writes_tables(data_dir, tmp_path, tiny_recipe, monkeypatch, capsys):
+    args = ["reproduce", "accuracy", "--space", "nb201", "--methods", "nnformer,mlp", "--ns", "40,80", "--seeds", "2",
+            "--out", str(tmp_path), "--data-dir", str(data_dir), "--quiet", "--threads", "1"]
+    assert main(args) == 0
+    cache = tmp_path / "cache" / "nb201-cifar10" / "sweep"
+    files = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*.json"))
+    assert files == [f"{m}/N{n}-seed{s}.json" for m in ("mlp", "nnformer") for n in (40, 80) for s in (0, 1)]
+    rec = json.loads((cache / "nnformer/N40-seed1.json").read_text())
+    assert rec["n_train"] == 40 and rec["seed"] == 1 and -1 <= rec["tau_test"] <= 1 and rec["epochs"] == 3
+    md = (tmp_path / "nb201_accuracy.md").read_text()
+    assert "NN-Former (paper masks)" in md and "(k=2)" in md and "Command: `nnformer reproduce" in md
+    assert (tmp_path / "nb201_accuracy_tau_vs_n.png").stat().st_size > 5000
+    csv_rows = (tmp_path / "nb201_accuracy.csv").read_text().strip().splitlines()
+    assert len(csv_rows) == 1 + 4
+    # the cached mean is what the table prints
+    taus = [json.loads((cache / f"nnformer/N40-seed{s}.json").read_text())["tau_test"] for s in (0, 1)]
+    assert f"{np.mean(taus):.4f} ± {np.std(taus, ddof=1):.4f} (k=2)" in md
+
+    # a rerun trains nothing: every result comes from the cache
+    monkeypatch.setattr(rp, "run_one", lambda *a, **k: pytest.fail("re-ran a cached result"))
+    assert main(args) == 0
+
+
+def test_same_seed_same_result(data_dir, tiny_recipe):
+    space = rp.nb201_space(data_dir)
+    a = rp.run_one(space, "nnformer-released", 40, 0, "sweep", threads=1)
+    b = rp.run_one(space, "nnformer-released", 40, 0, "sweep", threads=1)
+    assert a["tau_test"] == b["tau_test"] and a["tau_val"] == b["tau_val"]
