@@ -18,7 +18,7 @@ import numpy as np
 
 from . import __version__
 from .errors import DataError, NNFormerError
-from .recipes import DEFAULT_RECIPE, RECIPES
+from .recipes import DEFAULT_RECIPE, RECIPES, recipe_epochs
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -38,12 +38,18 @@ def _load_nb201(data_dir):
     return load_nb201(root)
 
 
-def _configs(args):
+def _configs(args, train_graphs=None):
     from .model import NNFormerConfig
     from .train import TrainConfig
 
     r = RECIPES[args.recipe]
     m, t = dict(r["model"]), dict(r["train"])
+    if args.epochs is None and train_graphs is not None:
+        from .batching import EncodedGraphs
+
+        t["epochs"] = recipe_epochs(args.recipe, len(EncodedGraphs(train_graphs).batches(
+            args.batch_size or t.get("batch_size", 128))))
+        t["eval_every"] = max(1, t["epochs"] // 12)
     for key, name in [("n_layers", "layers"), ("dim", "dim"), ("n_heads", "heads"), ("mask_mode", "mask_mode"),
                       ("ffn_mode", "ffn_mode"), ("dropout", "dropout")]:
         if getattr(args, name) is not None:
@@ -99,15 +105,16 @@ def cmd_train(args) -> int:
     rank = _init_distributed(args)
     if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise NNFormerError(f"--device {args.device} asked for, but no CUDA GPU is available")
-    model_cfg, train_cfg = _configs(args)
+    _configs(args)  # reject bad settings before touching any data
     out = Path(args.out)
     t_start = time.perf_counter()
     table = _load_nb201(args.data_dir)
     train_label = table.label(args.label)
     split = (tnasp_split(len(table), args.n_train, args.n_val) if args.split == "tnasp"
-             else random_split(len(table), args.n_train, args.n_val, seed=train_cfg.seed))
+             else random_split(len(table), args.n_train, args.n_val, seed=args.seed or 0))
     graphs = table.graphs
     pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
+    model_cfg, train_cfg = _configs(args, pick(split.train))
     print(f"nnformer train: NB201, {len(split.train)} train / {len(split.val)} val cells ({args.split}), "
           f"recipe {args.recipe}: {model_cfg.n_layers} blocks, dim {model_cfg.dim}, {train_cfg.epochs} epochs, "
           f"masks {model_cfg.mask_mode}, ffn {model_cfg.ffn_mode}, seed {train_cfg.seed}", file=sys.stderr)
@@ -219,10 +226,10 @@ def cmd_reproduce(args) -> int:
     records = rp.sweep(space, methods, ns, seeds, args.recipe, root, threads=args.threads, progress=not args.quiet)
     summary = rp.summarise(records, methods, ns)
     base = root / (space.name.replace("-cifar10", "").replace("-", "_") + ("_quick" if args.quick else "")
-                   + ("" if args.recipe == "sweep" else f"_{args.recipe}") + "_accuracy")
+                   + ("" if args.recipe == DEFAULT_RECIPE else f"_{args.recipe}") + "_accuracy")
     notes = (f"Protocol: TNASP split (first N cells in index order train, the next {space.n_val} validate), "
              f"Kendall's tau over all {len(space.graphs):,} cells, training cells included. Recipe `{args.recipe}`: "
-             f"{rp.SWEEP_RECIPES[args.recipe]}. Each cell of the table is one cached run file under "
+             f"{RECIPES[args.recipe]}. Each cell of the table is one cached run file under "
              f"`{root / 'cache' / space.name / args.recipe}`.")
     for p in rp.write_tables(summary, ns, base, f"Accuracy prediction on {space.name}", args.command_line, notes):
         print(f"wrote {p}")
@@ -329,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--ns", help="comma-separated training sizes (default: the paper's)")
     r.add_argument("--seeds", type=int, default=3, help="seeds per cell (default 3)")
     r.add_argument("--quick", action="store_true", help="one seed, two N")
-    r.add_argument("--recipe", choices=["sweep", "released"], default="sweep")
+    r.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE)
     r.add_argument("--out", default="benchmarks/results", help="results directory (tables + cache)")
     r.add_argument("--threads", type=int)
     r.add_argument("--quiet", action="store_true")

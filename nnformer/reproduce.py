@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import platform
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NNFormerError
+from .recipes import RECIPES, recipe_epochs
 
 # method -> (network, config overrides, label in the tables). "zero-cost" methods rank by a proxy, train nothing.
 METHODS: dict[str, tuple[str, dict, str]] = {
@@ -37,15 +37,6 @@ METHODS: dict[str, tuple[str, dict, str]] = {
     "mlp": ("mlp", {}, "MLP on one-hot ops + adjacency"),
     "params": ("zero-cost", {"proxy": "params"}, "parameter count (zero-cost)"),
     "flops": ("zero-cost", {"proxy": "flops"}, "FLOPs (zero-cost)"),
-}
-
-
-# Recipes of the sweep: network size + a step budget (epochs = budget / steps per epoch, at least min_epochs), so
-# the cost of a run hardly grows with N. Baselines use their own defaults with the same schedule.
-SWEEP_RECIPES: dict[str, dict] = {
-    "sweep": {"nnformer": {"n_layers": 3, "dim": 64}, "steps": 2000, "min_epochs": 60,
-              "train": {"lr": 2e-3, "w_cons": 0.0, "batch_size": 128}},
-    "released": {"nnformer": {}, "steps": 0, "min_epochs": 3000, "train": {}},
 }
 
 
@@ -129,16 +120,15 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, threa
         pred = space.proxies[over["proxy"]]
         rec["epochs"] = 0
     else:
-        r = SWEEP_RECIPES[recipe]
+        r = RECIPES[recipe]
         if kind == "nnformer":
-            mcfg = NNFormerConfig(**{**r["nnformer"], **over})
+            mcfg = NNFormerConfig(**{**r["model"], **over})
         elif kind == "gcn":
             mcfg = GCNConfig()
         else:
             mcfg = MLPConfig(max_nodes=space.max_nodes)
         train = EncodedGraphs([space.graphs[i] for i in split.train])
-        steps_per_epoch = len(train.batches(r["train"].get("batch_size", 128)))
-        epochs = max(r["min_epochs"], math.ceil(r["steps"] / steps_per_epoch)) if r["steps"] else r["min_epochs"]
+        epochs = recipe_epochs(recipe, len(train.batches(r["train"].get("batch_size", 128))))
         tcfg = TrainConfig(**{**r["train"], "epochs": epochs, "eval_every": max(1, epochs // 10), "seed": seed})
         y = space.train_label
         res = fit(mcfg, tcfg, train, y[split.train], EncodedGraphs([space.graphs[i] for i in split.val]),

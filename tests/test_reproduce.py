@@ -9,15 +9,17 @@ from nnformer.cli import main
 
 @pytest.fixture
 def tiny_recipe(monkeypatch):
-    monkeypatch.setitem(rp.SWEEP_RECIPES, "sweep", {"nnformer": {"n_layers": 1, "dim": 16}, "steps": 0,
-                                                    "min_epochs": 3, "train": {"lr": 2e-3, "w_cons": 0.0}})
+    from nnformer.recipes import RECIPES
+
+    monkeypatch.setitem(RECIPES, "fast", {"model": {"n_layers": 1, "dim": 16}, "steps": 0, "min_epochs": 3,
+                                          "train": {"lr": 2e-3, "w_cons": 0.0}})
 
 
 def test_sweep_caches_resumes_and_writes_tables(data_dir, tmp_path, tiny_recipe, monkeypatch, capsys):
     args = ["reproduce", "accuracy", "--space", "nb201", "--methods", "nnformer,mlp", "--ns", "40,80", "--seeds", "2",
             "--out", str(tmp_path), "--data-dir", str(data_dir), "--quiet", "--threads", "1"]
     assert main(args) == 0
-    cache = tmp_path / "cache" / "nb201-cifar10" / "sweep"
+    cache = tmp_path / "cache" / "nb201-cifar10" / "fast"
     files = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*.json"))
     assert files == [f"{m}/N{n}-seed{s}.json" for m in ("mlp", "nnformer") for n in (40, 80) for s in (0, 1)]
     rec = json.loads((cache / "nnformer/N40-seed1.json").read_text())
@@ -38,6 +40,6 @@ def test_sweep_caches_resumes_and_writes_tables(data_dir, tmp_path, tiny_recipe,
 
 def test_same_seed_same_result(data_dir, tiny_recipe):
     space = rp.nb201_space(data_dir)
-    a = rp.run_one(space, "nnformer-released", 40, 0, "sweep", threads=1)
-    b = rp.run_one(space, "nnformer-released", 40, 0, "sweep", threads=1)
+    a = rp.run_one(space, "nnformer-released", 40, 0, "fast", threads=1)
+    b = rp.run_one(space, "nnformer-released", 40, 0, "fast", threads=1)
     assert a["tau_test"] == b["tau_test"] and a["tau_val"] == b["tau_val"]
