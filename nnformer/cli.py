@@ -208,10 +208,7 @@ def cmd_score(args) -> int:
 def cmd_reproduce(args) -> int:
     from . import reproduce as rp
 
-    if args.space == "nb201":
-        space = rp.nb201_space(args.data_dir, args.dataset)
-    else:
-        space = rp.nb101_space(args.data_dir)
+    space = rp.load_space(args.space, args.data_dir, args.dataset)
     methods = list(rp.METHODS) if not args.methods else [m.strip() for m in args.methods.split(",")]
     unknown = [m for m in methods if m not in rp.METHODS]
     if unknown:
@@ -223,7 +220,8 @@ def cmd_reproduce(args) -> int:
         raise NNFormerError(f"every N must be between 1 and {len(space.graphs) - 1}")
     seeds = [0] if args.quick else list(range(args.seeds))
     root = Path(args.out)
-    records = rp.sweep(space, methods, ns, seeds, args.recipe, root, threads=args.threads, progress=not args.quiet)
+    records = rp.sweep(space, methods, ns, seeds, args.recipe, root, threads=args.threads, progress=not args.quiet,
+                       jobs=args.jobs)
     summary = rp.summarise(records, methods, ns)
     base = root / (space.name.replace("-cifar10", "").replace("-", "_") + ("_quick" if args.quick else "")
                    + ("" if args.recipe == DEFAULT_RECIPE else f"_{args.recipe}") + "_accuracy")
@@ -338,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="one seed, two N")
     r.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE)
     r.add_argument("--out", default="benchmarks/results", help="results directory (tables + cache)")
-    r.add_argument("--threads", type=int)
+    r.add_argument("--threads", type=int, help="torch threads per run")
+    r.add_argument("--jobs", type=int, default=1, help="parallel single-threaded runs (default 1)")
     r.add_argument("--quiet", action="store_true")
     _add_data_dir(r)
     r.set_defaults(func=cmd_reproduce)

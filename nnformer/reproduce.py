@@ -52,6 +52,11 @@ class SpaceData:
     n_val: int
     proxies: dict[str, np.ndarray] | None = None
     max_nodes: int = 8
+    source: tuple = ()  # arguments of load_space() that rebuild this space in a worker process
+
+
+def load_space(space: str, data_dir=None, dataset: str = "cifar10") -> SpaceData:
+    return nb201_space(data_dir, dataset) if space == "nb201" else nb101_space(data_dir)
 
 
 def nb201_space(data_dir, dataset: str = "cifar10") -> SpaceData:
@@ -66,7 +71,8 @@ def nb201_space(data_dir, dataset: str = "cifar10") -> SpaceData:
     tr, te = labels[dataset]
     return SpaceData(f"nb201-{dataset}", t.graphs, t.labels[tr] / 100,
                      {"test": t.labels[te] / 100, "val": t.labels[tr] / 100}, (78, 156, 469, 781, 1563), 1024,
-                     proxies=_proxies("nb201", t.arch_strs.tolist()), max_nodes=8)
+                     proxies=_proxies("nb201", t.arch_strs.tolist()), max_nodes=8,
+                     source=("nb201", data_dir, dataset))
 
 
 def nb101_space(data_dir) -> SpaceData:
@@ -78,7 +84,7 @@ def nb101_space(data_dir) -> SpaceData:
     return SpaceData("nb101" if full else "nb101-subset", t.graphs, t.label("val"),
                      {"test": t.label("test"), "val": t.label("val")},
                      (100, 172, 424, 4236) if full else (100, 172, 424), 1024 if full else 200,
-                     proxies=_proxies("nb101", specs), max_nodes=7)
+                     proxies=_proxies("nb101", specs), max_nodes=7, source=("nb101", data_dir))
 
 
 def _proxies(space: str, items) -> dict[str, np.ndarray] | None:
@@ -147,28 +153,55 @@ def cache_path(root: Path, space: str, recipe: str, method: str, n: int, seed: i
     return root / "cache" / space / recipe / method / f"N{n}-seed{seed}.json"
 
 
-def sweep(space: SpaceData, methods, ns, seeds, recipe: str, root: Path, threads=None, progress=True) -> list[dict]:
-    """Run every missing (method, N, seed) and return all cached records of the grid."""
-    jobs = []
+_WORKER_SPACE: SpaceData | None = None
+
+
+def _worker(source: tuple, job: tuple, recipe: str, threads: int | None) -> None:
+    global _WORKER_SPACE
+    if _WORKER_SPACE is None:
+        _WORKER_SPACE = load_space(*source)
+    m, n, s, path = job
+    _atomic_json(run_one(_WORKER_SPACE, m, n, s, recipe, threads), path)
+
+
+def sweep(space: SpaceData, methods, ns, seeds, recipe: str, root: Path, threads=None, progress=True,
+          jobs: int = 1) -> list[dict]:
+    """Run every missing (method, N, seed) and return all cached records of the grid.
+
+    ``jobs > 1`` runs that many single-threaded worker processes (on a 2-core CPU two 1-thread runs finish sooner
+    than two 2-thread runs one after the other); each writes its own cache file, so an interrupted sweep resumes.
+    """
+    grid = []
     for m in methods:
         for n in ns:
             for s in ([0] if METHODS[m][0] == "zero-cost" else seeds):
-                jobs.append((m, n, s, cache_path(root, space.name, recipe, m, n, s)))
-    todo = [j for j in jobs if not j[3].is_file()]
+                grid.append((m, n, s, cache_path(root, space.name, recipe, m, n, s)))
+    todo = [j for j in grid if not j[3].is_file()]
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc=f"reproduce {space.name}", unit="run", dynamic_ncols=True)
-    for m, n, s, path in todo:
-        if bar is not None:
-            bar.set_postfix_str(f"{m} N={n} seed={s}")
-        _atomic_json(run_one(space, m, n, s, recipe, threads), path)
-        if bar is not None:
-            bar.update(1)
+    if jobs > 1 and len(todo) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+            futures = [pool.submit(_worker, space.source, j, recipe, threads or 1) for j in todo]
+            for f in as_completed(futures):
+                f.result()
+                if bar is not None:
+                    bar.update(1)
+    else:
+        for m, n, s, path in todo:
+            if bar is not None:
+                bar.set_postfix_str(f"{m} N={n} seed={s}")
+            _atomic_json(run_one(space, m, n, s, recipe, threads), path)
+            if bar is not None:
+                bar.update(1)
     if bar is not None:
         bar.close()
-    return [json.loads(p.read_text()) for *_, p in jobs if p.is_file()]
+    return [json.loads(p.read_text()) for *_, p in grid if p.is_file()]
 
 
 def summarise(records: list[dict], methods, ns) -> dict:

@@ -43,3 +43,11 @@ def test_same_seed_same_result(data_dir, tiny_recipe):
     a = rp.run_one(space, "nnformer-released", 40, 0, "fast", threads=1)
     b = rp.run_one(space, "nnformer-released", 40, 0, "fast", threads=1)
     assert a["tau_test"] == b["tau_test"] and a["tau_val"] == b["tau_val"]
+
+
+def test_worker_rebuilds_space_and_writes_cache(data_dir, tmp_path, tiny_recipe, monkeypatch):
+    monkeypatch.setattr(rp, "_WORKER_SPACE", None)
+    path = tmp_path / "r.json"
+    rp._worker(("nb201", str(data_dir), "cifar10"), ("mlp", 40, 0, path), "fast", 1)
+    rec = json.loads(path.read_text())
+    assert rec["method"] == "mlp" and rec["space"] == "nb201-cifar10" and rec["torch_threads"] == 1
