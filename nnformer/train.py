@@ -161,8 +161,9 @@ def fit(model_cfg, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
+        # find_unused_parameters: the last block runs for [CLS] alone, where BGIFFN's graph weights are not used
         net = DistributedDataParallel(model, device_ids=[torch.device(cfg.device).index] if "cuda" in cfg.device
-                                      else None)
+                                      else None, find_unused_parameters=True)
         torch.manual_seed(cfg.seed + 1000 * rank)  # different dropout draws per rank; weights come from rank 0
     use_amp = cfg.amp and torch.device(cfg.device).type == "cuda"
     ema = copy.deepcopy(model)

@@ -68,3 +68,29 @@ def test_data_verify_reports_tampering(data_dir, tmp_path):
     (bad / "cifar100.json").write_text("[]")
     r = run_cli("data", "verify", "nasbench201/cifar100.json", "--data-dir", str(tmp_path))
     assert r.returncode == 2 and "altered" in r.stdout
+
+
+def test_score_streams_whole_spaces(data_dir, tmp_path):
+    import csv
+
+    from nnformer.baselines import MLPConfig
+    from nnformer.predictor import Predictor
+    from nnformer.spaces.nb101 import spec_to_graph
+    from nnformer.spaces.nb201 import arch_to_graph
+    from nnformer.train import TrainConfig
+
+    gs = [arch_to_graph(CELL), arch_to_graph("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")]
+    p = Predictor(MLPConfig(hidden=8, n_layers=1), TrainConfig(epochs=1), progress=False).fit(gs, [0.9, 0.1])
+    ck = p.save(tmp_path / "p.pt")
+    out = tmp_path / "scores.csv"
+    assert main(["score", "--checkpoint", str(ck), "--out", str(out), "--chunk", "5000", "--quiet",
+                 "--data-dir", str(data_dir)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 15625 and rows[1]["arch"] == CELL and rows[1]["key"] == "1"
+    assert float(rows[1]["prediction"]) == pytest.approx(p.predict([gs[0]])[0], abs=1e-5)
+    assert not list(tmp_path.glob(".part-*"))
+    out101 = tmp_path / "nb101.csv"
+    assert main(["score", "--space", "nb101", "--checkpoint", str(ck), "--out", str(out101), "--quiet",
+                 "--data-dir", str(data_dir)]) == 0
+    rows = list(csv.DictReader(out101.open()))
+    assert len(rows) == 2500 and len(rows[0]["arch"]) == 32
