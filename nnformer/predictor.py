@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from .batching import EncodedGraphs
 from .errors import CheckpointError, DataError

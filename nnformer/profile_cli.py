@@ -1,8 +1,7 @@
 """The ``nnformer profile`` verb: build a latency dataset, or time one ONNX model.
 
-Kept apart from :mod:`nnformer.cli` (which only needs ``add_parser(sub)`` in its ``build_parser``) and free of heavy
-imports at module level, so ``nnformer --help`` stays fast. Until it is wired in, ``python -m nnformer.profile_cli``
-runs the same verb with the same one-line errors.
+Kept apart from :mod:`nnformer.cli` (which calls ``add_parser(sub)`` in its ``build_parser``) and free of heavy
+imports at module level, so ``nnformer --help`` stays fast.
 
 Usage::
 
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from .errors import NNFormerError
 
@@ -72,22 +70,3 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_profile)
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m nnformer.profile_cli ...``: the profile verb on its own, with the main CLI's error handling."""
-    parser = argparse.ArgumentParser(prog="nnformer")
-    add_parser(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except NNFormerError as e:
-        print(f"nnformer: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("nnformer: interrupted (rerun the same command to resume)", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

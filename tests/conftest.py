@@ -30,3 +30,12 @@ def nb201(data_dir):
     from nnformer.data.nb201 import load_nb201
 
     return load_nb201(data_dir)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Model-building tests run on one torch thread (small ops; less contention with parallel work)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -75,7 +75,6 @@ def test_score_streams_whole_spaces(data_dir, tmp_path):
 
     from nnformer.baselines import MLPConfig
     from nnformer.predictor import Predictor
-    from nnformer.spaces.nb101 import spec_to_graph
     from nnformer.spaces.nb201 import arch_to_graph
     from nnformer.train import TrainConfig
 

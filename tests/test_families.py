@@ -13,12 +13,7 @@ from nnformer.spaces.nb201 import parse_arch_str
 CLASSES = {"nb201": 10}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_ten_families():

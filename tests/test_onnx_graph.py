@@ -19,12 +19,7 @@ from nnformer.onnx_graph import (COMMON_OPS, FEATURE_NAMES, STATIC_NAMES, from_c
 F = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def export(model, shape) -> bytes:

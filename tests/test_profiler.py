@@ -17,17 +17,12 @@ from nnformer.errors import DataError, FamilyError, NNFormerError, OnnxError  # 
 from nnformer.families import ModelSpec  # noqa: E402
 from nnformer.graph import ArchGraph  # noqa: E402
 from nnformer.profile_cli import FAMILY_NAMES, add_parser  # noqa: E402
-from nnformer.profile_cli import main as profile_main  # noqa: E402
+from nnformer.cli import main as profile_main  # noqa: E402
 
 FAST = {"rounds": 2, "runs": 2, "warmup": 1}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class _FFT(nn.Module):
@@ -211,7 +206,7 @@ def test_cli_registers_on_any_subparsers():
     (["profile", "--families", "lenet", "--per-family", "1", "--out", "o"], "unknown model family 'lenet'"),
 ])
 def test_cli_errors_are_one_line_exit_2(args, needle, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "nnformer.profile_cli", *args], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "nnformer", *args], capture_output=True, text=True,
                        cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and needle in r.stderr and "Traceback" not in r.stderr

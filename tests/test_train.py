@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nnformer.errors import CheckpointError
-from nnformer.model import NNFormer, NNFormerConfig
+from nnformer.model import NNFormerConfig
 from nnformer.predictor import Predictor
 from nnformer.spaces.nb201 import all_arch_strs, arch_to_graph
 from nnformer.train import TrainConfig, ema_update, lr_factor, nnformer_loss
