@@ -233,7 +233,10 @@ def cmd_reproduce(args) -> int:
     summary = rp.summarise(records, methods, ns)
     base = root / (space.name.replace("-cifar10", "").replace("-", "_") + ("_quick" if args.quick else "")
                    + ("" if args.recipe == DEFAULT_RECIPE else f"_{args.recipe}") + "_accuracy")
-    notes = (f"Protocol: TNASP split (first N cells in index order train, the next {space.n_val} validate), "
+    threads = sorted({t for row in summary.values() for c in row.values() for t in c["threads"]})
+    notes = (f"Runs used {'/'.join(map(str, threads)) or '?'} torch thread(s) each, with {args.jobs} run(s) at a time "
+             f"(seconds per run include that sharing of the CPU). "
+             f"Protocol: TNASP split (first N cells in index order train, the next {space.n_val} validate), "
              f"Kendall's tau over all {len(space.graphs):,} cells, training cells included. Recipe `{args.recipe}`: "
              f"{RECIPES[args.recipe]}. Each cell of the table is one cached run file under "
              f"`{root / 'cache' / space.name / args.recipe}`.")

@@ -212,7 +212,8 @@ def summarise(records: list[dict], methods, ns) -> dict:
             rs = [r for r in records if r["method"] == m and r["n_train"] == n]
             if not rs:
                 continue
-            cell = {"k": len(rs), "seconds": float(np.mean([r["seconds"] for r in rs]))}
+            cell = {"k": len(rs), "seconds": float(np.mean([r["seconds"] for r in rs])),
+                    "threads": sorted({r.get("torch_threads") for r in rs if r.get("torch_threads")})}
             for lab in ("test", "val"):
                 v = np.array([r[f"tau_{lab}"] for r in rs])
                 cell[lab] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0)
@@ -221,15 +222,15 @@ def summarise(records: list[dict], methods, ns) -> dict:
 
 
 def machine_line() -> str:
-    import torch
-
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                    if ln.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)"
+    import torch
+
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
 def write_tables(summary: dict, ns, out_base: Path, title: str, command: str, notes: str = "") -> list[Path]:
@@ -248,7 +249,12 @@ def write_tables(summary: dict, ns, out_base: Path, title: str, command: str, no
             label = METHODS[m][2] if m in METHODS else m
             for n in ns:
                 c = row.get(n)
-                cells.append("" if c is None else f"{c[lab][0]:.4f} ± {c[lab][1]:.4f} (k={c['k']})")
+                if c is None:
+                    cells.append("")
+                elif c["k"] == 1:
+                    cells.append(f"{c[lab][0]:.4f} (k=1)")
+                else:
+                    cells.append(f"{c[lab][0]:.4f} ± {c[lab][1]:.4f} (k={c['k']})")
             secs = np.mean([c["seconds"] for c in row.values()])
             lines.append(f"| {label} (`{m}`) | " + " | ".join(cells) + f" | {secs:.0f} |")
         lines.append("")
@@ -285,6 +291,9 @@ def _plot(summary: dict, path: Path, title: str) -> None:
         ax.errorbar(ns, mean, yerr=std, label=METHODS[m][2] if m in METHODS else m, ls=style, marker="o", ms=3, capsize=2,
                     lw=2.2 if m == "nnformer" else 1.0)
     ax.set_xscale("log")
+    all_ns = sorted({n for row in summary.values() for n in row})
+    ax.set_xticks(all_ns, [str(n) for n in all_ns])
+    ax.minorticks_off()
     ax.set_xlabel("training cells N")
     ax.set_ylabel("Kendall's tau (test label, all cells)")
     ax.set_title(title, fontsize=9)
