@@ -167,7 +167,7 @@ def fit(model_cfg, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
         torch.manual_seed(cfg.seed + 1000 * rank)  # different dropout draws per rank; weights come from rank 0
     use_amp = cfg.amp and torch.device(cfg.device).type == "cuda"
     ema = copy.deepcopy(model)
-    best = copy.deepcopy(model.state_dict())
+    best = None  # EMA weights of the best validation so far
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
     y_all = torch.as_tensor(np.asarray(y_train), dtype=torch.float32)
     steps_per_epoch = len(train.batches(cfg.batch_size, cfg.bucket))
@@ -253,7 +253,7 @@ def fit(model_cfg, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
             bar.update(1)
     if bar is not None:
         bar.close()
-    if cfg.select == "best_val" and best_epoch > 0:
+    if cfg.select == "best_val" and best is not None:
         ema.load_state_dict(best)
     ema.eval()
     return TrainResult(ema, history, best_tau, best_epoch, time.perf_counter() - t0)
