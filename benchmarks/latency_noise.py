@@ -41,7 +41,7 @@ def main() -> None:
 
 Measured with `{made_by}` on {env['cpu']} ({env['cpu_count']} cores), ONNX Runtime {env['onnxruntime']}
 (CPUExecutionProvider, {env['threads']} intra-op thread), batch {env['batch']}; settings {meta['settings']}.
-Files: `graphs.jsonl` (one compact ArchGraph + model spec per line; no weights), `latency.jsonl` (median latency,
+Files: `graphs.jsonl.gz` (gzip, one compact ArchGraph + model spec per line; no weights), `latency.jsonl` (median latency,
 round medians, spread, FLOPs/params per model), `meta.json` (environment). Rerunning the profile command with a
 larger `--per-family` extends it without re-measuring.
 

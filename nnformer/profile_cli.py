@@ -57,7 +57,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", help="an ONNX file to time (instead of building a dataset)")
     p.add_argument("--families", help=f"comma-separated families (default: all): {','.join(FAMILY_NAMES)}")
     p.add_argument("--per-family", type=int, help="models per family (ids <family>-00000 ...)")
-    p.add_argument("--out", help="dataset directory (meta.json, graphs.jsonl, latency.jsonl)")
+    p.add_argument("--out", help="dataset directory (meta.json, graphs.jsonl.gz, latency.jsonl)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--threads", type=int, default=_DEFAULTS["threads"], help="ONNX Runtime intra-op threads "
                    "(default 1)")

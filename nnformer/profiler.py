@@ -9,17 +9,20 @@ the kept rounds over that median: a noisy machine shows up there instead of sile
 A dataset directory holds::
 
     meta.json       settings (must match to resume), environment (CPU, cores, threads, versions), feature names
-    graphs.jsonl    one line per model: id, family, spec, compact ONNX graph (nnformer.onnx_graph.to_compact)
+    graphs.jsonl.gz one line per model: id, family, spec, compact ONNX graph (nnformer.onnx_graph.to_compact)
     latency.jsonl   one line per model: id, status "ok" with latency_ms / spread / ..., or "error" with the error
 
 A result is appended as soon as it is measured (latency line last: it marks the model done), so an interrupted run
-resumes where it stopped; models that failed are recorded once and not retried.
+resumes where it stopped; models that failed are recorded once and not retried. Graph lines are appended to a plain
+``graphs.jsonl`` while a run measures and packed into ``graphs.jsonl.gz`` (about 15x smaller) when it ends; a run
+killed before packing leaves the plain file, which readers merge and the next run packs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import gzip
 import io
 import json
 import os
@@ -316,17 +319,49 @@ def profile_onnx(path: str | os.PathLike, *, threads: int = 1, batch: int | None
 # ---------------------------------------------------------------------------------------------------- datasets
 
 def read_jsonl(path: Path) -> list[dict]:
-    """Records of a JSON-lines file; a torn last line (a run killed mid-write) is ignored."""
+    """Records of a JSON-lines file (gzip-compressed when the name ends in ``.gz``); a torn last line (a run killed
+    mid-write) is ignored. A ``.gz`` file is only ever written whole, so a damaged one is an error."""
     if not path.is_file():
         return []
     out = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+    try:
+        with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else
+              open(path, encoding="utf-8")) as f:
+            for line in f:
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    if path.suffix == ".gz":
+                        raise DataError(f"{path} holds a line that is not JSON (file damaged?)") from None
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise DataError(f"cannot read {path}: {e}") from None
     return out
+
+
+def read_graphs(out: Path) -> dict[str, dict]:
+    """id -> graph record of a dataset directory: the packed ``graphs.jsonl.gz`` plus any unpacked ``graphs.jsonl``."""
+    recs = read_jsonl(out / "graphs.jsonl.gz") + read_jsonl(out / "graphs.jsonl")
+    return {r["id"]: r for r in recs if "id" in r}
+
+
+def pack_graphs(out: Path) -> None:
+    """Merge ``graphs.jsonl`` into ``graphs.jsonl.gz`` (atomically, one line per id, byte-stable output) and remove
+    the plain file. Nothing to do without a plain file."""
+    plain = out / "graphs.jsonl"
+    if not plain.is_file():
+        return
+    recs = read_graphs(out)
+    fd, tmp = tempfile.mkstemp(dir=out, prefix=".graphs-", suffix=".gz")
+    try:
+        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=9) as f:
+            for r in recs.values():
+                f.write((json.dumps(r, separators=(",", ":")) + "\n").encode("utf-8"))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out / "graphs.jsonl.gz")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    plain.unlink()
 
 
 def _drop_torn_tail(path: Path) -> None:
@@ -468,6 +503,7 @@ def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.
             bar.close()
             graphs.close()
             lats.close()
+            pack_graphs(out)
     return counts
 
 
@@ -482,7 +518,7 @@ def load_dataset(out_dir: str | os.PathLike) -> list[dict]:
     out = Path(out_dir)
     if not (out / "latency.jsonl").is_file():
         raise DataError(f"no latency dataset in {out} (latency.jsonl missing)")
-    graphs = {r["id"]: r for r in read_jsonl(out / "graphs.jsonl") if "id" in r}
+    graphs = read_graphs(out)
     rows, seen = [], set()
     for lat in read_jsonl(out / "latency.jsonl"):
         uid = lat.get("id")

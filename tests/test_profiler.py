@@ -1,4 +1,5 @@
 import argparse
+import gzip
 import json
 import subprocess
 import sys
@@ -61,6 +62,8 @@ def spy(monkeypatch):
 
 
 def lines(path):
+    if path.suffix == ".gz":
+        return gzip.decompress(path.read_bytes()).decode().splitlines()
     return path.read_text().splitlines()
 
 
@@ -132,7 +135,8 @@ def test_dataset_resumes_without_remeasuring(tmp_path, tiny, spy):
     assert r2["measured"] == 2 and r2["skipped"] == 2
     assert spy == [(f, families.sample(f, 0, 1).params["c"]) for f in ("tiny_a", "tiny_b")]
     after = lines(out / "latency.jsonl")
-    assert after[:2] == first and len(after) == 4 and len(lines(out / "graphs.jsonl")) == 4
+    assert after[:2] == first and len(after) == 4 and len(lines(out / "graphs.jsonl.gz")) == 4
+    assert not (out / "graphs.jsonl").exists()  # packed when the run ended
     spy.clear()
     assert profiler.profile_dataset(["tiny_a", "tiny_b"], 2, out, progress=False, **FAST)["measured"] == 0
     assert spy == []
@@ -156,11 +160,27 @@ def test_failed_model_is_recorded_and_skipped(tmp_path, tiny, spy):
     recs = [json.loads(s) for s in lines(out / "latency.jsonl")]
     assert recs[0]["id"] == "broken-00000" and recs[0]["status"] == "error" and recs[0]["stage"] == "export"
     assert "fft" in recs[0]["error"] and recs[1]["status"] == "ok"
-    assert [json.loads(s)["id"] for s in lines(out / "graphs.jsonl")] == ["tiny_a-00000"]
+    assert [json.loads(s)["id"] for s in lines(out / "graphs.jsonl.gz")] == ["tiny_a-00000"]
     spy.clear()
     assert profiler.profile_dataset(["broken", "tiny_a"], 1, out, progress=False, **FAST)["failed"] == 0
     assert spy == []  # not retried
     assert [x["id"] for x in profiler.load_dataset(out)] == ["tiny_a-00000"]
+
+
+def test_unpacked_graphs_of_a_killed_run_are_merged_then_packed(tmp_path, tiny):
+    out = tmp_path / "ds"
+    profiler.profile_dataset(["tiny_a"], 2, out, progress=False, **FAST)
+    packed = (out / "graphs.jsonl.gz").read_bytes()
+    recs = [json.loads(s) for s in lines(out / "graphs.jsonl.gz")]
+    # a run killed before packing: one graph written again, plus a torn line
+    (out / "graphs.jsonl").write_text(json.dumps(recs[1]) + "\n" + '{"id": "tiny_a-0')
+    assert [r["id"] for r in profiler.load_dataset(out)] == ["tiny_a-00000", "tiny_a-00001"]
+    profiler.pack_graphs(out)
+    assert not (out / "graphs.jsonl").exists()
+    assert (out / "graphs.jsonl.gz").read_bytes() == packed  # same records -> the same bytes (no timestamp)
+    (out / "graphs.jsonl.gz").write_bytes(packed[: len(packed) // 2])  # damaged
+    with pytest.raises(DataError, match="graphs.jsonl.gz"):
+        profiler.load_dataset(out)
 
 
 def test_torn_last_line_is_dropped_and_run_continues(tmp_path, tiny):
