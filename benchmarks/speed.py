@@ -36,8 +36,8 @@ def nb201_graphs():
 
 def phase_train(args) -> dict:
     from nnformer.batching import EncodedGraphs
-    from nnformer.model import NNFormer, NNFormerConfig, param_groups
-    from nnformer.train import lr_factor, nnformer_loss
+    from nnformer.model import NNFormer, NNFormerConfig
+    from nnformer.train import lr_factor, make_optimizer, nnformer_loss
 
     torch.manual_seed(0)
     graphs = [g for g in nb201_graphs() if g.num_nodes == 8][:128]  # the largest cells: the slowest batch
@@ -45,7 +45,7 @@ def phase_train(args) -> dict:
     y = torch.rand(128) * 0.3 + 0.6
     model = NNFormer(NNFormerConfig(mask_mode=args.mask_mode))
     model.train()
-    opt = torch.optim.AdamW(param_groups(model, 0.01), lr=1e-4)
+    opt = make_optimizer(model, 1e-4, 0.01)
     times = []
     for i in range(args.warmup + args.steps):
         t = time.perf_counter()

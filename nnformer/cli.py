@@ -47,8 +47,7 @@ def _configs(args, train_graphs=None):
     if args.epochs is None and train_graphs is not None:
         from .batching import EncodedGraphs
 
-        t["epochs"] = recipe_epochs(args.recipe, len(EncodedGraphs(train_graphs).batches(
-            args.batch_size or t.get("batch_size", 128))))
+        t["epochs"] = recipe_epochs(args.recipe, EncodedGraphs(train_graphs), args.batch_size)
         t["eval_every"] = max(1, t["epochs"] // 12)
     for key, name in [("n_layers", "layers"), ("dim", "dim"), ("n_heads", "heads"), ("mask_mode", "mask_mode"),
                       ("ffn_mode", "ffn_mode"), ("dropout", "dropout")]:

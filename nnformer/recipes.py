@@ -14,15 +14,21 @@ import math
 RECIPES: dict[str, dict] = {
     # docs/NNFORMER.md sections 5-6: 12 blocks, dim 160, lr 1e-4, 3000 epochs, batch 128, EMA 0.99, w_cons 1
     "released": {"model": {}, "train": {}, "steps": 0, "min_epochs": 3000},
+    # the first default (session 1): size-bucketed batches, so at small N a step holds only ~N/7 graphs
     "fast": {"model": {"n_layers": 4, "dim": 96}, "train": {"lr": 2e-3, "w_cons": 0.0}, "steps": 3000,
              "min_epochs": 60},
+    # the default: batches of 128 graphs of mixed sizes (padded; the masks keep padding out of every token's view)
+    "efficient": {"model": {"n_layers": 4, "dim": 96}, "train": {"lr": 2e-3, "w_cons": 0.0, "bucket": False},
+                  "steps": 1500, "min_epochs": 0},
 }
-DEFAULT_RECIPE = "fast"
+DEFAULT_RECIPE = "efficient"
 
 
-def recipe_epochs(recipe: str, steps_per_epoch: int) -> int:
-    """Epochs that spend the recipe's step budget at this many steps per epoch."""
+def recipe_epochs(recipe: str, train, batch_size: int | None = None) -> int:
+    """Epochs that spend the recipe's step budget on ``train`` (an EncodedGraphs), batched as the recipe batches."""
     r = RECIPES[recipe]
     if not r["steps"]:
         return r["min_epochs"]
+    t = r["train"]
+    steps_per_epoch = len(train.batches(batch_size or t.get("batch_size", 128), t.get("bucket", True)))
     return max(r["min_epochs"], math.ceil(r["steps"] / max(1, steps_per_epoch)))

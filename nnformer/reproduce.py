@@ -134,7 +134,7 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, threa
         else:
             mcfg = MLPConfig(max_nodes=space.max_nodes)
         train = EncodedGraphs([space.graphs[i] for i in split.train])
-        epochs = recipe_epochs(recipe, len(train.batches(r["train"].get("batch_size", 128))))
+        epochs = recipe_epochs(recipe, train)
         tcfg = TrainConfig(**{**r["train"], "epochs": epochs, "eval_every": max(1, epochs // 10), "seed": seed})
         y = space.train_label
         res = fit(mcfg, tcfg, train, y[split.train], EncodedGraphs([space.graphs[i] for i in split.val]),

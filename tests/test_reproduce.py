@@ -5,21 +5,22 @@ import pytest
 
 from nnformer import reproduce as rp
 from nnformer.cli import main
+from nnformer.recipes import DEFAULT_RECIPE
 
 
 @pytest.fixture
 def tiny_recipe(monkeypatch):
     from nnformer.recipes import RECIPES
 
-    monkeypatch.setitem(RECIPES, "fast", {"model": {"n_layers": 1, "dim": 16}, "steps": 0, "min_epochs": 3,
-                                          "train": {"lr": 2e-3, "w_cons": 0.0}})
+    monkeypatch.setitem(RECIPES, DEFAULT_RECIPE, {"model": {"n_layers": 1, "dim": 16}, "steps": 0, "min_epochs": 3,
+                                                  "train": {"lr": 2e-3, "w_cons": 0.0}})
 
 
 def test_sweep_caches_resumes_and_writes_tables(data_dir, tmp_path, tiny_recipe, monkeypatch, capsys):
     args = ["reproduce", "accuracy", "--space", "nb201", "--methods", "nnformer,mlp", "--ns", "40,80", "--seeds", "2",
             "--out", str(tmp_path), "--data-dir", str(data_dir), "--quiet", "--threads", "1"]
     assert main(args) == 0
-    cache = tmp_path / "cache" / "nb201-cifar10" / "fast"
+    cache = tmp_path / "cache" / "nb201-cifar10" / DEFAULT_RECIPE
     files = sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*.json"))
     assert files == [f"{m}/N{n}-seed{s}.json" for m in ("mlp", "nnformer") for n in (40, 80) for s in (0, 1)]
     rec = json.loads((cache / "nnformer/N40-seed1.json").read_text())
@@ -41,14 +42,32 @@ def test_sweep_caches_resumes_and_writes_tables(data_dir, tmp_path, tiny_recipe,
 
 def test_same_seed_same_result(data_dir, tiny_recipe):
     space = rp.nb201_space(data_dir)
-    a = rp.run_one(space, "nnformer-released", 40, 0, "fast", threads=1)
-    b = rp.run_one(space, "nnformer-released", 40, 0, "fast", threads=1)
+    a = rp.run_one(space, "nnformer-released", 40, 0, DEFAULT_RECIPE, threads=1)
+    b = rp.run_one(space, "nnformer-released", 40, 0, DEFAULT_RECIPE, threads=1)
     assert a["tau_test"] == b["tau_test"] and a["tau_val"] == b["tau_val"]
 
 
 def test_worker_rebuilds_space_and_writes_cache(data_dir, tmp_path, tiny_recipe, monkeypatch):
     monkeypatch.setattr(rp, "_WORKER_SPACE", None)
     path = tmp_path / "r.json"
-    rp._worker(("nb201", str(data_dir), "cifar10"), ("mlp", 40, 0, path), "fast", 1)
+    rp._worker(("nb201", str(data_dir), "cifar10"), ("mlp", 40, 0, path), DEFAULT_RECIPE, 1)
     rec = json.loads(path.read_text())
     assert rec["method"] == "mlp" and rec["space"] == "nb201-cifar10" and rec["torch_threads"] == 1
+
+
+def test_recipe_epochs_spend_the_step_budget_as_the_recipe_batches():
+    from nnformer.batching import EncodedGraphs
+    from nnformer.recipes import RECIPES, recipe_epochs
+    from nnformer.spaces.nb201 import all_arch_strs, arch_to_graph
+
+    graphs = [arch_to_graph(s) for s in list(all_arch_strs())[::97]][:156]  # cells of every size
+    train = EncodedGraphs(graphs)
+    eff, fast = RECIPES["efficient"], RECIPES["fast"]
+    assert eff["train"]["bucket"] is False
+    # mixed sizes: 156 graphs = 2 batches of <= 128 per epoch
+    assert recipe_epochs("efficient", train) == -(-eff["steps"] // 2)
+    # size buckets: one batch per distinct node count at least
+    n_buckets = len(train.batches(128, bucket=True))
+    assert n_buckets > 2 and recipe_epochs("fast", train) == max(fast["min_epochs"], -(-fast["steps"] // n_buckets))
+    assert recipe_epochs("efficient", train, batch_size=39) == -(-eff["steps"] // 4)
+    assert recipe_epochs("released", train) == 3000

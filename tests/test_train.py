@@ -14,7 +14,8 @@ from nnformer.errors import CheckpointError
 from nnformer.model import NNFormerConfig
 from nnformer.predictor import Predictor
 from nnformer.spaces.nb201 import all_arch_strs, arch_to_graph
-from nnformer.train import TrainConfig, ema_update, lr_factor, nnformer_loss
+from nnformer.model import NNFormer, param_groups
+from nnformer.train import TrainConfig, ema_update, lr_factor, make_optimizer, nnformer_loss
 
 GRAPHS = [arch_to_graph(s) for s in list(all_arch_strs())[::97]]  # 162 cells of every size
 Y = np.array([g.num_nodes / 10 + 0.01 * g.ops.count("nor_conv_3x3") for g in GRAPHS])
@@ -59,6 +60,28 @@ def test_ema_update():
     before = a.weight.detach().clone()
     ema_update(a, b, 0.99)
     assert torch.allclose(a.weight, 0.99 * before + 0.01 * b.weight)
+
+
+def test_make_optimizer_steps_like_plain_adamw():
+    """The fused/multi-tensor AdamW takes the same steps as the per-tensor reference (weight decay groups too)."""
+    from nnformer.batching import EncodedGraphs
+
+    torch.manual_seed(0)
+    a = NNFormer(NNFormerConfig(n_layers=2, dim=16))
+    b = NNFormer(NNFormerConfig(n_layers=2, dim=16))
+    b.load_state_dict(a.state_dict())
+    start = {k: v.clone() for k, v in a.state_dict().items()}
+    fast, ref = make_optimizer(a, 1e-2, 0.01), torch.optim.AdamW(param_groups(b, 0.01), lr=1e-2, foreach=False)
+    batch, y = EncodedGraphs(GRAPHS[:16]).batch(np.arange(16)), torch.as_tensor(Y[:16], dtype=torch.float32)
+    for model, opt in ((a, fast), (b, ref)):
+        model.eval()  # no dropout: both compute the same function
+        for _ in range(3):
+            opt.zero_grad()
+            ((model(batch) - y) ** 2).mean().backward()
+            opt.step()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-6), name
+    assert not torch.allclose(a.state_dict()["blocks.0.attn.qkv.weight"], start["blocks.0.attn.qkv.weight"])
 
 
 def small_predictor(**train):
