@@ -114,7 +114,9 @@ class Dropout(nn.Module):
         n = x.numel()
         bits = torch.randint(-(2 ** 31), 2 ** 31 - 1, ((n + 1) // 2,), dtype=torch.int32, device=x.device)
         keep = bits.view(torch.int16)[:n].view(x.shape) >= self.threshold
-        return x * keep * self.scale
+        # one mask of {0, 1/(1-p)} in x's dtype: one multiply forward and one backward (x * keep * scale costs a
+        # bool->float copy and two multiplies each way); the product x * scale is rounded once either way
+        return x * torch.where(keep, x.new_full((), self.scale), x.new_zeros(()))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -1,10 +1,12 @@
-"""Named training recipes: network size + schedule. ``released`` is the authors' recipe; ``fast`` is the default.
+"""Named training recipes: network size + schedule. ``released`` is the authors' recipe; ``efficient`` is the default.
 
 A recipe fixes a budget of optimizer steps rather than epochs (``epochs = ceil(steps / steps_per_epoch)``, at least
-``min_epochs``), so a run costs about the same at every training-set size. ``fast`` was chosen by measurement on a
-2-core CPU (README, "Recipe"): 4 blocks of dim 96 (0.6 M parameters), 20x the released lr, no consistency copy
-(half the rows per step) and 3,000 steps. At N=156 a 7,000-step run of this network reached tau 0.822 (test
-label) in 5.4 min on one thread, where the released recipe needs 101 min for 0.800.
+``min_epochs``), so a run costs about the same at every training-set size. ``efficient`` was chosen by measurement
+on a 2-core CPU (benchmarks/results/recipe.md, made by benchmarks/recipe.py): 4 blocks of dim 96 (0.6 M
+parameters), 20x the released lr, no consistency copy, batches of 128 graphs of mixed sizes and 1,500 steps. At
+N=156 it reached tau 0.824 (test label, paper masks; 0.825 with the released masks) in 2.3 min of training, where
+the released recipe needs 101 min for 0.800. ``fast``, the first default, split every batch by node count as the
+released code does; at small N that leaves ~N/7 graphs per step, and it reached only 0.779 at N=156.
 """
 
 from __future__ import annotations

@@ -11,10 +11,9 @@ import pytest
 import torch
 
 from nnformer.errors import CheckpointError
-from nnformer.model import NNFormerConfig
+from nnformer.model import NNFormer, NNFormerConfig, param_groups
 from nnformer.predictor import Predictor
 from nnformer.spaces.nb201 import all_arch_strs, arch_to_graph
-from nnformer.model import NNFormer, param_groups
 from nnformer.train import TrainConfig, ema_update, lr_factor, make_optimizer, nnformer_loss
 
 GRAPHS = [arch_to_graph(s) for s in list(all_arch_strs())[::97]]  # 162 cells of every size
@@ -180,3 +179,23 @@ def test_resume_refuses_other_settings(tmp_path):
     small_predictor(epochs=2).fit(GRAPHS, Y, checkpoint=ck)
     with pytest.raises(CheckpointError, match="other settings"):
         small_predictor(epochs=4, lr=1e-3).fit(GRAPHS, Y, checkpoint=ck)
+
+
+def test_on_eval_sees_the_ema_model_and_its_time_is_not_training_time():
+    from nnformer.batching import EncodedGraphs
+    from nnformer.train import fit, predict_encoded
+
+    data = EncodedGraphs(GRAPHS[:64])
+    seen = []
+
+    def on_eval(rec, model):
+        seen.append((rec["epoch"], predict_encoded(model, data)))
+        time.sleep(0.5)
+
+    t = time.perf_counter()
+    res = fit(NNFormerConfig(n_layers=1, dim=16), TrainConfig(epochs=4, batch_size=32, lr=2e-3, eval_every=2, seed=0),
+              data, Y[:64], EncodedGraphs(GRAPHS[64:96]), Y[64:96], progress=False, on_eval=on_eval)
+    wall = time.perf_counter() - t
+    assert [e for e, _ in seen] == [2, 4] and all(np.isfinite(p).all() for _, p in seen)
+    assert not np.allclose(seen[0][1], seen[1][1])  # the EMA weights moved between the two validations
+    assert res.history[-1]["seconds"] < wall - 0.9  # both sleeps left out of the recorded training time
