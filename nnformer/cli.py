@@ -228,7 +228,8 @@ def cmd_reproduce(args) -> int:
     seeds = [0] if args.quick else list(range(args.seeds))
     root = Path(args.out)
     records = rp.sweep(space, methods, ns, seeds, args.recipe, root, threads=args.threads, progress=not args.quiet,
-                       jobs=args.jobs)
+                       jobs=args.jobs, train=not args.from_cache)
+    expected = sum(len(ns) * (1 if rp.METHODS[m][0] == "zero-cost" else len(seeds)) for m in methods)
     summary = rp.summarise(records, methods, ns)
     base = root / (space.name.replace("-cifar10", "").replace("-", "_") + ("_quick" if args.quick else "")
                    + ("" if args.recipe == DEFAULT_RECIPE else f"_{args.recipe}") + "_accuracy")
@@ -239,6 +240,9 @@ def cmd_reproduce(args) -> int:
              f"Kendall's tau over all {len(space.graphs):,} cells, training cells included. Recipe `{args.recipe}`: "
              f"{RECIPES[args.recipe]}. Each cell of the table is one cached run file under "
              f"`{root / 'cache' / space.name / args.recipe}`.")
+    if len(records) < expected:
+        notes += (f" **Incomplete: {len(records)} of {expected} runs are cached**; empty cells and k below the seed "
+                  f"count are runs not done yet (the same command without --from-cache runs them).")
     for p in rp.write_tables(summary, ns, base, f"Accuracy prediction on {space.name}", args.command_line, notes):
         print(f"wrote {p}")
     return 0
@@ -348,6 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="benchmarks/results", help="results directory (tables + cache)")
     r.add_argument("--threads", type=int, help="torch threads per run")
     r.add_argument("--jobs", type=int, default=1, help="parallel single-threaded runs (default 1)")
+    r.add_argument("--from-cache", action="store_true",
+                   help="train nothing: write the tables from the runs already cached (a sweep in progress)")
     r.add_argument("--quiet", action="store_true")
     _add_data_dir(r)
     r.set_defaults(func=cmd_reproduce)

@@ -165,8 +165,10 @@ def _worker(source: tuple, job: tuple, recipe: str, threads: int | None) -> None
 
 
 def sweep(space: SpaceData, methods, ns, seeds, recipe: str, root: Path, threads=None, progress=True,
-          jobs: int = 1) -> list[dict]:
+          jobs: int = 1, train: bool = True) -> list[dict]:
     """Run every missing (method, N, seed) and return all cached records of the grid.
+
+    ``train=False`` runs nothing and returns only what is cached (to write tables of a sweep in progress).
 
     ``jobs > 1`` runs that many single-threaded worker processes (on a 2-core CPU two 1-thread runs finish sooner
     than two 2-thread runs one after the other); each writes its own cache file, so an interrupted sweep resumes.
@@ -176,7 +178,7 @@ def sweep(space: SpaceData, methods, ns, seeds, recipe: str, root: Path, threads
         for n in ns:
             for s in ([0] if METHODS[m][0] == "zero-cost" else seeds):
                 grid.append((m, n, s, cache_path(root, space.name, recipe, m, n, s)))
-    todo = [j for j in grid if not j[3].is_file()]
+    todo = [j for j in grid if not j[3].is_file()] if train else []
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm
@@ -237,10 +239,13 @@ def write_tables(summary: dict, ns, out_base: Path, title: str, command: str, no
     """``out_base``.md / .csv / .json and ``out_base``_tau_vs_n.png from a summary."""
     out_base.parent.mkdir(parents=True, exist_ok=True)
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = [f"# {title}", "", f"Command: `{command}`  ", f"Machine: {machine_line()}  ", f"Date: {date}", ""]
+    lines = [f"# {title}", "", f"Command: `{command}`  ", f"Machine: {machine_line()}  ", f"Tables written: {date}", ""]
     if notes:
         lines += [notes, ""]
-    for lab, what in (("test", "test label"), ("val", "validation (training) label")):
+    one_label = all(c["test"] == c["val"] for row in summary.values() for c in row.values())
+    tables = ((("test", "single accuracy label the data carries (its test and validation columns are the same)"),)
+              if one_label else (("test", "test label"), ("val", "validation (training) label")))
+    for lab, what in tables:
         lines += [f"## Kendall's tau over all cells, against the {what} (mean ± std over seeds; k = seeds)", "",
                   "| method | " + " | ".join(f"N={n}" for n in ns) + " | mean s/run |",
                   "|---|" + "---|" * (len(ns) + 1)]

@@ -38,6 +38,26 @@ def test_sweep_caches_resumes_and_writes_tables(data_dir, tmp_path, tiny_recipe,
     # a rerun trains nothing: every result comes from the cache
     monkeypatch.setattr(rp, "run_one", lambda *a, **k: pytest.fail("re-ran a cached result"))
     assert main(args) == 0
+    assert "Incomplete" not in (tmp_path / "nb201_accuracy.md").read_text()
+
+    # --from-cache on a bigger grid writes the partial table, says so, and trains nothing
+    (cache / "mlp/N80-seed1.json").unlink()
+    assert main(args[:5] + ["nnformer,mlp,gcn"] + args[6:] + ["--from-cache"]) == 0
+    md = (tmp_path / "nb201_accuracy.md").read_text()
+    assert "Incomplete: 7 of 12 runs are cached" in md and "(`gcn`)" not in md
+    mlp_row = next(ln for ln in md.splitlines() if "(`mlp`)" in ln)
+    assert "(k=2)" in mlp_row and "(k=1)" in mlp_row
+    assert not (cache / "gcn").exists() and not (cache / "mlp/N80-seed1.json").exists()
+
+
+def test_tables_merge_test_and_val_when_the_data_has_one_label(tmp_path):
+    cell = {"k": 1, "seconds": 1.0, "threads": [1], "test": (0.5, 0.0), "val": (0.5, 0.0)}
+    rp.write_tables({"mlp": {100: cell}}, (100,), tmp_path / "one", "t", "cmd")
+    md = (tmp_path / "one.md").read_text()
+    assert md.count("## Kendall") == 1 and "single accuracy label" in md
+    rp.write_tables({"mlp": {100: {**cell, "val": (0.6, 0.0)}}}, (100,), tmp_path / "two", "t", "cmd")
+    md = (tmp_path / "two.md").read_text()
+    assert md.count("## Kendall") == 2 and "0.6000 (k=1)" in md
 
 
 def test_same_seed_same_result(data_dir, tiny_recipe):
