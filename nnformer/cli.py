@@ -243,7 +243,9 @@ def cmd_reproduce(args) -> int:
     if len(records) < expected:
         notes += (f" **Incomplete: {len(records)} of {expected} runs are cached**; empty cells and k below the seed "
                   f"count are runs not done yet (the same command without --from-cache runs them).")
-    for p in rp.write_tables(summary, ns, base, f"Accuracy prediction on {space.name}", args.command_line, notes):
+    answers = rp.findings(records, ns, space.name)
+    for p in rp.write_tables(summary, ns, base, f"Accuracy prediction on {space.name}", args.command_line, notes,
+                             answers):
         print(f"wrote {p}")
     return 0
 

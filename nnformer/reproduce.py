@@ -40,6 +40,18 @@ METHODS: dict[str, tuple[str, dict, str]] = {
 }
 
 
+# Kendall's tau that the NN-Former paper reports (NNFORMER.md section 8), by space and N; a sanity range only where
+# the data here differs from the paper's (NB201 labels from NATS-Bench exports, NB101 only a subset).
+PAPER_TAU: dict[str, dict[int, float]] = {"nb201-cifar10": {156: 0.804, 1563: 0.890}, "nb101": {100: 0.709, 4236: 0.877}}
+
+# (method, rival, question) pairs that findings() answers from the runs, when both are in the grid
+QUESTIONS = (("nnformer", "nnformer-released", "Do the paper's sibling masks beat the released code's masks?"),
+             ("nnformer", "transformer", "Is NN-Former (paper masks) at or above the plain transformer?"),
+             ("nnformer", "gcn", "Is NN-Former (paper masks) at or above the GCN baseline?"),
+             ("nnformer", "global-bgiffn", "Do the ASMA masks beat global attention (both with BGIFFN)?"),
+             ("nnformer", "asma-ffn", "Does BGIFFN beat a plain FFN (both with ASMA masks)?"))
+
+
 @dataclass
 class SpaceData:
     """What a sweep needs of a benchmark: graphs in index order, labels, protocol sizes."""
@@ -223,6 +235,42 @@ def summarise(records: list[dict], methods, ns) -> dict:
     return out
 
 
+def findings(records: list[dict], ns, space: str) -> list[str]:
+    """Markdown bullets answering QUESTIONS and the paper comparison from the cached runs (test label).
+
+    Differences are paired by seed (same split, same seed, two methods); a verdict counts the mean over seeds.
+    """
+    by = {(r["method"], r["n_train"], r["seed"]): r["tau_test"] for r in records}
+    out = []
+    for a, b, question in QUESTIONS:
+        parts, verdict = [], True
+        for n in ns:
+            seeds = sorted(s for (m, nn, s) in by if m == a and nn == n and (b, n, s) in by)
+            if not seeds:
+                continue
+            d = np.array([by[a, n, s] - by[b, n, s] for s in seeds])
+            verdict &= bool(d.mean() >= 0)
+            wins = int((d > 0).sum())
+            parts.append(f"N={n}: {d.mean():+.4f}" + (f" ± {d.std(ddof=1):.4f}, higher in {wins} of {len(d)} seeds"
+                                                      if len(d) > 1 else " (1 seed)"))
+        if parts:
+            out.append(f"- {question} **{'Yes, at every N run' if verdict else 'No, not at every N run'}** "
+                       f"(mean over seeds of `{a}` - `{b}`): " + "; ".join(parts) + ".")
+    paper = PAPER_TAU.get(space, {})
+    for n, ref in paper.items():
+        if n not in ns:
+            continue
+        v = [by[k] for k in by if k[0] == "nnformer" and k[1] == n]
+        if v:
+            diff = float(np.mean(v)) - ref
+            out.append(f"- NN-Former (paper masks) at N={n}: {np.mean(v):.4f} (k={len(v)}) vs the paper's {ref:.3f}: "
+                       f"{diff:+.4f}, " + ("within 0.02." if abs(diff) <= 0.02 else
+                                          f"more than 0.02 {'above' if diff > 0 else 'below'} it."))
+        else:
+            out.append(f"- NN-Former (paper masks) at N={n} (paper {ref:.3f}): not run yet.")
+    return out
+
+
 def machine_line() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -235,8 +283,9 @@ def machine_line() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
-def write_tables(summary: dict, ns, out_base: Path, title: str, command: str, notes: str = "") -> list[Path]:
-    """``out_base``.md / .csv / .json and ``out_base``_tau_vs_n.png from a summary."""
+def write_tables(summary: dict, ns, out_base: Path, title: str, command: str, notes: str = "",
+                 answers: list[str] | None = None) -> list[Path]:
+    """``out_base``.md / .csv / .json and ``out_base``_tau_vs_n.png from a summary (+ findings() bullets)."""
     out_base.parent.mkdir(parents=True, exist_ok=True)
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [f"# {title}", "", f"Command: `{command}`  ", f"Machine: {machine_line()}  ", f"Tables written: {date}", ""]
@@ -263,6 +312,8 @@ def write_tables(summary: dict, ns, out_base: Path, title: str, command: str, no
             secs = np.mean([c["seconds"] for c in row.values()])
             lines.append(f"| {label} (`{m}`) | " + " | ".join(cells) + f" | {secs:.0f} |")
         lines.append("")
+    if answers:
+        lines += ["## What the runs answer (computed from the cached runs, test label)", "", *answers, ""]
     md = out_base.with_suffix(".md")
     md.write_text("\n".join(lines))
     rows = ["method,n_train,k,tau_test_mean,tau_test_std,tau_val_mean,tau_val_std,seconds_mean"]
@@ -273,7 +324,7 @@ def write_tables(summary: dict, ns, out_base: Path, title: str, command: str, no
     csv = out_base.with_suffix(".csv")
     csv.write_text("\n".join(rows) + "\n")
     js = out_base.with_suffix(".json")
-    js.write_text(json.dumps({"command": command, "machine": machine_line(), "date": date,
+    js.write_text(json.dumps({"command": command, "machine": machine_line(), "date": date, "answers": answers or [],
                               "summary": {m: {str(n): c for n, c in r.items()} for m, r in summary.items()}},
                              indent=1))
     png = out_base.parent / (out_base.name + "_tau_vs_n.png")

@@ -91,3 +91,21 @@ def test_recipe_epochs_spend_the_step_budget_as_the_recipe_batches():
     assert n_buckets > 2 and recipe_epochs("fast", train) == max(fast["min_epochs"], -(-fast["steps"] // n_buckets))
     assert recipe_epochs("efficient", train, batch_size=39) == -(-eff["steps"] // 4)
     assert recipe_epochs("released", train) == 3000
+
+
+def test_findings_pair_runs_by_seed_and_compare_with_the_paper():
+    rec = [{"method": m, "n_train": n, "seed": s, "tau_test": t} for m, n, s, t in [
+        ("nnformer", 156, 0, 0.80), ("nnformer", 156, 1, 0.82), ("nnformer-released", 156, 0, 0.79),
+        ("nnformer-released", 156, 1, 0.83), ("nnformer-released", 156, 2, 0.10),  # seed 2 has no partner
+        ("nnformer", 781, 0, 0.86), ("transformer", 781, 0, 0.90), ("transformer", 156, 0, 0.70)]]
+    out = rp.findings(rec, (156, 781, 1563), "nb201-cifar10")
+    assert not any("N=1563" in ln for ln in rp.findings(rec, (156, 781), "nb201-cifar10"))
+    masks = next(ln for ln in out if "sibling masks" in ln)
+    assert "**Yes, at every N run**" in masks and "N=156: +0.0000 ± 0.0141, higher in 1 of 2 seeds" in masks
+    assert "N=781" not in masks  # no released run at 781
+    tr = next(ln for ln in out if "plain transformer" in ln)
+    assert "**No, not at every N run**" in tr and "N=156: +0.1000 (1 seed)" in tr and "N=781: -0.0400 (1 seed)" in tr
+    assert not any("GCN baseline" in ln for ln in out)
+    paper = [ln for ln in out if ln.startswith("- NN-Former (paper masks) at N=")]
+    assert "0.8100 (k=2) vs the paper's 0.804: +0.0060, within 0.02" in paper[0]
+    assert "N=1563 (paper 0.890): not run yet" in paper[1]
