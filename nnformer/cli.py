@@ -240,6 +240,8 @@ def cmd_reproduce(args) -> int:
              f"Kendall's tau over all {len(space.graphs):,} cells, training cells included. Recipe `{args.recipe}`: "
              f"{RECIPES[args.recipe]}. Each cell of the table is one cached run file under "
              f"`{root / 'cache' / space.name / args.recipe}`.")
+    codes = sorted({r.get("code", "not recorded") for r in records})
+    notes += f" Code that produced the runs: {', '.join(codes)}."
     if len(records) < expected:
         notes += (f" **Incomplete: {len(records)} of {expected} runs are cached**; empty cells and k below the seed "
                   f"count are runs not done yet (the same command without --from-cache runs them).")

@@ -115,6 +115,25 @@ def _atomic_json(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def code_version() -> str:
+    """The package version, plus the git commit (``+dirty`` with uncommitted changes) when run from a checkout."""
+    import subprocess
+
+    from . import __version__
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                "nnformer"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    if head.returncode != 0:
+        return __version__
+    return f"{__version__}+g{head.stdout.strip()}" + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, threads: int | None = None) -> dict:
     """Train (or rank) one method at one N and seed under the TNASP split; tau over all cells."""
     import torch
@@ -158,6 +177,7 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, threa
         rec[f"tau_{name}"] = kendall_tau(pred, lab)
     rec["seconds"] = time.perf_counter() - t0
     rec["torch_threads"] = torch.get_num_threads()
+    rec["code"] = code_version()  # which code produced the number (a cache file outlives code changes)
     return rec
 
 

@@ -4,7 +4,7 @@ import torch
 
 from nnformer.batching import EncodedGraphs
 from nnformer.graph import ArchGraph
-from nnformer.model import BGIFFN, NNFormer, NNFormerConfig, param_groups
+from nnformer.model import ASMA, BGIFFN, Dropout, NNFormer, NNFormerConfig, attention_bias, param_groups, token_masks
 from nnformer.spaces.nb201 import arch_to_graph
 
 CELLS = [
@@ -81,6 +81,54 @@ def test_prediction_invariant_to_node_relabelling():
     with torch.no_grad():
         a, b = model(EncodedGraphs([g]).batch([0])), model(EncodedGraphs([h]).batch([0]))
     assert torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("heads", [4, 8])
+def test_asma_matches_a_head_by_head_reference(heads):
+    """Head h uses ASMA mask h // (heads / 4), with its own slices of the q/k/v and output weights."""
+    torch.manual_seed(0)
+    cfg = NNFormerConfig(n_layers=1, dim=32, n_heads=heads, dropout=0.0)
+    batch = EncodedGraphs([arch_to_graph(c) for c in CELLS]).batch(np.arange(len(CELLS)))
+    att = ASMA(cfg).eval()
+    x = torch.randn(len(CELLS), batch.ops.shape[1] + 2, cfg.dim)
+    masks = token_masks(batch, "paper")
+    hd, G = cfg.dim // heads, heads // 4
+    Wq, Wk, Wv = att.qkv.weight.split(cfg.dim)
+    heads_out = []
+    for h in range(heads):
+        sl = slice(h * hd, (h + 1) * hd)
+        s = (x @ Wq[sl].T) @ (x @ Wk[sl].T).transpose(1, 2) / hd ** 0.5
+        s = s.masked_fill(~masks[:, h // G], float("-inf"))
+        heads_out.append(s.softmax(-1) @ (x @ Wv[sl].T))
+    ref = torch.cat(heads_out, -1) @ att.proj.weight.T
+    bias = attention_bias(batch, cfg, x.dtype)
+    assert bias.shape == (len(CELLS), heads, x.shape[1], x.shape[1])
+    torch.testing.assert_close(att(x, bias), ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(att(x, bias, n_query=1), ref[:, :1], rtol=1e-5, atol=1e-6)
+    # the mask matters: a head-agnostic (global) bias gives another answer
+    assert not torch.allclose(att(x, torch.zeros_like(bias)), ref, atol=1e-4)
+
+
+def test_dropout_rate_scale_and_relu_fusion():
+    d = Dropout(0.1).train()
+    x = torch.randn(200_000, requires_grad=True)
+    torch.manual_seed(3)
+    y = d(x)
+    kept = y != 0
+    assert abs(1 - kept.float().mean().item() - 0.1) < 0.003
+    scale = 1 / (1 - 6554 / 65536)  # 0.1 rounded to 16-bit draws
+    torch.testing.assert_close(y[kept], x[kept] * scale, rtol=0, atol=0)
+    # ReLU + dropout in one mask: same values and gradients as the two steps, from the same draws
+    g = torch.randn_like(x)
+    torch.manual_seed(4)
+    a = d(torch.relu(x))
+    ga, = torch.autograd.grad(a, x, g)
+    torch.manual_seed(4)
+    b = d.after_relu(x)
+    gb, = torch.autograd.grad(b, x, g)
+    assert torch.equal(a, b) and torch.equal(ga, gb) and (b[x.detach() <= 0] == 0).all()
+    d.eval()
+    assert torch.equal(d(x), x) and torch.equal(d.after_relu(x), torch.relu(x))
 
 
 def test_masks_change_the_output():

@@ -73,6 +73,7 @@ def test_worker_rebuilds_space_and_writes_cache(data_dir, tmp_path, tiny_recipe,
     rp._worker(("nb201", str(data_dir), "cifar10"), ("mlp", 40, 0, path), DEFAULT_RECIPE, 1)
     rec = json.loads(path.read_text())
     assert rec["method"] == "mlp" and rec["space"] == "nb201-cifar10" and rec["torch_threads"] == 1
+    assert rec["code"].startswith("0.")
 
 
 def test_recipe_epochs_spend_the_step_budget_as_the_recipe_batches():
