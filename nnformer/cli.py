@@ -240,6 +240,9 @@ def cmd_reproduce(args) -> int:
              f"Kendall's tau over all {len(space.graphs):,} cells, training cells included. Recipe `{args.recipe}`: "
              f"{RECIPES[args.recipe]}. Each cell of the table is one cached run file under "
              f"`{root / 'cache' / space.name / args.recipe}`.")
+    run_s = sum(r["seconds"] for r in records)
+    notes += (f" The {len(records)} runs took {run_s / 3600:.2f} h of run time in all"
+              + (f", {run_s / 3600 / args.jobs:.2f} h of wall time at {args.jobs} at a time." if args.jobs > 1 else "."))
     codes = sorted({r.get("code", "not recorded") for r in records})
     notes += f" Code that produced the runs: {', '.join(codes)}."
     if len(records) < expected:

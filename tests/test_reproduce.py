@@ -33,7 +33,7 @@ def test_sweep_caches_resumes_and_writes_tables(data_dir, tmp_path, tiny_recipe,
     # the cached mean is what the table prints
     taus = [json.loads((cache / f"nnformer/N40-seed{s}.json").read_text())["tau_test"] for s in (0, 1)]
     assert f"{np.mean(taus):.4f} ± {np.std(taus, ddof=1):.4f} (k=2)" in md
-    assert "Runs used 1 torch thread(s) each, with 1 run(s) at a time" in md
+    assert "Runs used 1 torch thread(s) each, with 1 run(s) at a time" in md and "The 8 runs took " in md
 
     # a rerun trains nothing: every result comes from the cache
     monkeypatch.setattr(rp, "run_one", lambda *a, **k: pytest.fail("re-ran a cached result"))
