@@ -231,7 +231,7 @@ def cmd_reproduce(args) -> int:
                        jobs=args.jobs, train=not args.from_cache)
     expected = sum(len(ns) * (1 if rp.METHODS[m][0] == "zero-cost" else len(seeds)) for m in methods)
     summary = rp.summarise(records, methods, ns)
-    base = root / ((space.name[:-len("-cifar10")] if space.name.endswith("-cifar10") else space.name).replace("-", "_") + ("_quick" if args.quick else "")
+    base = root / (space.name.removesuffix("-cifar10").replace("-", "_") + ("_quick" if args.quick else "")
                    + ("" if args.recipe == DEFAULT_RECIPE else f"_{args.recipe}") + "_accuracy")
     threads = sorted({t for row in summary.values() for c in row.values() for t in c["threads"]})
     notes = (f"Runs used {'/'.join(map(str, threads)) or '?'} torch thread(s) each, with {args.jobs} run(s) at a time "
