@@ -31,6 +31,12 @@ class GraphBatch:
         f = None if self.features is None else self.features.to(device)
         return GraphBatch(self.ops.to(device), self.adj.to(device), self.n_nodes.to(device), self.depth.to(device), f)
 
+    def slice(self, start: int, stop: int) -> "GraphBatch":
+        """Graphs ``start:stop`` (views, no copy)."""
+        f = None if self.features is None else self.features[start:stop]
+        return GraphBatch(self.ops[start:stop], self.adj[start:stop], self.n_nodes[start:stop],
+                          self.depth[start:stop], f)
+
     def repeat(self, k: int) -> "GraphBatch":
         """Each graph ``k`` times, as blocks ``[batch, batch, ...]`` (NN-Former's consistency copy)."""
         f = None if self.features is None else self.features.repeat(k, 1, 1)

@@ -198,3 +198,15 @@ def test_cls_only_last_block_gives_the_same_prediction(ffn_mode):
     with torch.no_grad():
         full = model.head(model.encode(b)[:, 0]).squeeze(-1) + 0.5
         assert torch.allclose(model(b), full, atol=1e-6)
+
+
+def test_chunked_inference_equals_one_pass():
+    torch.manual_seed(0)
+    model = NNFormer(NNFormerConfig(**SMALL)).eval()
+    b = EncodedGraphs([arch_to_graph(c) for c in CELLS + CELLS[:1]]).batch(range(5))
+    whole = model(b).detach()  # grad enabled: one pass, no chunking
+    model.infer_chunk_tokens = 20  # 10 tokens per graph: chunks of 2, 2 and 1 graphs
+    with torch.no_grad():
+        chunked = model(b)
+    assert chunked.shape == (5,)
+    assert torch.allclose(chunked, whole, atol=1e-6)
