@@ -6,7 +6,8 @@
 
 `run` trains one recipe (a name from nnformer.recipes plus optional overrides) and, at every validation, scores the
 current EMA model on all cells (test and validation labels); that scoring is not counted as training time. Each run
-is stored as benchmarks/results/recipe/<key>.json and skipped when it exists (delete the file to rerun).
+is stored as benchmarks/results/recipe/<key>.json and skipped when it exists (delete the file to rerun); while it
+trains, a checkpoint under runs/recipe-checkpoints/ lets the same command, restarted, resume a killed run.
 `plot` writes benchmarks/results/recipe.md and recipe_curves.png from the stored runs, beside the authors' released
 code's curve at N=156 measured on this kind of machine (docs/NNFORMER.md section 9).
 """
@@ -23,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, command, machine, now  # noqa: E402
 
 RUNS = RESULTS / "recipe"
+CHECKPOINTS = Path(__file__).resolve().parents[1] / "runs" / "recipe-checkpoints"  # not committed (runs/ is ignored)
 # The released code with the released recipe at N=156, released masks, 2 cores (docs/NNFORMER.md section 9):
 # (training minutes, tau against the test label, tau against the validation label) after 400/607/1295/3000 epochs.
 AUTHORS_N156 = [(13, 0.773, 0.774), (20, 0.780, 0.782), (43, 0.804, 0.822), (101, 0.800, 0.819)]
@@ -81,23 +83,26 @@ def cmd_run(a) -> None:
     tcfg = TrainConfig(**{**train_over, "epochs": epochs, "eval_every": max(1, epochs // a.points), "seed": a.seed})
     everything = EncodedGraphs(space.graphs)
     y = space.train_label
-    curve = []
+    taus = [f"tau_{k}" for k in space.test_labels]
 
     def on_eval(rec, model):
         p = predict_encoded(model, everything)
-        pt = {"epoch": rec["epoch"], "step": rec["step"], "seconds": rec["seconds"], "val_tau": rec.get("val_tau"),
-              **{f"tau_{k}": kendall_tau(p, v) for k, v in space.test_labels.items()}}
-        curve.append(pt)
-        print(json.dumps(pt), flush=True)
+        rec.update({f"tau_{k}": kendall_tau(p, v) for k, v in space.test_labels.items()})  # kept in the checkpoint
+        print(json.dumps({k: rec.get(k) for k in ["epoch", "step", "seconds", "val_tau", *taus]}), flush=True)
 
+    # a long run (the released recipe at N=781 takes hours) resumes from its checkpoint when restarted
+    ck = CHECKPOINTS / f"{path.stem}.pt"
+    resumed = ck.is_file()
     t = time.perf_counter()
     res = fit(mcfg, tcfg, train, y[sp.train], EncodedGraphs([space.graphs[i] for i in sp.val]), y[sp.val],
-              progress=False, on_eval=on_eval)
+              progress=False, on_eval=on_eval, checkpoint=ck)
+    curve = [{k: rec.get(k) for k in ["epoch", "step", "seconds", "val_tau", *taus]} for rec in res.history
+             if all(k in rec for k in taus)]
     p = predict_encoded(res.model, everything)
     out = {"key": path.stem, "command": command(), "date": now(), "machine": machine(), "recipe": a.recipe,
            "n": a.n, "seed": a.seed, "steps": steps, "epochs": epochs,
            "total_steps": res.history[-1]["step"], "train_s": res.history[-1]["seconds"],
-           "wall_s": time.perf_counter() - t, "best_epoch": res.best_epoch,
+           "wall_s": time.perf_counter() - t, "resumed": resumed, "best_epoch": res.best_epoch,
            **{f"tau_{k}": kendall_tau(p, v) for k, v in space.test_labels.items()},
            "model_config": dataclasses.asdict(mcfg), "train_config": dataclasses.asdict(tcfg), "curve": curve}
     print("RESULT", json.dumps({k: v for k, v in out.items() if k not in ("curve", "machine", "model_config",
@@ -106,6 +111,7 @@ def cmd_run(a) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(out, indent=1) + "\n")
     tmp.replace(path)
+    ck.unlink(missing_ok=True)
 
 
 def label(run: dict) -> str:

@@ -243,6 +243,12 @@ def fit(model_cfg, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
             history.append(rec)
             if bar is not None:
                 bar.set_postfix(loss=f"{rec['loss']:.4f}", val_tau=f"{rec.get('val_tau', float('nan')):.4f}")
+            if on_eval:
+                # the callback sees the record and the current EMA model (e.g. to score it on more cells and add
+                # that to the record, which the checkpoint below then keeps); its time is not training time
+                tc = time.perf_counter()
+                on_eval(rec, ema)
+                t0 += time.perf_counter() - tc
             if ck_path is not None:
                 _atomic_save({
                     "format": "nnformer-checkpoint-1",
@@ -257,12 +263,6 @@ def fit(model_cfg, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
                         "perm_rng": perm_gen.get_state(),
                     },
                 }, ck_path)
-            if on_eval:
-                # the callback sees the current EMA model (e.g. to score it on more cells); its time is not
-                # counted as training time in later records
-                tc = time.perf_counter()
-                on_eval(rec, ema)
-                t0 += time.perf_counter() - tc
         if bar is not None:
             bar.update(1)
     if bar is not None:

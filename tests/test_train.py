@@ -199,3 +199,19 @@ def test_on_eval_sees_the_ema_model_and_its_time_is_not_training_time():
     assert [e for e, _ in seen] == [2, 4] and all(np.isfinite(p).all() for _, p in seen)
     assert not np.allclose(seen[0][1], seen[1][1])  # the EMA weights moved between the two validations
     assert res.history[-1]["seconds"] < wall - 0.9  # both sleeps left out of the recorded training time
+
+
+def test_what_on_eval_adds_to_a_record_is_in_the_checkpoint(tmp_path):
+    from nnformer.batching import EncodedGraphs
+    from nnformer.train import fit, load_checkpoint
+
+    data = EncodedGraphs(GRAPHS[:64])
+
+    def on_eval(rec, model):
+        rec["extra"] = rec["epoch"] * 10
+
+    ck = tmp_path / "ck.pt"
+    fit(NNFormerConfig(n_layers=1, dim=16), TrainConfig(epochs=4, batch_size=32, lr=2e-3, eval_every=2, seed=0),
+        data, Y[:64], EncodedGraphs(GRAPHS[64:96]), Y[64:96], progress=False, on_eval=on_eval, checkpoint=ck)
+    history = load_checkpoint(ck)["train_state"]["history"]
+    assert [r["extra"] for r in history] == [20, 40]  # the last record too: the checkpoint is written after on_eval
