@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -114,6 +115,24 @@ def cmd_run(a) -> None:
     ck.unlink(missing_ok=True)
 
 
+def in_progress(path: Path) -> dict | None:
+    """A run still training, read from its checkpoint: the curve so far, in the form of a finished run's file."""
+    from nnformer.train import load_checkpoint
+
+    ck = load_checkpoint(path)
+    st = ck.get("train_state")
+    curve = [r for r in (st or {}).get("history", []) if "tau_test" in r and "tau_val" in r]
+    if not curve:
+        return None
+    m = re.search(r"-N(\d+)-.*seed(\d+)", path.stem)
+    tc = st["train_config"]
+    return {"key": path.stem, "recipe": path.stem.split("-")[0], "n": int(m.group(1)), "seed": int(m.group(2)),
+            "epochs": tc["epochs"],
+            "total_steps": round(curve[-1]["step"] * tc["epochs"] / curve[-1]["epoch"]),  # of the whole run
+            "model_config": ck["model_config"],
+            "train_config": tc, "curve": curve}
+
+
 def label(run: dict) -> str:
     m, t = run["model_config"], run["train_config"]
     batches = (f"size-bucketed batches of <= {t['batch_size']}" if t["bucket"] else
@@ -130,6 +149,7 @@ def cmd_plot(a) -> None:
     import matplotlib.pyplot as plt
 
     runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*.json"))]
+    partial = [r for r in map(in_progress, sorted(CHECKPOINTS.glob("*.pt"))) if r is not None]
     lines = [
         "# Recipe study: NAS-Bench-201, TNASP split, tau over all 15,625 cells",
         "",
@@ -147,18 +167,28 @@ def cmd_plot(a) -> None:
         lines.append(f"| {label(r)} | {r['n']} | {r['seed']} | {r['tau_test']:.4f} | {r['tau_val']:.4f} | "
                      f"{r['train_s'] / 60:.1f} min | {r['machine']['cpu']}, {r['machine']['torch_threads']} |")
     lines.append("| released code, released recipe (authors) | 156 | - | 0.800 | 0.819 | 101 min | AMD EPYC, 2 |")
+    for r in partial:
+        c = r["curve"][-1]
+        lines.append(f"| {label(r)}, **in progress: epoch {c['epoch']} of {r['epochs']}** (checkpoint in "
+                     f"runs/recipe-checkpoints/; rerun its command to go on) | {r['n']} | {r['seed']} | "
+                     f"{c['tau_test']:.4f} | {c['tau_val']:.4f} | {c['seconds'] / 60:.1f} min so far | this machine |")
     (RESULTS / "recipe.md").write_text("\n".join(lines) + "\n")
-    ns = sorted({r["n"] for r in runs} | {156})
+    ns = sorted({r["n"] for r in runs + partial} | {156})
     fig, axes = plt.subplots(1, len(ns), figsize=(6.5 * len(ns), 6.5), dpi=110, squeeze=False)
     for ax, n in zip(axes[0], ns):
         for r in [r for r in runs if r["n"] == n]:
             c = r["curve"]
             ax.plot([p["seconds"] / 60 for p in c], [p["tau_test"] for p in c], marker=".", label=label(r))
+        for r in [r for r in partial if r["n"] == n]:
+            c = r["curve"]
+            ax.plot([p["seconds"] / 60 for p in c], [p["tau_test"] for p in c], marker=".", ls="--",
+                    label=f"{label(r)} (in progress)")
         if n == 156:
             ax.plot([m for m, _, _ in AUTHORS_N156], [t for _, t, _ in AUTHORS_N156], marker="s", color="k",
                     label="released code + recipe (authors, NNFORMER.md s.9)")
         ax.set_xscale("log")
-        ticks = [t for t in (0.25, 0.5, 1, 2, 5, 10, 20, 50, 100) if n == 156 or t <= 10]
+        longest = max([p["seconds"] / 60 for r in runs + partial if r["n"] == n for p in r["curve"]] + [10])
+        ticks = [t for t in (0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500) if t <= max(longest, 100 * (n == 156))]
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()
         ax.set_ylim(bottom=max(ax.get_ylim()[0], 0.70))
