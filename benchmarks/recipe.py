@@ -86,10 +86,13 @@ def cmd_run(a) -> None:
     y = space.train_label
     taus = [f"tau_{k}" for k in space.test_labels]
 
+    def point(rec: dict) -> dict:  # one point of the tau-vs-time curve
+        return {k: rec.get(k) for k in ["epoch", "step", "seconds", "val_tau", *taus]}
+
     def on_eval(rec, model):
         p = predict_encoded(model, everything)
         rec.update({f"tau_{k}": kendall_tau(p, v) for k, v in space.test_labels.items()})  # kept in the checkpoint
-        print(json.dumps({k: rec.get(k) for k in ["epoch", "step", "seconds", "val_tau", *taus]}), flush=True)
+        print(json.dumps(point(rec)), flush=True)
 
     # a long run (the released recipe at N=781 takes hours) resumes from its checkpoint when restarted
     ck = CHECKPOINTS / f"{path.stem}.pt"
@@ -97,8 +100,7 @@ def cmd_run(a) -> None:
     t = time.perf_counter()
     res = fit(mcfg, tcfg, train, y[sp.train], EncodedGraphs([space.graphs[i] for i in sp.val]), y[sp.val],
               progress=False, on_eval=on_eval, checkpoint=ck)
-    curve = [{k: rec.get(k) for k in ["epoch", "step", "seconds", "val_tau", *taus]} for rec in res.history
-             if all(k in rec for k in taus)]
+    curve = [point(rec) for rec in res.history if all(k in rec for k in taus)]
     p = predict_encoded(res.model, everything)
     out = {"key": path.stem, "command": command(), "date": now(), "machine": machine(), "recipe": a.recipe,
            "n": a.n, "seed": a.seed, "steps": steps, "epochs": epochs,
