@@ -36,7 +36,10 @@ def now() -> str:
 
 
 def write_json(name: str, obj) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / name
+    """A bare file name goes to benchmarks/results/; a path with a directory is taken as given."""
+    path = Path(name)
+    if path.parent == Path("."):
+        path = RESULTS / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=2) + "\n")
     return path

@@ -7,7 +7,10 @@
 `run` trains one recipe (a name from nnformer.recipes plus optional overrides) and, at every validation, scores the
 current EMA model on all cells (test and validation labels); that scoring is not counted as training time. Each run
 is stored as benchmarks/results/recipe/<key>.json and skipped when it exists (delete the file to rerun); while it
-trains, a checkpoint under runs/recipe-checkpoints/ lets the same command, restarted, resume a killed run.
+trains, a checkpoint under runs/recipe-checkpoints/ lets the same command, restarted, resume a killed run, and the
+curve so far is kept in benchmarks/results/recipe/partial/<key>.json (small, committed): a run longer than a
+session (the released recipe at N=781 needs about 4.3 h here) keeps its measured points even when its checkpoint,
+too large to commit, is gone with the session.
 `plot` writes benchmarks/results/recipe.md and recipe_curves.png from the stored runs, beside the authors' released
 code's curve at N=156 measured on this kind of machine (docs/NNFORMER.md section 9).
 """
@@ -25,10 +28,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, command, machine, now  # noqa: E402
 
 RUNS = RESULTS / "recipe"
+PARTIAL = RUNS / "partial"
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "runs" / "recipe-checkpoints"  # not committed (runs/ is ignored)
 # The released code with the released recipe at N=156, released masks, 2 cores (docs/NNFORMER.md section 9):
 # (training minutes, tau against the test label, tau against the validation label) after 400/607/1295/3000 epochs.
 AUTHORS_N156 = [(13, 0.773, 0.774), (20, 0.780, 0.782), (43, 0.804, 0.822), (101, 0.800, 0.819)]
+# Runs cut short before partial curves were kept: their last point, as recipe.md recorded it at the commit named.
+LOST = ["| 12x160, paper masks, lr 0.0001, size-bucketed batches of <= 128, 3000 epochs = 30000 steps (recipe "
+        "released), **stopped at epoch 700 of 3000 when its session ended** (checkpoint and curve not kept; the last "
+        "point as recipe.md recorded it at commit ffbe6fe) | 781 | 0 | 0.8712 | 0.8959 | 63.1 min | AMD EPYC, 2 |"]
 
 
 def run_key(a) -> str:
@@ -89,14 +97,22 @@ def cmd_run(a) -> None:
     def point(rec: dict) -> dict:  # one point of the tau-vs-time curve
         return {k: rec.get(k) for k in ["epoch", "step", "seconds", "val_tau", *taus]}
 
-    def on_eval(rec, model):
-        p = predict_encoded(model, everything)
-        rec.update({f"tau_{k}": kendall_tau(p, v) for k, v in space.test_labels.items()})  # kept in the checkpoint
-        print(json.dumps(point(rec)), flush=True)
-
     # a long run (the released recipe at N=781 takes hours) resumes from its checkpoint when restarted
     ck = CHECKPOINTS / f"{path.stem}.pt"
     resumed = ck.is_file()
+    head = {"key": path.stem, "command": command(), "machine": machine(), "recipe": a.recipe, "n": a.n,
+            "seed": a.seed, "steps": steps, "epochs": epochs, "model_config": dataclasses.asdict(mcfg),
+            "train_config": dataclasses.asdict(tcfg)}
+    so_far = (in_progress(ck) or {"curve": []})["curve"] if resumed else []
+
+    def on_eval(rec, model):
+        p = predict_encoded(model, everything)
+        rec.update({f"tau_{k}": kendall_tau(p, v) for k, v in space.test_labels.items()})  # kept in the checkpoint
+        so_far.append(point(rec))
+        print(json.dumps(so_far[-1]), flush=True)
+        total = round(rec["step"] * epochs / rec["epoch"])  # of the whole run
+        _write_json(PARTIAL / f"{path.stem}.json", {**head, "date": now(), "total_steps": total, "curve": so_far})
+
     t = time.perf_counter()
     res = fit(mcfg, tcfg, train, y[sp.train], EncodedGraphs([space.graphs[i] for i in sp.val]), y[sp.val],
               progress=False, on_eval=on_eval, checkpoint=ck)
@@ -110,11 +126,16 @@ def cmd_run(a) -> None:
            "model_config": dataclasses.asdict(mcfg), "train_config": dataclasses.asdict(tcfg), "curve": curve}
     print("RESULT", json.dumps({k: v for k, v in out.items() if k not in ("curve", "machine", "model_config",
                                                                           "train_config")}))
-    RUNS.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1) + "\n")
-    tmp.replace(path)
+    _write_json(path, out)
     ck.unlink(missing_ok=True)
+    (PARTIAL / f"{path.stem}.json").unlink(missing_ok=True)
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    tmp.replace(path)
 
 
 def in_progress(path: Path) -> dict | None:
@@ -135,6 +156,19 @@ def in_progress(path: Path) -> dict | None:
             "train_config": tc, "curve": curve}
 
 
+def unfinished(done: set[str]) -> list[dict]:
+    """Runs not finished: from their checkpoint where it is here (resumable), else from their committed partial curve;
+    the one that got further wins."""
+    found: dict[str, dict] = {}
+    for p in sorted(PARTIAL.glob("*.json")):
+        found[p.stem] = {**json.loads(p.read_text()), "resumable": False}
+    for p in sorted(CHECKPOINTS.glob("*.pt")):
+        r, kept = in_progress(p), found.get(p.stem)
+        if r is not None and (kept is None or r["curve"][-1]["epoch"] >= kept["curve"][-1]["epoch"]):
+            found[p.stem] = {**(kept or {}), **r, "resumable": True}
+    return [r for k, r in sorted(found.items()) if k not in done and r.get("curve")]
+
+
 def label(run: dict) -> str:
     m, t = run["model_config"], run["train_config"]
     batches = (f"size-bucketed batches of <= {t['batch_size']}" if t["bucket"] else
@@ -151,7 +185,7 @@ def cmd_plot(a) -> None:
     import matplotlib.pyplot as plt
 
     runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("*.json"))]
-    partial = [r for r in map(in_progress, sorted(CHECKPOINTS.glob("*.pt"))) if r is not None]
+    partial = unfinished({p.stem for p in RUNS.glob("*.json")})
     lines = [
         "# Recipe study: NAS-Bench-201, TNASP split, tau over all 15,625 cells",
         "",
@@ -171,9 +205,13 @@ def cmd_plot(a) -> None:
     lines.append("| released code, released recipe (authors) | 156 | - | 0.800 | 0.819 | 101 min | AMD EPYC, 2 |")
     for r in partial:
         c = r["curve"][-1]
-        lines.append(f"| {label(r)}, **in progress: epoch {c['epoch']} of {r['epochs']}** (checkpoint in "
-                     f"runs/recipe-checkpoints/; rerun its command to go on) | {r['n']} | {r['seed']} | "
-                     f"{c['tau_test']:.4f} | {c['tau_val']:.4f} | {c['seconds'] / 60:.1f} min so far | this machine |")
+        state = ("checkpoint in runs/recipe-checkpoints/: rerun its command to go on" if r["resumable"] else
+                 "its checkpoint, too large to commit, is not here: a rerun starts over")
+        where = f"{r['machine']['cpu']}, {r['machine']['torch_threads']}" if "machine" in r else "this machine"
+        lines.append(f"| {label(r)}, **unfinished: epoch {c['epoch']} of {r['epochs']}** ({state}) | {r['n']} | "
+                     f"{r['seed']} | {c['tau_test']:.4f} | {c['tau_val']:.4f} | {c['seconds'] / 60:.1f} min so far | "
+                     f"{where} |")
+    lines += LOST
     (RESULTS / "recipe.md").write_text("\n".join(lines) + "\n")
     ns = sorted({r["n"] for r in runs + partial} | {156})
     fig, axes = plt.subplots(1, len(ns), figsize=(6.5 * len(ns), 6.5), dpi=110, squeeze=False)
@@ -184,7 +222,7 @@ def cmd_plot(a) -> None:
         for r in [r for r in partial if r["n"] == n]:
             c = r["curve"]
             ax.plot([p["seconds"] / 60 for p in c], [p["tau_test"] for p in c], marker=".", ls="--",
-                    label=f"{label(r)} (in progress)")
+                    label=f"{label(r)} (unfinished)")
         if n == 156:
             ax.plot([m for m, _, _ in AUTHORS_N156], [t for _, t, _ in AUTHORS_N156], marker="s", color="k",
                     label="released code + recipe (authors, NNFORMER.md s.9)")

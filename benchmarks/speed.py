@@ -152,8 +152,8 @@ def main() -> None:
               "targets": {"train_step_ms": 450, "infer_archs_per_s": 1000}}
     if args.checkpoint:
         result["int8_tau"] = int8_tau(args)
+    print(json.dumps(result, indent=2), flush=True)
     path = write_json(args.out, result)
-    print(json.dumps(result, indent=2))
     print(f"wrote {path}")
 
 

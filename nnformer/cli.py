@@ -50,7 +50,8 @@ def _configs(args, train_graphs=None):
         t["epochs"] = recipe_epochs(args.recipe, EncodedGraphs(train_graphs), args.batch_size)
         t["eval_every"] = max(1, t["epochs"] // 12)
     for key, name in [("n_layers", "layers"), ("dim", "dim"), ("n_heads", "heads"), ("mask_mode", "mask_mode"),
-                      ("ffn_mode", "ffn_mode"), ("dropout", "dropout")]:
+                      ("ffn_mode", "ffn_mode"), ("dropout", "dropout"),
+                      ("dropout_rng", "dropout_rng")]:
         if getattr(args, name) is not None:
             m[key] = getattr(args, name)
     for key in ("epochs", "lr", "batch_size", "eval_every", "w_rank", "w_cons", "seed", "device", "amp"):
@@ -216,7 +217,10 @@ def cmd_reproduce(args) -> int:
     from . import reproduce as rp
 
     space = rp.load_space(args.space, args.data_dir, args.dataset)
-    methods = list(rp.METHODS) if not args.methods else [m.strip() for m in args.methods.split(",")]
+    if args.methods in (None, "all"):
+        methods = list(rp.QUICK_METHODS if args.quick and args.methods is None else rp.METHODS)
+    else:
+        methods = [m.strip() for m in args.methods.split(",")]
     unknown = [m for m in methods if m not in rp.METHODS]
     if unknown:
         raise NNFormerError(f"unknown method {unknown[0]!r}; known: {', '.join(rp.METHODS)}")
@@ -301,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--mask-mode", choices=["paper", "released", "global", "adjacency"])
     g.add_argument("--ffn-mode", choices=["bgiffn", "ffn", "forward", "backward"])
     g.add_argument("--dropout", type=float)
+    g.add_argument("--dropout-rng", choices=["pcg64", "mt19937"],
+                   help="dropout's random stream on CPU: pcg64 (default, faster) or mt19937 (torch's; results "
+                        "cached before the change)")
     g = t.add_argument_group("training")
     g.add_argument("--epochs", type=int)
     g.add_argument("--lr", type=float)
@@ -351,10 +358,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--space", choices=["nb201", "nb101"], default="nb201")
     r.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet16"], default="cifar10",
                    help="NB201 labels to train and test on")
-    r.add_argument("--methods", help="comma-separated subset of the methods (default: all)")
+    r.add_argument("--methods", help="comma-separated subset of the methods, or 'all' (default: all; with --quick, "
+                                     "the methods the paper's claims need: NN-Former with both masks, the plain "
+                                     "transformer, GCN, MLP, params, FLOPs)")
     r.add_argument("--ns", help="comma-separated training sizes (default: the paper's)")
     r.add_argument("--seeds", type=int, default=3, help="seeds per cell (default 3)")
-    r.add_argument("--quick", action="store_true", help="one seed, two N")
+    r.add_argument("--quick", action="store_true", help="one seed, two N, no ablations (about 10 min on 2 cores "
+                                                        "with --jobs 2)")
     r.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE)
     r.add_argument("--out", default="benchmarks/results", help="results directory (tables + cache)")
     r.add_argument("--threads", type=int, help="torch threads per run")

@@ -38,6 +38,9 @@ METHODS: dict[str, tuple[str, dict, str]] = {
     "params": ("zero-cost", {"proxy": "params"}, "parameter count (zero-cost)"),
     "flops": ("zero-cost", {"proxy": "flops"}, "FLOPs (zero-cost)"),
 }
+# --quick: the comparisons the paper's claims rest on (masks, vs a plain transformer, vs GNN / MLP / zero-cost), not
+# the ablations; all 12 methods at one seed and two N took 22 min on 2 cores, over the 15-minute budget of --quick
+QUICK_METHODS = ("nnformer", "nnformer-released", "transformer", "gcn", "mlp", "params", "flops")
 
 
 # Kendall's tau that the NN-Former paper reports (NNFORMER.md section 8), by space and N; a sanity range only where

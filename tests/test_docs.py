@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_readme_accuracy_tables_quote_the_results_files():
     readme = (ROOT / "README.md").read_text()
-    results = " ".join(p.read_text() for p in (ROOT / "benchmarks" / "results").glob("*.md"))
+    results = " ".join(p.read_text() for p in (ROOT / "benchmarks" / "results").rglob("*.md"))
     start = readme.index("## Accuracy tables")
     end = readme.find("\n## ", start + 1)
     section = readme[start:end if end > 0 else None]

@@ -109,8 +109,9 @@ def test_asma_matches_a_head_by_head_reference(heads):
     assert not torch.allclose(att(x, torch.zeros_like(bias)), ref, atol=1e-4)
 
 
-def test_dropout_rate_scale_and_relu_fusion():
-    d = Dropout(0.1).train()
+@pytest.mark.parametrize("rng", ["pcg64", "mt19937"])
+def test_dropout_rate_scale_and_relu_fusion(rng):
+    d = Dropout(0.1, rng).train()
     x = torch.randn(200_000, requires_grad=True)
     torch.manual_seed(3)
     y = d(x)
@@ -127,8 +128,30 @@ def test_dropout_rate_scale_and_relu_fusion():
     b = d.after_relu(x)
     gb, = torch.autograd.grad(b, x, g)
     assert torch.equal(a, b) and torch.equal(ga, gb) and (b[x.detach() <= 0] == 0).all()
+    # torch's seed fixes the draws; a new seed gives new ones
+    torch.manual_seed(4)
+    assert torch.equal(d.after_relu(x), b)
+    assert not torch.equal(d.after_relu(x), b)
     d.eval()
     assert torch.equal(d(x), x) and torch.equal(d.after_relu(x), torch.relu(x))
+
+
+def test_dropout_streams():
+    """mt19937 is torch's stream as drawn before pcg64 became the default (the cached results' stream): two 16-bit
+    draws per 32-bit call, keep where the draw >= round(p * 65536) - 32768. pcg64 draws another stream."""
+    x = torch.randn(4, 1001)
+    torch.manual_seed(7)
+    bits = torch.randint(-(2 ** 31), 2 ** 31 - 1, ((x.numel() + 1) // 2,), dtype=torch.int32)
+    keep = bits.view(torch.int16)[:x.numel()].view(x.shape) >= 6554 - 32768
+    ref = torch.where(keep, x * (1 / (1 - 6554 / 65536)), 0.0)
+    torch.manual_seed(7)
+    out = Dropout(0.1, "mt19937").train()(x)
+    assert torch.equal(out, ref)
+    torch.manual_seed(7)
+    other = Dropout(0.1, "pcg64").train()(x)
+    assert not torch.equal((other != 0), (out != 0))
+    with pytest.raises(ValueError, match="dropout_rng"):
+        NNFormerConfig(dropout_rng="xorshift")
 
 
 def test_masks_change_the_output():

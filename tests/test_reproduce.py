@@ -110,3 +110,21 @@ def test_findings_pair_runs_by_seed_and_compare_with_the_paper():
     paper = [ln for ln in out if ln.startswith("- NN-Former (paper masks) at N=")]
     assert "0.8100 (k=2) vs the paper's 0.804: +0.0060, within 0.02" in paper[0]
     assert "N=1563 (paper 0.890): not run yet" in paper[1]
+
+
+def test_quick_runs_the_core_methods_unless_told_otherwise(data_dir, tmp_path, monkeypatch):
+    grids = []
+
+    def fake_sweep(space, methods, ns, seeds, recipe, root, **kw):
+        grids.append((tuple(methods), tuple(ns), tuple(seeds)))
+        return []
+
+    monkeypatch.setattr(rp, "sweep", fake_sweep)
+    base = ["reproduce", "accuracy", "--space", "nb201", "--quick", "--out", str(tmp_path), "--data-dir",
+            str(data_dir), "--quiet"]
+    assert main(base) == 0
+    assert main(base + ["--methods", "all"]) == 0
+    assert main(base + ["--methods", "gcn"]) == 0
+    assert grids[0] == (rp.QUICK_METHODS, (156, 781), (0,))
+    assert set(rp.QUICK_METHODS) < set(rp.METHODS) and "transformer" in rp.QUICK_METHODS
+    assert grids[1][0] == tuple(rp.METHODS) and grids[2][0] == ("gcn",)
