@@ -293,11 +293,13 @@ class NNFormer(nn.Module):
     def tokens(self, batch: GraphBatch) -> torch.Tensor:
         """``(B, N + 2, dim)``: [CLS], one token per node, [DEPTH], then LayerNorm. No positional encoding."""
         cfg = self.cfg
-        # one-hot @ W is an embedding lookup: index the weight instead of building the one-hot matrix
-        x = self.op_embed.weight.T[batch.ops]
+        # one-hot @ W is an embedding lookup. F.embedding, not indexing: indexing's backward (index_put_ with
+        # accumulate) sums in a different order from run to run on 2+ CPU threads, so the same seed gave another tau;
+        # embedding's backward is deterministic and, on one thread, bit-identical to the indexing it replaced.
+        x = F.embedding(batch.ops, self.op_embed.weight.T)
         if self.feat_embed is not None:
             x = x + self.feat_embed(batch.features)
-        d = self.depth_embed.weight.T[batch.depth.clamp(max=cfg.n_depth - 1)][:, None]
+        d = F.embedding(batch.depth.clamp(max=cfg.n_depth - 1), self.depth_embed.weight.T)[:, None]
         x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x, d], dim=1)
         return self.ln_in(x)
 

@@ -233,3 +233,24 @@ def test_chunked_inference_equals_one_pass():
         chunked = model(b)
     assert chunked.shape == (5,)
     assert torch.allclose(chunked, whole, atol=1e-6)
+
+
+def test_gradients_repeat_exactly_on_two_threads():
+    """Same batch, same weights: bit-identical gradients every time on 2 CPU threads (the token lookup used to be
+    indexing, whose backward sums in a different order from run to run there, so one seed gave two taus)."""
+    from nnformer.spaces.nb201 import all_arch_strs
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        batch = EncodedGraphs([arch_to_graph(s) for s in list(all_arch_strs())[::61][:256]]).batch(np.arange(256))
+        torch.manual_seed(0)
+        model = NNFormer(NNFormerConfig(n_layers=2, dim=32, dropout=0.0)).train()
+        grads = []
+        for _ in range(3):
+            model.zero_grad()
+            model(batch).square().sum().backward()
+            grads.append([p.grad.clone() for p in model.parameters() if p.grad is not None])
+        assert all(torch.equal(a, b) for g in grads[1:] for a, b in zip(grads[0], g))
+    finally:
+        torch.set_num_threads(threads)
