@@ -363,8 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      "transformer, GCN, MLP, params, FLOPs)")
     r.add_argument("--ns", help="comma-separated training sizes (default: the paper's)")
     r.add_argument("--seeds", type=int, default=3, help="seeds per cell (default 3)")
-    r.add_argument("--quick", action="store_true", help="one seed, two N, no ablations (about 10 min on 2 cores "
-                                                        "with --jobs 2)")
+    r.add_argument("--quick", action="store_true", help="one seed, two N, no ablations (7 min on 2 cores with "
+                                                        "--jobs 2)")
     r.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE)
     r.add_argument("--out", default="benchmarks/results", help="results directory (tables + cache)")
     r.add_argument("--threads", type=int, help="torch threads per run")

@@ -45,7 +45,7 @@ class NNFormerConfig:
     ffn_mode: str = "bgiffn"  # bgiffn | ffn (plain MLP) | forward (A only) | backward (A^T only)
     head_offset: float = 0.5  # the released head adds 0.5: accuracy targets live in [0, 1]
     # random stream of the dropout masks on CPU: pcg64 (NumPy, fast) | mt19937 (torch's generator, the stream of every
-    # result cached before commit "Dropout masks from NumPy's PCG64"); same drop rate and scale either way
+    # result cached before commit 827d140); same drop rate and scale either way
     dropout_rng: str = "pcg64"
 
     def __post_init__(self):
