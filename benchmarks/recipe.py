@@ -178,6 +178,11 @@ def label(run: dict) -> str:
             f"{' + overrides' if len(run['key'].split('-')) > 4 else ''})")
 
 
+def seed_note(run: dict) -> str:
+    """Legend suffix telling repeated runs of one setting apart (seed 0 is the default and left unsaid)."""
+    return f", seed {run['seed']}" if run["seed"] else ""
+
+
 def cmd_plot(a) -> None:
     import matplotlib
 
@@ -218,11 +223,12 @@ def cmd_plot(a) -> None:
     for ax, n in zip(axes[0], ns):
         for r in [r for r in runs if r["n"] == n]:
             c = r["curve"]
-            ax.plot([p["seconds"] / 60 for p in c], [p["tau_test"] for p in c], marker=".", label=label(r))
+            ax.plot([p["seconds"] / 60 for p in c], [p["tau_test"] for p in c], marker=".",
+                    label=label(r) + seed_note(r))
         for r in [r for r in partial if r["n"] == n]:
             c = r["curve"]
             ax.plot([p["seconds"] / 60 for p in c], [p["tau_test"] for p in c], marker=".", ls="--",
-                    label=f"{label(r)} (unfinished)")
+                    label=f"{label(r)}{seed_note(r)} (unfinished)")
         if n == 156:
             ax.plot([m for m, _, _ in AUTHORS_N156], [t for _, t, _ in AUTHORS_N156], marker="s", color="k",
                     label="released code + recipe (authors, NNFORMER.md s.9)")
