@@ -26,9 +26,12 @@ RECIPES: dict[str, dict] = {
 DEFAULT_RECIPE = "efficient"
 
 
-def recipe_epochs(recipe: str, train, batch_size: int | None = None) -> int:
-    """Epochs that spend the recipe's step budget on ``train`` (an EncodedGraphs), batched as the recipe batches."""
+def recipe_epochs(recipe: str, train, batch_size: int | None = None, steps: int | None = None) -> int:
+    """Epochs that spend the recipe's step budget (or ``steps``) on ``train`` (an EncodedGraphs), batched as the
+    recipe batches."""
     r = RECIPES[recipe]
+    if steps is not None:
+        r = {**r, "steps": steps, "min_epochs": 0}
     if not r["steps"]:
         return r["min_epochs"]
     t = r["train"]

@@ -26,6 +26,7 @@ def test_help_lists_every_verb():
     (["predict", "--checkpoint", "missing.pt", CELL], "no checkpoint at missing.pt"),
     (["predict", "--checkpoint", "x.pt", "--file", "nope.txt"], "cannot read nope.txt"),
     (["train", "--out", "o", "--heads", "6", "--n-train", "10"], "n_heads must be a positive multiple of 4"),
+    (["train", "--out", "o", "--steps", "0", "--n-train", "10"], "--steps must be at least 1"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):
     r = subprocess.run([sys.executable, "-m", "nnformer", *args], capture_output=True, text=True, cwd=tmp_path)
@@ -58,6 +59,16 @@ def test_train_evaluate_predict_end_to_end(data_dir, tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[0] == lines[1]
     assert float(lines[0].split("\t")[0]) == pytest.approx(np.load(out / "predictions.npy")[1], abs=1e-4)
+
+
+def test_train_steps_sets_the_epochs_from_the_batches(data_dir, tmp_path):
+    # 60 cells in mixed-size batches of 128 (efficient) = 1 step per epoch; of 16 = 4 steps per epoch
+    for batch, steps, epochs in [(None, 3, 3), ("16", 9, 3)]:
+        out = tmp_path / f"run{batch}"
+        extra = ["--batch-size", batch] if batch else []
+        assert main(["train", "--n-train", "60", "--n-val", "40", "--steps", str(steps), "--layers", "1", "--dim",
+                     "16", "--out", str(out), "--data-dir", str(data_dir), "--quiet", *extra]) == 0
+        assert json.loads((out / "metrics.json").read_text())["train_config"]["epochs"] == epochs
 
 
 def test_data_verify_reports_tampering(data_dir, tmp_path):
