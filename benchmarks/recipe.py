@@ -9,7 +9,7 @@ current EMA model on all cells (test and validation labels); that scoring is not
 is stored as benchmarks/results/recipe/<key>.json and skipped when it exists (delete the file to rerun); while it
 trains, a checkpoint under runs/recipe-checkpoints/ lets the same command, restarted, resume a killed run, and the
 curve so far is kept in benchmarks/results/recipe/partial/<key>.json (small, committed): a run longer than a
-session (the released recipe at N=781 needs about 4.3 h here) keeps its measured points even when its checkpoint,
+session (the released recipe at N=781 took 4.5 h of training here, 1 thread beside another run) keeps its measured points even when its checkpoint,
 too large to commit, is gone with the session.
 `plot` writes benchmarks/results/recipe.md and recipe_curves.png from the stored runs, beside the authors' released
 code's curve at N=156 measured on this kind of machine (docs/NNFORMER.md section 9).
@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, command, machine, now  # noqa: E402
 
@@ -33,10 +35,6 @@ CHECKPOINTS = Path(__file__).resolve().parents[1] / "runs" / "recipe-checkpoints
 # The released code with the released recipe at N=156, released masks, 2 cores (docs/NNFORMER.md section 9):
 # (training minutes, tau against the test label, tau against the validation label) after 400/607/1295/3000 epochs.
 AUTHORS_N156 = [(13, 0.773, 0.774), (20, 0.780, 0.782), (43, 0.804, 0.822), (101, 0.800, 0.819)]
-# Runs cut short before partial curves were kept: their last point, as recipe.md recorded it at the commit named.
-LOST = ["| 12x160, paper masks, lr 0.0001, size-bucketed batches of <= 128, 3000 epochs = 30000 steps (recipe "
-        "released), **stopped at epoch 700 of 3000 when its session ended** (checkpoint and curve not kept; the last "
-        "point as recipe.md recorded it at commit ffbe6fe) | 781 | 0 | 0.8712 | 0.8959 | 63.1 min | AMD EPYC, 2 |"]
 
 
 def run_key(a) -> str:
@@ -178,6 +176,24 @@ def label(run: dict) -> str:
             f"{' + overrides' if len(run['key'].split('-')) > 4 else ''})")
 
 
+def seed_summary(runs: list[dict]) -> list[str]:
+    """Mean +- sample std over seeds of every setting run with more than one seed."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["n"], label(r)), []).append(r)
+    rows = [(k, g) for k, g in sorted(groups.items()) if len(g) > 1]
+    if not rows:
+        return []
+    out = ["", "Settings run with more than one seed (mean +- sample std over the seeds):", "",
+           "| run | N | seeds | tau (test label) | tau (val label) | training time (mean) |", "|---|---|---|---|---|---|"]
+    for (n, lab), g in rows:
+        t, v = np.array([r["tau_test"] for r in g]), np.array([r["tau_val"] for r in g])
+        out.append(f"| {lab} | {n} | {', '.join(str(r['seed']) for r in sorted(g, key=lambda r: r['seed']))} | "
+                   f"{t.mean():.4f} +- {t.std(ddof=1):.4f} | {v.mean():.4f} +- {v.std(ddof=1):.4f} | "
+                   f"{np.mean([r['train_s'] for r in g]) / 60:.1f} min |")
+    return out
+
+
 def seed_note(run: dict) -> str:
     """Legend suffix telling repeated runs of one setting apart (seed 0 is the default and left unsaid)."""
     return f", seed {run['seed']}" if run["seed"] else ""
@@ -194,8 +210,8 @@ def cmd_plot(a) -> None:
     lines = [
         "# Recipe study: NAS-Bench-201, TNASP split, tau over all 15,625 cells",
         "",
-        f"Written by `{command()}` on {now()} from the runs in `benchmarks/results/recipe/` (one run each; the",
-        "command that made a run is in its file). Training time excludes the scoring of all cells at each point.",
+        f"Written by `{command()}` on {now()} from the runs in `benchmarks/results/recipe/` (one run per row; the",
+        "command that made a run is in its file; a resumed run's training time adds up its processes). Training time excludes the scoring of all cells at each point.",
         "Runs were made two at a time with 1 torch thread each on the 2-core machine, as the reproduce sweeps run.",
         "Reference: the authors' released code and recipe (12 x 160, lr 1e-4, 3,000 epochs, consistency copy,",
         "released masks) at N=156 on this kind of machine, docs/NNFORMER.md section 9: tau 0.800 (test label) / 0.819",
@@ -216,7 +232,7 @@ def cmd_plot(a) -> None:
         lines.append(f"| {label(r)}, **unfinished: epoch {c['epoch']} of {r['epochs']}** ({state}) | {r['n']} | "
                      f"{r['seed']} | {c['tau_test']:.4f} | {c['tau_val']:.4f} | {c['seconds'] / 60:.1f} min so far | "
                      f"{where} |")
-    lines += LOST
+    lines += seed_summary(runs)
     (RESULTS / "recipe.md").write_text("\n".join(lines) + "\n")
     ns = sorted({r["n"] for r in runs + partial} | {156})
     fig, axes = plt.subplots(1, len(ns), figsize=(6.5 * len(ns), 6.5), dpi=110, squeeze=False)
