@@ -376,7 +376,8 @@ def _plot(summary: dict, path: Path, title: str) -> None:
     ax.set_xlabel("training cells N")
     ax.set_ylabel("Kendall's tau (test label, all cells)")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=6.5, loc="lower right")
+    if summary:  # an empty sweep still gets its (empty) plot, without a legend warning
+        ax.legend(fontsize=6.5, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
