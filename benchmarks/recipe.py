@@ -237,6 +237,7 @@ def cmd_plot(a) -> None:
     ns = sorted({r["n"] for r in runs + partial} | {156})
     fig, axes = plt.subplots(1, len(ns), figsize=(6.5 * len(ns), 6.5), dpi=110, squeeze=False)
     for ax, n in zip(axes[0], ns):
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)  # 20 distinct colours: the default 10 repeat at one N
         for r in [r for r in runs if r["n"] == n]:
             c = r["curve"]
             ax.plot([p["seconds"] / 60 for p in c], [p["tau_test"] for p in c], marker=".",
