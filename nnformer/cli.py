@@ -234,19 +234,23 @@ def cmd_reproduce(args) -> int:
         raise NNFormerError(f"every N must be between 1 and {len(space.graphs) - 1}")
     seeds = [0] if args.quick else list(range(args.seeds))
     root = Path(args.out)
+    if args.steps is not None and args.steps < 1:
+        raise NNFormerError(f"--steps must be at least 1, got {args.steps}")
+    tag = rp.recipe_tag(args.recipe, args.steps)
     records = rp.sweep(space, methods, ns, seeds, args.recipe, root, threads=args.threads, progress=not args.quiet,
-                       jobs=args.jobs, train=not args.from_cache)
+                       jobs=args.jobs, train=not args.from_cache, steps=args.steps)
     expected = sum(len(ns) * (1 if rp.METHODS[m][0] == "zero-cost" else len(seeds)) for m in methods)
     summary = rp.summarise(records, methods, ns)
     base = root / (space.name.removesuffix("-cifar10").replace("-", "_") + ("_quick" if args.quick else "")
-                   + ("" if args.recipe == DEFAULT_RECIPE else f"_{args.recipe}") + "_accuracy")
+                   + ("" if tag == DEFAULT_RECIPE else "_" + tag.replace("-", "_")) + "_accuracy")
     threads = sorted({t for row in summary.values() for c in row.values() for t in c["threads"]})
     notes = (f"Runs used {'/'.join(map(str, threads)) or '?'} torch thread(s) each, with {args.jobs} run(s) at a time "
              f"(seconds per run include that sharing of the CPU). "
              f"Protocol: TNASP split (first N cells in index order train, the next {space.n_val} validate), "
              f"Kendall's tau over all {len(space.graphs):,} cells, training cells included. Recipe `{args.recipe}`: "
-             f"{RECIPES[args.recipe]}. Each cell of the table is one cached run file under "
-             f"`{root / 'cache' / space.name / args.recipe}`.")
+             f"{RECIPES[args.recipe]}"
+             + (f", step budget replaced by {args.steps:,} steps for every trained method" if args.steps else "")
+             + f". Each cell of the table is one cached run file under `{root / 'cache' / space.name / tag}`.")
     run_s = sum(r["seconds"] for r in records)
     notes += (f" The {len(records)} runs took {run_s / 3600:.2f} h of run time in all"
               + (f", {run_s / 3600 / args.jobs:.2f} h of wall time at {args.jobs} at a time." if args.jobs > 1 else "."))
@@ -372,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="one seed, two N, no ablations (7 min on 2 cores with "
                                                         "--jobs 2)")
     r.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE)
+    r.add_argument("--steps", type=int, help="step budget for every trained method instead of the recipe's; cached "
+                                             "and written apart (files end in _<recipe>_steps<K>_accuracy)")
     r.add_argument("--out", default="benchmarks/results", help="results directory (tables + cache)")
     r.add_argument("--threads", type=int, help="torch threads per run")
     r.add_argument("--jobs", type=int, default=1, help="parallel single-threaded runs (default 1)")

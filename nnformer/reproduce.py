@@ -137,8 +137,10 @@ def code_version() -> str:
     return f"{__version__}+g{head.stdout.strip()}" + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, threads: int | None = None) -> dict:
-    """Train (or rank) one method at one N and seed under the TNASP split; tau over all cells."""
+def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, threads: int | None = None,
+            steps: int | None = None) -> dict:
+    """Train (or rank) one method at one N and seed under the TNASP split; tau over all cells. ``steps`` replaces the
+    recipe's step budget (every trained method gets the same budget)."""
     import torch
 
     from .baselines import GCNConfig, MLPConfig
@@ -154,6 +156,8 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, threa
     split = tnasp_split(len(space.graphs), n, space.n_val)
     t0 = time.perf_counter()
     rec = {"method": method, "space": space.name, "n_train": n, "seed": seed, "recipe": recipe}
+    if steps is not None:
+        rec["steps"] = steps
     if kind == "zero-cost":
         if space.proxies is None:
             raise NNFormerError("zero-cost proxies are not available (nnformer.zero_cost missing)")
@@ -168,7 +172,7 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, threa
         else:
             mcfg = MLPConfig(max_nodes=space.max_nodes)
         train = EncodedGraphs([space.graphs[i] for i in split.train])
-        epochs = recipe_epochs(recipe, train)
+        epochs = recipe_epochs(recipe, train, steps=steps)
         tcfg = TrainConfig(**{**r["train"], "epochs": epochs, "eval_every": max(1, epochs // 10), "seed": seed})
         y = space.train_label
         res = fit(mcfg, tcfg, train, y[split.train], EncodedGraphs([space.graphs[i] for i in split.val]),
@@ -184,23 +188,29 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, threa
     return rec
 
 
+def recipe_tag(recipe: str, steps: int | None = None) -> str:
+    """Name of a recipe with its budget: the cache folder, and the suffix of the tables' file names."""
+    return recipe if steps is None else f"{recipe}-steps{steps}"
+
+
 def cache_path(root: Path, space: str, recipe: str, method: str, n: int, seed: int) -> Path:
+    """``recipe``: a ``recipe_tag``."""
     return root / "cache" / space / recipe / method / f"N{n}-seed{seed}.json"
 
 
 _WORKER_SPACE: SpaceData | None = None
 
 
-def _worker(source: tuple, job: tuple, recipe: str, threads: int | None) -> None:
+def _worker(source: tuple, job: tuple, recipe: str, threads: int | None, steps: int | None = None) -> None:
     global _WORKER_SPACE
     if _WORKER_SPACE is None:
         _WORKER_SPACE = load_space(*source)
     m, n, s, path = job
-    _atomic_json(run_one(_WORKER_SPACE, m, n, s, recipe, threads), path)
+    _atomic_json(run_one(_WORKER_SPACE, m, n, s, recipe, threads, steps), path)
 
 
 def sweep(space: SpaceData, methods, ns, seeds, recipe: str, root: Path, threads=None, progress=True,
-          jobs: int = 1, train: bool = True) -> list[dict]:
+          jobs: int = 1, train: bool = True, steps: int | None = None) -> list[dict]:
     """Run every missing (method, N, seed) and return all cached records of the grid.
 
     ``train=False`` runs nothing and returns only what is cached (to write tables of a sweep in progress).
@@ -212,7 +222,7 @@ def sweep(space: SpaceData, methods, ns, seeds, recipe: str, root: Path, threads
     for m in methods:
         for n in ns:
             for s in ([0] if METHODS[m][0] == "zero-cost" else seeds):
-                grid.append((m, n, s, cache_path(root, space.name, recipe, m, n, s)))
+                grid.append((m, n, s, cache_path(root, space.name, recipe_tag(recipe, steps), m, n, s)))
     todo = [j for j in grid if not j[3].is_file()] if train else []
     bar = None
     if progress and todo:
@@ -224,7 +234,7 @@ def sweep(space: SpaceData, methods, ns, seeds, recipe: str, root: Path, threads
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(_worker, space.source, j, recipe, threads or 1) for j in todo]
+            futures = [pool.submit(_worker, space.source, j, recipe, threads or 1, steps) for j in todo]
             for f in as_completed(futures):
                 f.result()
                 if bar is not None:
@@ -233,7 +243,7 @@ def sweep(space: SpaceData, methods, ns, seeds, recipe: str, root: Path, threads
         for m, n, s, path in todo:
             if bar is not None:
                 bar.set_postfix_str(f"{m} N={n} seed={s}")
-            _atomic_json(run_one(space, m, n, s, recipe, threads), path)
+            _atomic_json(run_one(space, m, n, s, recipe, threads, steps), path)
             if bar is not None:
                 bar.update(1)
     if bar is not None:

@@ -50,6 +50,24 @@ def test_sweep_caches_resumes_and_writes_tables(data_dir, tmp_path, tiny_recipe,
     assert not (cache / "gcn").exists() and not (cache / "mlp/N80-seed1.json").exists()
 
 
+def test_steps_override_is_cached_and_written_apart(data_dir, tmp_path, tiny_recipe):
+    from nnformer.batching import EncodedGraphs
+    from nnformer.recipes import recipe_epochs
+
+    args = ["reproduce", "accuracy", "--space", "nb201", "--methods", "mlp", "--ns", "40", "--seeds", "1",
+            "--out", str(tmp_path), "--data-dir", str(data_dir), "--quiet", "--threads", "1", "--steps", "9"]
+    assert main(args) == 0
+    tag = f"{DEFAULT_RECIPE}-steps9"
+    rec = json.loads((tmp_path / "cache" / "nb201-cifar10" / tag / "mlp" / "N40-seed0.json").read_text())
+    space = rp.nb201_space(data_dir)
+    train = EncodedGraphs(space.graphs[:40])
+    assert rec["steps"] == 9 and rec["epochs"] == recipe_epochs(DEFAULT_RECIPE, train, steps=9) != 3
+    md = (tmp_path / f"nb201_{DEFAULT_RECIPE}_steps9_accuracy.md").read_text()
+    assert "replaced by 9 steps" in md and not (tmp_path / "nb201_accuracy.md").exists()
+    assert not (tmp_path / "cache" / "nb201-cifar10" / DEFAULT_RECIPE).exists()
+    assert main(args[:-1] + ["0"]) == 2  # --steps 0
+
+
 def test_tables_merge_test_and_val_when_the_data_has_one_label(tmp_path):
     cell = {"k": 1, "seconds": 1.0, "threads": [1], "test": (0.5, 0.0), "val": (0.5, 0.0)}
     rp.write_tables({"mlp": {100: cell}}, (100,), tmp_path / "one", "t", "cmd")
