@@ -9,8 +9,8 @@ current EMA model on all cells (test and validation labels); that scoring is not
 is stored as benchmarks/results/recipe/<key>.json and skipped when it exists (delete the file to rerun); while it
 trains, a checkpoint under runs/recipe-checkpoints/ lets the same command, restarted, resume a killed run, and the
 curve so far is kept in benchmarks/results/recipe/partial/<key>.json (small, committed): a run longer than a
-session (the released recipe at N=781 took 4.5 h of training here, 1 thread beside another run) keeps its measured points even when its checkpoint,
-too large to commit, is gone with the session.
+session (the released recipe at N=781 took 4.5 h of training here, 1 thread beside another run) keeps its
+measured points even when its checkpoint, too large to commit, is gone with the session.
 `plot` writes benchmarks/results/recipe.md and recipe_curves.png from the stored runs, beside the authors' released
 code's curve at N=156 measured on this kind of machine (docs/NNFORMER.md section 9).
 """
@@ -185,7 +185,8 @@ def seed_summary(runs: list[dict]) -> list[str]:
     if not rows:
         return []
     out = ["", "Settings run with more than one seed (mean +- sample std over the seeds):", "",
-           "| run | N | seeds | tau (test label) | tau (val label) | training time (mean) |", "|---|---|---|---|---|---|"]
+           "| run | N | seeds | tau (test label) | tau (val label) | training time (mean) |",
+           "|---|---|---|---|---|---|"]
     for (n, lab), g in rows:
         t, v = np.array([r["tau_test"] for r in g]), np.array([r["tau_val"] for r in g])
         out.append(f"| {lab} | {n} | {', '.join(str(r['seed']) for r in sorted(g, key=lambda r: r['seed']))} | "
@@ -211,7 +212,8 @@ def cmd_plot(a) -> None:
         "# Recipe study: NAS-Bench-201, TNASP split, tau over all 15,625 cells",
         "",
         f"Written by `{command()}` on {now()} from the runs in `benchmarks/results/recipe/` (one run per row; the",
-        "command that made a run is in its file; a resumed run's training time adds up its processes). Training time excludes the scoring of all cells at each point.",
+        "command that made a run is in its file; a resumed run's training time adds up its processes). Training",
+        "time excludes the scoring of all cells at each point.",
         "Runs were made two at a time with 1 torch thread each on the 2-core machine, as the reproduce sweeps run.",
         "Reference: the authors' released code and recipe (12 x 160, lr 1e-4, 3,000 epochs, consistency copy,",
         "released masks) at N=156 on this kind of machine, docs/NNFORMER.md section 9: tau 0.800 (test label) / 0.819",

@@ -38,19 +38,24 @@ def _load_nb201(data_dir):
     return load_nb201(root)
 
 
+def _steps(args) -> int | None:
+    """``--steps`` (train and reproduce), checked: a budget below one step is a user error."""
+    if args.steps is not None and args.steps < 1:
+        raise NNFormerError(f"--steps must be at least 1, got {args.steps}")
+    return args.steps
+
+
 def _configs(args, train_graphs=None):
     from .model import NNFormerConfig
     from .train import TrainConfig
 
     r = RECIPES[args.recipe]
     m, t = dict(r["model"]), dict(r["train"])
-    if getattr(args, "steps", None) is not None and args.steps < 1:
-        raise NNFormerError(f"--steps must be at least 1, got {args.steps}")
+    steps = _steps(args)
     if args.epochs is None and train_graphs is not None:
         from .batching import EncodedGraphs
 
-        t["epochs"] = recipe_epochs(args.recipe, EncodedGraphs(train_graphs), args.batch_size,
-                                    getattr(args, "steps", None))
+        t["epochs"] = recipe_epochs(args.recipe, EncodedGraphs(train_graphs), args.batch_size, steps)
         t["eval_every"] = max(1, t["epochs"] // 12)
     for key, name in [("n_layers", "layers"), ("dim", "dim"), ("n_heads", "heads"), ("mask_mode", "mask_mode"),
                       ("ffn_mode", "ffn_mode"), ("dropout", "dropout"),
@@ -234,9 +239,7 @@ def cmd_reproduce(args) -> int:
         raise NNFormerError(f"every N must be between 1 and {len(space.graphs) - 1}")
     seeds = [0] if args.quick else list(range(args.seeds))
     root = Path(args.out)
-    if args.steps is not None and args.steps < 1:
-        raise NNFormerError(f"--steps must be at least 1, got {args.steps}")
-    tag = rp.recipe_tag(args.recipe, args.steps)
+    tag = rp.recipe_tag(args.recipe, _steps(args))
     records = rp.sweep(space, methods, ns, seeds, args.recipe, root, threads=args.threads, progress=not args.quiet,
                        jobs=args.jobs, train=not args.from_cache, steps=args.steps)
     expected = sum(len(ns) * (1 if rp.METHODS[m][0] == "zero-cost" else len(seeds)) for m in methods)
@@ -318,8 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = t.add_argument_group("training")
     g.add_argument("--epochs", type=int)
     g.add_argument("--steps", type=int, help="optimizer-step budget instead of the recipe's (efficient: 1,500); "
-                                              "--epochs overrides it. At N=781, 6,000 steps reached tau 0.884 "
-                                              "(benchmarks/results/recipe.md)")
+                                              "--epochs overrides it. At N=781, 6,000 steps reached tau 0.881 "
+                                              "(3 seeds; benchmarks/results/recipe.md)")
     g.add_argument("--lr", type=float)
     g.add_argument("--batch-size", type=int)
     g.add_argument("--eval-every", type=int)

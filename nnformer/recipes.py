@@ -7,8 +7,9 @@ parameters), 20x the released lr, no consistency copy, batches of 128 graphs of 
 N=156 it reached tau 0.824 (test label, paper masks; 0.825 with the released masks) in 2.3 min of training, where
 the released recipe needs 101 min for 0.800. At N=781 the 1,500 steps fall short (0.868 against the released
 recipe's 0.878 after 273 min); 6,000 steps (``--steps 6000``) reach 0.881 +- 0.002 (3 seeds) in 6.9 min. The
-default budget stays at 1,500 so that the whole NB201 table fits in 3 hours. ``fast``, the first default, split every batch by node count as the
-released code does; at small N that leaves ~N/7 graphs per step, and it reached only 0.779 at N=156.
+default budget stays at 1,500 so that the whole NB201 table fits in 3 hours. ``fast``, the first default, split
+every batch by node count as the released code does; at small N that leaves ~N/7 graphs per step, and it reached
+only 0.779 at N=156.
 """
 
 from __future__ import annotations
