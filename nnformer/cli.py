@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .argtypes import OneLineParser, nonneg_float, nonneg_int, positive_float, positive_int, probability
 from .errors import DataError, NNFormerError
 from .recipes import DEFAULT_RECIPE, RECIPES, recipe_epochs
 
@@ -38,20 +39,13 @@ def _load_nb201(data_dir):
     return load_nb201(root)
 
 
-def _steps(args) -> int | None:
-    """``--steps`` (train and reproduce), checked: a budget below one step is a user error."""
-    if args.steps is not None and args.steps < 1:
-        raise NNFormerError(f"--steps must be at least 1, got {args.steps}")
-    return args.steps
-
-
 def _configs(args, train_graphs=None):
     from .model import NNFormerConfig
     from .train import TrainConfig
 
     r = RECIPES[args.recipe]
     m, t = dict(r["model"]), dict(r["train"])
-    steps = _steps(args)
+    steps = args.steps
     if args.epochs is None and train_graphs is not None:
         from .batching import EncodedGraphs
 
@@ -114,6 +108,10 @@ def cmd_train(args) -> int:
     if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise NNFormerError(f"--device {args.device} asked for, but no CUDA GPU is available")
     _configs(args)  # reject bad settings before touching any data
+    from .data.nb201 import NUM_CELLS
+
+    if args.n_train >= NUM_CELLS:
+        raise NNFormerError(f"--n-train must be below the {NUM_CELLS:,} NAS-Bench-201 cells, got {args.n_train}")
     out = Path(args.out)
     t_start = time.perf_counter()
     table = _load_nb201(args.data_dir)
@@ -232,14 +230,17 @@ def cmd_reproduce(args) -> int:
     unknown = [m for m in methods if m not in rp.METHODS]
     if unknown:
         raise NNFormerError(f"unknown method {unknown[0]!r}; known: {', '.join(rp.METHODS)}")
-    ns = tuple(int(n) for n in args.ns.split(",")) if args.ns else space.ns
+    try:
+        ns = tuple(int(n) for n in args.ns.split(",")) if args.ns else space.ns
+    except ValueError:
+        raise NNFormerError(f"--ns must be comma-separated integers, got {args.ns!r}") from None
     if args.quick:
         ns = (space.ns[1], space.ns[3]) if len(space.ns) > 3 else (space.ns[0], space.ns[-1])
     if any(not 0 < n < len(space.graphs) for n in ns):
         raise NNFormerError(f"every N must be between 1 and {len(space.graphs) - 1}")
     seeds = [0] if args.quick else list(range(args.seeds))
     root = Path(args.out)
-    tag = rp.recipe_tag(args.recipe, _steps(args))
+    tag = rp.recipe_tag(args.recipe, args.steps)
     records = rp.sweep(space, methods, ns, seeds, args.recipe, root, threads=args.threads, progress=not args.quiet,
                        jobs=args.jobs, train=not args.from_cache, steps=args.steps)
     expected = sum(len(ns) * (1 if rp.METHODS[m][0] == "zero-cost" else len(seeds)) for m in methods)
@@ -291,8 +292,8 @@ def cmd_data(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nnformer", description="Predict the accuracy of neural architectures "
-                                     "with NN-Former (sibling-aware graph transformer, CVPR 2025).")
+    parser = OneLineParser(prog="nnformer", description="Predict the accuracy of neural architectures "
+                           "with NN-Former (sibling-aware graph transformer, CVPR 2025).")
     parser.add_argument("--version", action="version", version=f"nnformer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -301,37 +302,37 @@ def build_parser() -> argparse.ArgumentParser:
                                    "1,024 validate, tau over all 15,625), save the predictor, metrics and a "
                                    "predicted-vs-true scatter plot. Rerunning with the same --out resumes.")
     t.add_argument("--space", choices=["nb201"], default="nb201")
-    t.add_argument("--n-train", type=int, default=781, help="training cells (default 781 = 5%%)")
-    t.add_argument("--n-val", type=int, default=1024, help="validation cells (default 1024)")
+    t.add_argument("--n-train", type=positive_int, default=781, help="training cells (default 781 = 5%%)")
+    t.add_argument("--n-val", type=nonneg_int, default=1024, help="validation cells (default 1024)")
     t.add_argument("--split", choices=["tnasp", "random"], default="tnasp")
     t.add_argument("--label", default="val", help="training label (default: cifar10-valid validation acc., 200 ep)")
     t.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
                    help=f"model size + schedule preset (default {DEFAULT_RECIPE}); flags below override it")
     t.add_argument("--out", required=True, help="output directory (checkpoint, predictor.pt, metrics.json, plot)")
     g = t.add_argument_group("model")
-    g.add_argument("--layers", type=int)
-    g.add_argument("--dim", type=int)
-    g.add_argument("--heads", type=int, help="multiple of 4")
+    g.add_argument("--layers", type=positive_int)
+    g.add_argument("--dim", type=positive_int)
+    g.add_argument("--heads", type=positive_int, help="multiple of 4")
     g.add_argument("--mask-mode", choices=["paper", "released", "global", "adjacency"])
     g.add_argument("--ffn-mode", choices=["bgiffn", "ffn", "forward", "backward"])
-    g.add_argument("--dropout", type=float)
+    g.add_argument("--dropout", type=probability)
     g.add_argument("--dropout-rng", choices=["pcg64", "mt19937"],
                    help="dropout's random stream on CPU: pcg64 (default, faster) or mt19937 (torch's; results "
                         "cached before the change)")
     g = t.add_argument_group("training")
-    g.add_argument("--epochs", type=int)
-    g.add_argument("--steps", type=int, help="optimizer-step budget instead of the recipe's (efficient: 1,500); "
-                                              "--epochs overrides it. At N=781, 6,000 steps reached tau 0.881 "
-                                              "(3 seeds; benchmarks/results/recipe.md)")
-    g.add_argument("--lr", type=float)
-    g.add_argument("--batch-size", type=int)
-    g.add_argument("--eval-every", type=int)
-    g.add_argument("--w-rank", type=float)
-    g.add_argument("--w-cons", type=float)
-    g.add_argument("--seed", type=int)
+    g.add_argument("--epochs", type=positive_int)
+    g.add_argument("--steps", type=positive_int,
+                   help="optimizer-step budget instead of the recipe's (efficient: 1,500); --epochs overrides it. At "
+                        "N=781, 6,000 steps reached tau 0.881 (3 seeds; benchmarks/results/recipe.md)")
+    g.add_argument("--lr", type=positive_float)
+    g.add_argument("--batch-size", type=positive_int)
+    g.add_argument("--eval-every", type=positive_int)
+    g.add_argument("--w-rank", type=nonneg_float)
+    g.add_argument("--w-cons", type=nonneg_float)
+    g.add_argument("--seed", type=nonneg_int)
     g.add_argument("--device", help="cpu (default) or cuda / cuda:N")
     g.add_argument("--amp", action="store_true", default=None, help="mixed precision (bf16 autocast) on CUDA")
-    t.add_argument("--threads", type=int, help="torch CPU threads")
+    t.add_argument("--threads", type=positive_int, help="torch CPU threads")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_dir(t)
     t.set_defaults(func=cmd_train)
@@ -357,8 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--space", choices=["nb201", "nb101"], default="nb201")
     s.add_argument("--checkpoint", required=True)
     s.add_argument("--out", required=True, help="output CSV")
-    s.add_argument("--chunk", type=int, default=8192, help="architectures converted and scored at a time")
-    s.add_argument("--batch-size", type=int, default=2048)
+    s.add_argument("--chunk", type=positive_int, default=8192, help="architectures converted and scored at a time")
+    s.add_argument("--batch-size", type=positive_int, default=2048)
     s.add_argument("--quiet", action="store_true")
     _add_data_dir(s)
     s.set_defaults(func=cmd_score)
@@ -375,15 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
                                      "the methods the paper's claims need: NN-Former with both masks, the plain "
                                      "transformer, GCN, MLP, params, FLOPs)")
     r.add_argument("--ns", help="comma-separated training sizes (default: the paper's)")
-    r.add_argument("--seeds", type=int, default=3, help="seeds per cell (default 3)")
+    r.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell (default 3)")
     r.add_argument("--quick", action="store_true", help="one seed, two N, no ablations (7 min on 2 cores with "
                                                         "--jobs 2)")
     r.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE)
-    r.add_argument("--steps", type=int, help="step budget for every trained method instead of the recipe's; cached "
-                                             "and written apart (files end in _<recipe>_steps<K>_accuracy)")
+    r.add_argument("--steps", type=positive_int,
+                   help="step budget for every trained method instead of the recipe's; cached and written apart (files "
+                        "end in _<recipe>_steps<K>_accuracy)")
     r.add_argument("--out", default="benchmarks/results", help="results directory (tables + cache)")
-    r.add_argument("--threads", type=int, help="torch threads per run")
-    r.add_argument("--jobs", type=int, default=1, help="parallel single-threaded runs (default 1)")
+    r.add_argument("--threads", type=positive_int, help="torch threads per run")
+    r.add_argument("--jobs", type=positive_int, default=1, help="parallel single-threaded runs (default 1)")
     r.add_argument("--from-cache", action="store_true",
                    help="train nothing: write the tables from the runs already cached (a sweep in progress)")
     r.add_argument("--quiet", action="store_true")
@@ -404,7 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error (already printed): its exit code
+        return e.code if isinstance(e.code, int) else 2
     args.command_line = "nnformer " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)

@@ -55,6 +55,12 @@ class NNFormerConfig:
             raise ValueError(f"ffn_mode must be one of {FFN_MODES}, got {self.ffn_mode!r}")
         if self.dropout_rng not in DROPOUT_RNGS:
             raise ValueError(f"dropout_rng must be one of {DROPOUT_RNGS}, got {self.dropout_rng!r}")
+        for name, ok, want in [("n_layers", self.n_layers >= 1, "at least 1"), ("dim", self.dim >= 1, "at least 1"),
+                               ("mlp_ratio", self.mlp_ratio > 0, "positive"),
+                               ("dropout", 0 <= self.dropout < 1, "in [0, 1)"),
+                               ("drop_path", 0 <= self.drop_path < 1, "in [0, 1)")]:
+            if not ok:
+                raise ValueError(f"{name} must be {want}, got {getattr(self, name)!r}")
         if self.n_heads <= 0 or self.n_heads % 4:
             raise ValueError(f"n_heads must be a positive multiple of 4 (one group per ASMA mask), got {self.n_heads}")
         if self.dim % self.n_heads:

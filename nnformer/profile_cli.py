@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from .argtypes import nonneg_int, positive_int
 from .errors import NNFormerError
 
 _DEFAULTS = {"threads": 1, "batch": 1, "rounds": 5, "runs": 20, "warmup": 10}  # = profiler.DEFAULTS (no import)
@@ -32,7 +33,7 @@ def cmd_profile(args) -> int:
 
     from . import profiler
 
-    torch.set_num_threads(max(1, args.threads))  # export and weight init: stay off the cores being measured
+    torch.set_num_threads(args.threads)  # export and weight init: stay off the cores being measured
     if args.model:
         res = profiler.profile_onnx(args.model, threads=args.threads, batch=args.batch, warmup=args.warmup,
                                     runs=args.runs, rounds=args.rounds)
@@ -56,17 +57,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "are recorded and skipped). With an ONNX file instead, time that model and print JSON.")
     p.add_argument("model", nargs="?", help="an ONNX file to time (instead of building a dataset)")
     p.add_argument("--families", help=f"comma-separated families (default: all): {','.join(FAMILY_NAMES)}")
-    p.add_argument("--per-family", type=int, help="models per family (ids <family>-00000 ...)")
+    p.add_argument("--per-family", type=positive_int, help="models per family (ids <family>-00000 ...)")
     p.add_argument("--out", help="dataset directory (meta.json, graphs.jsonl.gz, latency.jsonl)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--threads", type=int, default=_DEFAULTS["threads"], help="ONNX Runtime intra-op threads "
+    p.add_argument("--seed", type=nonneg_int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--threads", type=positive_int, default=_DEFAULTS["threads"], help="ONNX Runtime intra-op threads "
                    "(default 1)")
-    p.add_argument("--batch", type=int, default=None, help="batch size (default 1; for an ONNX file, fills a "
+    p.add_argument("--batch", type=positive_int, default=None, help="batch size (default 1; for an ONNX file, fills a "
                    "dynamic batch dimension)")
-    p.add_argument("--rounds", type=int, default=_DEFAULTS["rounds"], help="timed rounds (default 5); rounds "
+    p.add_argument("--rounds", type=positive_int, default=_DEFAULTS["rounds"], help="timed rounds (default 5); rounds "
                    "outside 1.5 IQR are dropped")
-    p.add_argument("--runs", type=int, default=_DEFAULTS["runs"], help="timed runs per round (default 20)")
-    p.add_argument("--warmup", type=int, default=_DEFAULTS["warmup"], help="untimed runs first (default 10)")
+    p.add_argument("--runs", type=positive_int, default=_DEFAULTS["runs"], help="timed runs per round (default 20)")
+    p.add_argument("--warmup", type=nonneg_int, default=_DEFAULTS["warmup"], help="untimed runs first (default 10)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_profile)
     return p

@@ -47,6 +47,19 @@ class TrainConfig:
     device: str = "cpu"  # "cuda" to train on a GPU
     amp: bool = False  # automatic mixed precision (bfloat16 autocast) on CUDA; ignored on CPU
 
+    def __post_init__(self):
+        checks = [("epochs", self.epochs >= 1, "at least 1"), ("batch_size", self.batch_size >= 1, "at least 1"),
+                  ("lr", self.lr > 0, "positive"), ("weight_decay", self.weight_decay >= 0, "non-negative"),
+                  ("warmup", 0 <= self.warmup <= 1, "in [0, 1]"), ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1,
+                                                                     "in [0, 1]"),
+                  ("ema_decay", 0 <= self.ema_decay < 1, "in [0, 1)"), ("w_rank", self.w_rank >= 0, "non-negative"),
+                  ("w_cons", self.w_cons >= 0, "non-negative"), ("eval_every", self.eval_every >= 1, "at least 1"),
+                  ("select", self.select in ("best_val", "last"), "'best_val' or 'last'")]
+        for name, ok, want in checks:
+            # NaN fails every comparison, so it is refused here too
+            if not ok:
+                raise ValueError(f"{name} must be {want}, got {getattr(self, name)!r}")
+
 
 def nnformer_loss(pred: torch.Tensor, y: torch.Tensor, w_rank: float, w_cons: float,
                   perm: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
@@ -134,11 +147,25 @@ def _atomic_save(obj, path: Path) -> None:
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """Read a checkpoint without executing code (``weights_only=True``)."""
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as f:
+            magic = f.read(4)
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path}") from None
-    except Exception as e:  # unpickling errors come in many types
-        raise CheckpointError(f"cannot read checkpoint {path}: {str(e).splitlines()[0]}") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
+    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
+        raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint (no zip archive)")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # unpickling errors come in many types, with messages of many lines
+        text = str(e)
+        if "Weights only load failed" in text:
+            why = "it holds objects other than tensors and plain values, which are never unpickled"
+        elif "zip archive" in text or "central directory" in text:
+            why = "truncated or corrupt archive"
+        else:
+            why = (text.splitlines() or [type(e).__name__])[0][:200]
+        raise CheckpointError(f"cannot read checkpoint {path}: {why}") from None
     if not isinstance(ck, dict) or "model_config" not in ck:
         raise CheckpointError(f"{path} is not an nnformer checkpoint")
     return ck

@@ -26,9 +26,22 @@ def test_help_lists_every_verb():
     (["predict", "--checkpoint", "missing.pt", CELL], "no checkpoint at missing.pt"),
     (["predict", "--checkpoint", "x.pt", "--file", "nope.txt"], "cannot read nope.txt"),
     (["train", "--out", "o", "--heads", "6", "--n-train", "10"], "n_heads must be a positive multiple of 4"),
-    (["train", "--out", "o", "--steps", "0", "--n-train", "10"], "--steps must be at least 1"),
+    (["train", "--out", "o", "--steps", "0", "--n-train", "10"], "argument --steps: must be at least 1, got 0"),
+    (["train", "--out", "o", "--n-train", "15625"], "--n-train must be below the 15,625"),
+    (["train", "--out", "o", "--n-train", "0"], "argument --n-train: must be at least 1"),
+    (["train", "--out", "o", "--lr", "nan"], "argument --lr: must be greater than 0, got nan"),
+    (["train", "--out", "o", "--dropout", "1"], "argument --dropout: must be in [0, 1)"),
+    (["train", "--out", "o", "--batch-size", "x"], "argument --batch-size: expected an integer, got 'x'"),
+    (["train", "--out", "o", "--threads", "0"], "argument --threads: must be at least 1"),
+    (["train", "--out", "o", "--bogus"], "unrecognized arguments: --bogus"),
+    (["reproduce", "accuracy", "--jobs", "0"], "argument --jobs: must be at least 1"),
+    (["reproduce", "accuracy", "--seeds", "0"], "argument --seeds: must be at least 1"),
+    (["score", "--checkpoint", "c.pt", "--out", "s.csv", "--chunk", "0"], "argument --chunk: must be at least 1"),
+    (["profile", "--per-family", "0", "--out", "d"], "argument --per-family: must be at least 1"),
+    (["evaluate", "--checkpoint", "notes.txt"], "notes.txt: not a PyTorch checkpoint"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a checkpoint\n")
     r = subprocess.run([sys.executable, "-m", "nnformer", *args], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and needle in r.stderr and "Traceback" not in r.stderr

@@ -118,8 +118,12 @@ def test_nan_label_is_refused():
 def test_tampered_or_foreign_checkpoint_is_refused(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
         Predictor.load(bad)
+    torch.save({"x": 1}, tmp_path / "whole.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "whole.pt").read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        Predictor.load(tmp_path / "cut.pt")
     torch.save({"x": 1}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not an nnformer checkpoint"):
         Predictor.load(tmp_path / "foreign.pt")
@@ -129,8 +133,9 @@ def test_tampered_or_foreign_checkpoint_is_refused(tmp_path):
             return (os.system, ("echo pwned",))
 
     torch.save({"model_config": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError):  # weights_only=True refuses to run code
+    with pytest.raises(CheckpointError, match="never unpickled") as e:  # weights_only=True refuses to run code
         Predictor.load(tmp_path / "evil.pt")
+    assert "\n" not in str(e.value) and len(str(e.value)) < 300  # one short line, not torch's advice
 
 
 RUN = """
@@ -215,3 +220,11 @@ def test_what_on_eval_adds_to_a_record_is_in_the_checkpoint(tmp_path):
         data, Y[:64], EncodedGraphs(GRAPHS[64:96]), Y[64:96], progress=False, on_eval=on_eval, checkpoint=ck)
     history = load_checkpoint(ck)["train_state"]["history"]
     assert [r["extra"] for r in history] == [20, 40]  # the last record too: the checkpoint is written after on_eval
+
+
+@pytest.mark.parametrize("kw, needle", [({"epochs": 0}, "epochs must be at least 1"), ({"lr": float("nan")}, "lr must"),
+                                        ({"ema_decay": 1.0}, "ema_decay"), ({"select": "best"}, "select"),
+                                        ({"batch_size": 0}, "batch_size"), ({"w_rank": -0.1}, "w_rank")])
+def test_train_config_refuses_impossible_settings(kw, needle):
+    with pytest.raises(ValueError, match=needle):
+        TrainConfig(**kw)

@@ -244,8 +244,9 @@ def test_isomorphic_cells_cost_the_same(spec, seed):
     if fan_in in (0, 1, 2, 4):  # divides 128, 256 and 512: the official channel split is order-free
         assert nb101_params(b, ops_b) == nb101_params(a, ops)
         assert nb101_flops(b, ops_b) == nb101_flops(a, ops)
-    else:  # order matters only by the one-channel remainders: within 1%
-        assert abs(nb101_params(b, ops_b) / nb101_params(a, ops) - 1) < 0.01
+    else:  # order matters only by the one-channel remainders (a conv of 42 or 43 channels: at most ~5% of its
+        # weights; hypothesis found a whole cell 1.1% apart, so 1% was too tight a bound)
+        assert abs(nb101_params(b, ops_b) / nb101_params(a, ops) - 1) < 0.05
 
 
 def test_bad_nb101_inputs():
