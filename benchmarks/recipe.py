@@ -45,7 +45,31 @@ def run_key(a) -> str:
             parts.append(f"{name.replace('_', '')}{v:g}")
     if a.no_bucket:
         parts.append("nobucket")
+    parts += [f"{k.replace('_', '')}{v:g}" if isinstance(v, float) else f"{k.replace('_', '')}{v}"
+              for k, v in sorted(settings(a).items())]
     return "-".join(parts)
+
+
+def settings(a) -> dict:
+    """``--set KEY=VALUE`` pairs: any field of NNFormerConfig or TrainConfig, typed as its default."""
+    import dataclasses
+
+    from nnformer.model import NNFormerConfig
+    from nnformer.train import TrainConfig
+
+    defaults = {**dataclasses.asdict(TrainConfig()), **dataclasses.asdict(NNFormerConfig())}
+    out = {}
+    for item in a.set:
+        key, sep, value = item.partition("=")
+        if not sep or key not in defaults:
+            raise SystemExit(f"recipe.py: --set {item!r}: expected KEY=VALUE with KEY a field of NNFormerConfig or "
+                             f"TrainConfig")
+        kind = type(defaults[key])
+        try:
+            out[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+        except ValueError:
+            raise SystemExit(f"recipe.py: --set {item!r}: {value!r} is not a {kind.__name__}") from None
+    return out
 
 
 def cmd_run(a) -> None:
@@ -80,6 +104,9 @@ def cmd_run(a) -> None:
         train_over["batch_size"] = a.batch_size
     if a.no_bucket:
         train_over["bucket"] = False
+    model_fields = {f.name for f in dataclasses.fields(NNFormerConfig)}
+    for k, v in settings(a).items():
+        (model_over if k in model_fields else train_over)[k] = v
     mcfg = NNFormerConfig(**model_over)
     sp = tnasp_split(len(space.graphs), a.n, space.n_val)
     train = EncodedGraphs([space.graphs[i] for i in sp.train])
@@ -99,8 +126,8 @@ def cmd_run(a) -> None:
     ck = CHECKPOINTS / f"{path.stem}.pt"
     resumed = ck.is_file()
     head = {"key": path.stem, "command": command(), "machine": machine(), "recipe": a.recipe, "n": a.n,
-            "seed": a.seed, "steps": steps, "epochs": epochs, "model_config": dataclasses.asdict(mcfg),
-            "train_config": dataclasses.asdict(tcfg)}
+            "seed": a.seed, "steps": steps, "epochs": epochs, "set": settings(a),
+            "model_config": dataclasses.asdict(mcfg), "train_config": dataclasses.asdict(tcfg)}
     so_far = (in_progress(ck) or {"curve": []})["curve"] if resumed else []
 
     def on_eval(rec, model):
@@ -117,7 +144,7 @@ def cmd_run(a) -> None:
     curve = [point(rec) for rec in res.history if all(k in rec for k in taus)]
     p = predict_encoded(res.model, everything)
     out = {"key": path.stem, "command": command(), "date": now(), "machine": machine(), "recipe": a.recipe,
-           "n": a.n, "seed": a.seed, "steps": steps, "epochs": epochs,
+           "n": a.n, "seed": a.seed, "steps": steps, "epochs": epochs, "set": settings(a),
            "total_steps": res.history[-1]["step"], "train_s": res.history[-1]["seconds"],
            "wall_s": time.perf_counter() - t, "resumed": resumed, "best_epoch": res.best_epoch,
            **{f"tau_{k}": kendall_tau(p, v) for k, v in space.test_labels.items()},
@@ -171,7 +198,9 @@ def label(run: dict) -> str:
     m, t = run["model_config"], run["train_config"]
     batches = (f"size-bucketed batches of <= {t['batch_size']}" if t["bucket"] else
                f"batches of {t['batch_size']} mixed sizes")
-    return (f"{m['n_layers']}x{m['dim']}, {m['mask_mode']} masks, lr {t['lr']:g}, {batches}, "
+    extra = "".join(f", {k} {v:g}" if isinstance(v, float) else f", {k} {v}" for k, v in run.get("set", {}).items()
+                    if k not in ("n_layers", "dim", "mask_mode", "lr", "batch_size", "bucket"))
+    return (f"{m['n_layers']}x{m['dim']}{extra}, {m['mask_mode']} masks, lr {t['lr']:g}, {batches}, "
             f"{run['epochs']} epochs = {run['total_steps']} steps (recipe {run['recipe']}"
             f"{' + overrides' if len(run['key'].split('-')) > 4 else ''})")
 
@@ -237,10 +266,19 @@ def cmd_plot(a) -> None:
     lines += seed_summary(runs)
     (RESULTS / "recipe.md").write_text("\n".join(lines) + "\n")
     ns = sorted({r["n"] for r in runs + partial} | {156})
-    fig, axes = plt.subplots(1, len(ns), figsize=(6.5 * len(ns), 6.5), dpi=110, squeeze=False)
+    # runs with --set overrides (one-off settings) are drawn thin and grey under one legend entry: their numbers
+    # are in recipe.md, and a legend line each would bury the curves
+    entries = max(sum(1 for r in runs + partial if r["n"] == n and not r.get("set")) + 3 for n in ns)
+    fig, axes = plt.subplots(1, len(ns), figsize=(6.5 * len(ns), 5.0 + 0.14 * entries), dpi=110, squeeze=False)
     for ax, n in zip(axes[0], ns):
         ax.set_prop_cycle(color=plt.cm.tab20.colors)  # 20 distinct colours: the default 10 repeat at one N
-        for r in [r for r in runs if r["n"] == n]:
+        others = [r for r in runs if r["n"] == n and r.get("set")]
+        for i, r in enumerate(others):
+            c = r["curve"]
+            ax.plot([p["seconds"] / 60 for p in c], [p["tau_test"] for p in c], color="0.6", lw=0.8, zorder=1,
+                    label=f"{len(others)} run{'s' * (len(others) > 1)} with other settings (--set; recipe.md)"
+                    if i == 0 else None)
+        for r in [r for r in runs if r["n"] == n and not r.get("set")]:
             c = r["curve"]
             ax.plot([p["seconds"] / 60 for p in c], [p["tau_test"] for p in c], marker=".",
                     label=label(r) + seed_note(r))
@@ -261,8 +299,10 @@ def cmd_plot(a) -> None:
         ax.set_ylabel("Kendall tau, all cells (test label)")
         ax.set_title(f"NB201, N={n}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.12))
-    fig.tight_layout()
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.1))
+    height = fig.get_size_inches()[1]
+    fig.subplots_adjust(left=0.05, right=0.98, top=1 - 0.4 / height, bottom=(0.9 + 0.13 * entries) / height,
+                        wspace=0.25)
     fig.savefig(RESULTS / "recipe_curves.png")
     print(f"wrote {RESULTS / 'recipe.md'} and {RESULTS / 'recipe_curves.png'} ({len(runs)} runs)")
 
@@ -281,6 +321,8 @@ def main() -> None:
     r.add_argument("--batch-size", type=int, default=None)
     r.add_argument("--min-epochs", type=int, default=None)
     r.add_argument("--no-bucket", action="store_true", help="mixed-size (padded) batches instead of size buckets")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any NNFormerConfig or TrainConfig field, e.g. dropout=0 or mlp_ratio=2 (repeatable)")
     r.add_argument("--points", type=int, default=10, help="validations (and curve points) per run")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--threads", type=int, default=1)
