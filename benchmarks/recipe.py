@@ -45,6 +45,8 @@ def run_key(a) -> str:
             parts.append(f"{name.replace('_', '')}{v:g}")
     if a.no_bucket:
         parts.append("nobucket")
+    if getattr(a, "nb201_graph", "pruned") != "pruned":
+        parts.append(f"graph{a.nb201_graph}")
     parts += [f"{k.replace('_', '')}{v:g}" if isinstance(v, float) else f"{k.replace('_', '')}{v}"
               for k, v in sorted(settings(a).items())]
     return "-".join(parts)
@@ -91,6 +93,11 @@ def cmd_run(a) -> None:
         return
     torch.set_num_threads(a.threads)
     space = load_space("nb201", a.data_dir)
+    if a.nb201_graph == "full":  # the released preprocessing's graphs: 8 nodes, `none` nodes kept
+        from nnformer.data.nb201 import load_nb201
+        from nnformer.spaces.nb201 import arch_to_graph
+
+        space.graphs = [arch_to_graph(s, prune_none=False) for s in load_nb201(a.data_dir).arch_strs]
     r = RECIPES[a.recipe]
     model_over = dict(r["model"], mask_mode=a.mask_mode)
     if a.layers is not None:
@@ -126,7 +133,7 @@ def cmd_run(a) -> None:
     ck = CHECKPOINTS / f"{path.stem}.pt"
     resumed = ck.is_file()
     head = {"key": path.stem, "command": command(), "machine": machine(), "recipe": a.recipe, "n": a.n,
-            "seed": a.seed, "steps": steps, "epochs": epochs, "set": settings(a),
+            "seed": a.seed, "steps": steps, "epochs": epochs, "set": settings(a), "nb201_graph": a.nb201_graph,
             "model_config": dataclasses.asdict(mcfg), "train_config": dataclasses.asdict(tcfg)}
     so_far = (in_progress(ck) or {"curve": []})["curve"] if resumed else []
 
@@ -144,7 +151,7 @@ def cmd_run(a) -> None:
     curve = [point(rec) for rec in res.history if all(k in rec for k in taus)]
     p = predict_encoded(res.model, everything)
     out = {"key": path.stem, "command": command(), "date": now(), "machine": machine(), "recipe": a.recipe,
-           "n": a.n, "seed": a.seed, "steps": steps, "epochs": epochs, "set": settings(a),
+           "n": a.n, "seed": a.seed, "steps": steps, "epochs": epochs, "set": settings(a), "nb201_graph": a.nb201_graph,
            "total_steps": res.history[-1]["step"], "train_s": res.history[-1]["seconds"],
            "wall_s": time.perf_counter() - t, "resumed": resumed, "best_epoch": res.best_epoch,
            **{f"tau_{k}": kendall_tau(p, v) for k, v in space.test_labels.items()},
@@ -200,6 +207,8 @@ def label(run: dict) -> str:
                f"batches of {t['batch_size']} mixed sizes")
     extra = "".join(f", {k} {v:g}" if isinstance(v, float) else f", {k} {v}" for k, v in run.get("set", {}).items()
                     if k not in ("n_layers", "dim", "mask_mode", "lr", "batch_size", "bucket"))
+    if run.get("nb201_graph", "pruned") != "pruned":
+        extra += f", {run['nb201_graph']} 8-node graphs"
     return (f"{m['n_layers']}x{m['dim']}{extra}, {m['mask_mode']} masks, lr {t['lr']:g}, {batches}, "
             f"{run['epochs']} epochs = {run['total_steps']} steps (recipe {run['recipe']}"
             f"{' + overrides' if len(run['key'].split('-')) > 4 else ''})")
@@ -321,6 +330,9 @@ def main() -> None:
     r.add_argument("--batch-size", type=int, default=None)
     r.add_argument("--min-epochs", type=int, default=None)
     r.add_argument("--no-bucket", action="store_true", help="mixed-size (padded) batches instead of size buckets")
+    r.add_argument("--nb201-graph", choices=["pruned", "full"], default="pruned",
+                   help="NB201 cells as pruned node graphs (default, docs/NNFORMER.md s.1) or the released "
+                        "preprocessing's fixed 8-node graphs with `none` nodes kept")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any NNFormerConfig or TrainConfig field, e.g. dropout=0 or mlp_ratio=2 (repeatable)")
     r.add_argument("--points", type=int, default=10, help="validations (and curve points) per run")

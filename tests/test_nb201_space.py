@@ -87,3 +87,12 @@ def test_random_strings_convert_or_raise(s):
         return
     assert ops_to_arch_str(parse_arch_str(s)) == s.strip()
     assert g.num_nodes >= 2
+
+
+def test_unpruned_graphs_keep_none_nodes_as_the_released_preprocessing_does():
+    s = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+    g = arch_to_graph(s, prune_none=False)
+    assert g.ops == ("input", "nor_conv_3x3", "none", "none", "skip_connect", "none", "none", "output")
+    assert np.array_equal(g.adj, ADJ_8)
+    assert g.depth_value == arch_to_graph(s).depth_value == 4  # input, two ops, output: the non-`none` nodes
+    assert arch_to_graph(s).num_nodes == 3  # the default (paper) graph drops them

@@ -82,17 +82,25 @@ def prune(ops: list[str], adj: np.ndarray, dead=frozenset()) -> tuple[list[str],
     return [ops[i] for i in idx], a[np.ix_(idx, idx)].astype(np.uint8)
 
 
-def arch_to_graph(arch: str) -> ArchGraph:
+def arch_to_graph(arch: str, prune_none: bool = True) -> ArchGraph:
     """NAS-Bench-201 arch string -> pruned node-op :class:`ArchGraph`.
+
+    ``prune_none=False`` keeps the fixed 8-node graph with ``none`` nodes as tokens of their own, as the authors'
+    released preprocessing (``preprocessing/gen_json_201.py``) does: every cell then has 8 nodes and the same
+    adjacency, and size-bucketed batches hold all cells in one bucket.
 
     Example:
         >>> arch_to_graph('|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|').ops
         ('input', 'skip_connect', 'output')
+        >>> arch_to_graph('|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|', prune_none=False).num_nodes
+        8
     """
     edge_ops = parse_arch_str(arch)
     ops = ["input", *edge_ops, "output"]
     dead = {i for i, o in enumerate(ops) if o == "none"}
     depth = len(ops) - len(dead)  # non-`none` nodes of the unpruned cell, as in the released code
+    if not prune_none:
+        return ArchGraph(ops, ADJ_8.copy(), depth=depth)
     pops, padj = prune(ops, ADJ_8, dead)
     return ArchGraph(pops, padj, depth=depth)
 
