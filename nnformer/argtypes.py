@@ -59,4 +59,4 @@ positive_float = float_in(0.0, lo_open=True)
 probability = float_in(0.0, 1.0)  # a drop rate: [0, 1)
 
 __all__ = ["OneLineParser", "int_at_least", "float_in", "positive_int", "nonneg_int", "nonneg_float",
-           "positive_float", "probability", "sys"]
+           "positive_float", "probability"]

@@ -50,8 +50,8 @@ class TrainConfig:
     def __post_init__(self):
         checks = [("epochs", self.epochs >= 1, "at least 1"), ("batch_size", self.batch_size >= 1, "at least 1"),
                   ("lr", self.lr > 0, "positive"), ("weight_decay", self.weight_decay >= 0, "non-negative"),
-                  ("warmup", 0 <= self.warmup <= 1, "in [0, 1]"), ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1,
-                                                                     "in [0, 1]"),
+                  ("warmup", 0 <= self.warmup <= 1, "in [0, 1]"),
+                  ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1, "in [0, 1]"),
                   ("ema_decay", 0 <= self.ema_decay < 1, "in [0, 1)"), ("w_rank", self.w_rank >= 0, "non-negative"),
                   ("w_cons", self.w_cons >= 0, "non-negative"), ("eval_every", self.eval_every >= 1, "at least 1"),
                   ("select", self.select in ("best_val", "last"), "'best_val' or 'last'")]
