@@ -25,8 +25,9 @@ def machine() -> dict:
 
     # the vector ISA torch dispatches to (AVX2 / AVX512): two "AMD EPYC" hosts of this project differed in it, and
     # with it in speed and in the last bits of float sums (so the same seed gave another tau)
-    return {"cpu": cpu, "cpu_isa": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "platform": platform.platform()}
+    return {"cpu": cpu, "cpu_isa": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
+            "python": platform.python_version(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform()}
 
 
 def command() -> str:

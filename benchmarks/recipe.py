@@ -111,8 +111,9 @@ def cmd_run(a) -> None:
         train_over["batch_size"] = a.batch_size
     if a.no_bucket:
         train_over["bucket"] = False
+    sets = settings(a)  # for the overrides here and both records below (run_key parses it for the file name)
     model_fields = {f.name for f in dataclasses.fields(NNFormerConfig)}
-    for k, v in settings(a).items():
+    for k, v in sets.items():
         (model_over if k in model_fields else train_over)[k] = v
     mcfg = NNFormerConfig(**model_over)
     sp = tnasp_split(len(space.graphs), a.n, space.n_val)
@@ -133,7 +134,7 @@ def cmd_run(a) -> None:
     ck = CHECKPOINTS / f"{path.stem}.pt"
     resumed = ck.is_file()
     head = {"key": path.stem, "command": command(), "machine": machine(), "recipe": a.recipe, "n": a.n,
-            "seed": a.seed, "steps": steps, "epochs": epochs, "set": settings(a), "nb201_graph": a.nb201_graph,
+            "seed": a.seed, "steps": steps, "epochs": epochs, "set": sets, "nb201_graph": a.nb201_graph,
             "model_config": dataclasses.asdict(mcfg), "train_config": dataclasses.asdict(tcfg)}
     so_far = (in_progress(ck) or {"curve": []})["curve"] if resumed else []
 
@@ -151,7 +152,7 @@ def cmd_run(a) -> None:
     curve = [point(rec) for rec in res.history if all(k in rec for k in taus)]
     p = predict_encoded(res.model, everything)
     out = {"key": path.stem, "command": command(), "date": now(), "machine": machine(), "recipe": a.recipe,
-           "n": a.n, "seed": a.seed, "steps": steps, "epochs": epochs, "set": settings(a), "nb201_graph": a.nb201_graph,
+           "n": a.n, "seed": a.seed, "steps": steps, "epochs": epochs, "set": sets, "nb201_graph": a.nb201_graph,
            "total_steps": res.history[-1]["step"], "train_s": res.history[-1]["seconds"],
            "wall_s": time.perf_counter() - t, "resumed": resumed, "best_epoch": res.best_epoch,
            **{f"tau_{k}": kendall_tau(p, v) for k, v in space.test_labels.items()},

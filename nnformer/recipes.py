@@ -9,9 +9,8 @@ the released recipe needs 101 min for 0.800. At N=781 the 1,500 steps fall short
 recipe's 0.878 after 273 min); 6,000 steps (``--steps 6000``) reach 0.881 +- 0.002 (3 seeds) in 6.9 min, and none
 of 15 other settings of about the same cost as 1,500 steps (dropout, rank weight, EMA, weight decay, schedule, batch
 size, width; README, Recipe) closes the gap beyond seed noise. The default budget stays at 1,500 so that the whole
-NB201 table fits in 3 hours. ``fast``, the first default, split
-every batch by node count as the released code does; at small N that leaves ~N/7 graphs per step, and it reached
-only 0.779 at N=156.
+NB201 table fits in 3 hours. ``fast``, the first default, split every batch by node count as the released code
+does; at small N that leaves ~N/7 graphs per step, and it reached only 0.779 at N=156.
 """
 
 from __future__ import annotations
