@@ -83,7 +83,7 @@ def cmd_run(a) -> None:
     from nnformer.metrics import kendall_tau
     from nnformer.model import NNFormerConfig
     from nnformer.protocols import tnasp_split
-    from nnformer.recipes import RECIPES
+    from nnformer.recipes import recipe_at
     from nnformer.reproduce import load_space
     from nnformer.train import TrainConfig, fit, predict_encoded
 
@@ -98,7 +98,7 @@ def cmd_run(a) -> None:
         from nnformer.spaces.nb201 import arch_to_graph
 
         space.graphs = [arch_to_graph(s, prune_none=False) for s in load_nb201(a.data_dir).arch_strs]
-    r = RECIPES[a.recipe]
+    r = recipe_at(a.recipe, a.n)
     model_over = dict(r["model"], mask_mode=a.mask_mode)
     if a.layers is not None:
         model_over["n_layers"] = a.layers

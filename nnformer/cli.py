@@ -19,7 +19,7 @@ import numpy as np
 from . import __version__
 from .argtypes import OneLineParser, nonneg_float, nonneg_int, positive_float, positive_int, probability
 from .errors import DataError, NNFormerError
-from .recipes import DEFAULT_RECIPE, RECIPES, recipe_epochs
+from .recipes import DEFAULT_RECIPE, RECIPES, recipe_at, recipe_epochs
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -43,7 +43,7 @@ def _configs(args, train_graphs=None):
     from .model import NNFormerConfig
     from .train import TrainConfig
 
-    r = RECIPES[args.recipe]
+    r = recipe_at(args.recipe, len(train_graphs) if train_graphs is not None else args.n_train)
     m, t = dict(r["model"]), dict(r["train"])
     steps = args.steps
     if args.epochs is None and train_graphs is not None:
@@ -322,8 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = t.add_argument_group("training")
     g.add_argument("--epochs", type=positive_int)
     g.add_argument("--steps", type=positive_int,
-                   help="optimizer-step budget instead of the recipe's (efficient: 1,500); --epochs overrides it. At "
-                        "N=781, 6,000 steps reached tau 0.881 (3 seeds; benchmarks/results/recipe.md)")
+                   help="optimizer-step budget instead of the recipe's (scaled: 1,500 below N=400, 1,875 below 700, "
+                        "then 3,000); --epochs overrides it. At N=781, 6,000 steps of `efficient` reached tau 0.881 "
+                        "(3 seeds; README, Recipe)")
     g.add_argument("--lr", type=positive_float)
     g.add_argument("--batch-size", type=positive_int)
     g.add_argument("--eval-every", type=positive_int)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import NNFormerError
-from .recipes import RECIPES, recipe_epochs
+from .recipes import recipe_at, recipe_epochs
 
 # method -> (network, config overrides, label in the tables). "zero-cost" methods rank by a proxy, train nothing.
 METHODS: dict[str, tuple[str, dict, str]] = {
@@ -164,7 +164,7 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, threa
         pred = space.proxies[over["proxy"]]
         rec["epochs"] = 0
     else:
-        r = RECIPES[recipe]
+        r = recipe_at(recipe, n)
         if kind == "nnformer":
             mcfg = NNFormerConfig(**{**r["model"], **over})
         elif kind == "gcn":

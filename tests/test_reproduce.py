@@ -112,6 +112,21 @@ def test_recipe_epochs_spend_the_step_budget_as_the_recipe_batches():
     assert recipe_epochs("released", train) == 3000
 
 
+def test_recipe_tiers_apply_from_their_threshold_on():
+    from nnformer.batching import EncodedGraphs
+    from nnformer.recipes import RECIPES, recipe_at, recipe_epochs
+    from nnformer.spaces.nb201 import all_arch_strs, arch_to_graph
+
+    base = recipe_at("scaled", 399)
+    assert base == recipe_at("efficient", 399) == recipe_at("efficient", 5000)  # no tiers: the same at every N
+    assert recipe_at("scaled", 400)["model"]["mlp_ratio"] == 2.0 and recipe_at("scaled", 699)["steps"] == 1875
+    at_781 = recipe_at("scaled", 781)
+    assert at_781["steps"] == 3000 and at_781["model"] == {"n_layers": 4, "dim": 96, "mlp_ratio": 2.0}
+    assert "mlp_ratio" not in RECIPES["scaled"]["model"]  # the tiers never write into the shared recipe
+    train = EncodedGraphs([arch_to_graph(s) for s in list(all_arch_strs())[:781]])
+    assert recipe_epochs("scaled", train) == -(-3000 // 7) and recipe_epochs("scaled", train, steps=70) == 10
+
+
 def test_findings_pair_runs_by_seed_and_compare_with_the_paper():
     rec = [{"method": m, "n_train": n, "seed": s, "tau_test": t} for m, n, s, t in [
         ("nnformer", 156, 0, 0.80), ("nnformer", 156, 1, 0.82), ("nnformer-released", 156, 0, 0.79),
