@@ -12,6 +12,7 @@ The authors' released code measured 724 ms/step and 756 archs/s on this kind of 
 
     python benchmarks/speed.py                       # both phases, writes speed.json (see --out)
     python benchmarks/speed.py --checkpoint P.pt     # also the int8 inference path and its effect on tau
+    python benchmarks/speed.py --device cuda --amp   # on a GPU: fp32 and bf16-autocast training, fp32 inference
 """
 
 from __future__ import annotations
@@ -46,22 +47,28 @@ def phase_train(args) -> dict:
     graphs = [g for g in nb201_graphs() if g.num_nodes == 8][:128]  # the largest cells: the slowest batch
     batch = EncodedGraphs(graphs).batch(np.arange(128))
     y = torch.rand(128) * 0.3 + 0.6
-    model = NNFormer(NNFormerConfig(mask_mode=args.mask_mode))
+    model = NNFormer(NNFormerConfig(mask_mode=args.mask_mode)).to(args.device)
+    batch, y = batch.to(args.device), y.to(args.device)
     model.train()
     opt = make_optimizer(model, 1e-4, 0.01)
+    cuda = torch.device(args.device).type == "cuda"
     times = []
     for i in range(args.warmup + args.steps):
         t = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = 1e-4 * lr_factor(i, 1000, 0.1, 0.1)
-        loss, _ = nnformer_loss(model(batch), y, 0.2, 0.0)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.amp and cuda):
+            pred = model(batch).float()
+        loss, _ = nnformer_loss(pred, y, 0.2, 0.0)  # (.item() waits for the GPU)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if cuda:
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
     ms = np.array(times[args.warmup:]) * 1000
     return {"train_step_ms_median": float(np.median(ms)), "train_step_ms_p10": float(np.percentile(ms, 10)),
-            "train_step_ms_p90": float(np.percentile(ms, 90)), "steps": args.steps}
+            "train_step_ms_p90": float(np.percentile(ms, 90)), "steps": args.steps, "amp": args.amp and cuda}
 
 
 def phase_infer(args) -> dict:
@@ -75,11 +82,12 @@ def phase_infer(args) -> dict:
     model = NNFormer(NNFormerConfig(mask_mode=args.mask_mode)).eval()
     if args.int8:
         model = quantize_int8(model)
-    predict_encoded(model, EncodedGraphs(graphs[:64]))  # warm-up
+    model.to(args.device)
+    predict_encoded(model, EncodedGraphs(graphs[:64]), device=args.device)  # warm-up
     rates = []
     for _ in range(args.repeats):
         t = time.perf_counter()
-        predict_encoded(model, data, batch_size=2048)
+        predict_encoded(model, data, batch_size=2048, device=args.device)  # returns NumPy: waits for the GPU
         rates.append(len(data) / (time.perf_counter() - t))
     return {"infer_archs_per_s_median": float(np.median(rates)), "infer_repeats": args.repeats,
             "int8": args.int8}
@@ -109,19 +117,25 @@ def int8_tau(args) -> dict:
 def run_phase(phase: str, args) -> dict:
     """The phase in ``args.processes`` fresh processes: per-process results, and their median / min / max."""
     cmd = [sys.executable, __file__, "--phase", phase, "--threads", str(args.threads), "--steps", str(args.steps),
-           "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--mask-mode", args.mask_mode]
+           "--warmup", str(args.warmup), "--repeats", str(args.repeats), "--mask-mode", args.mask_mode,
+           "--device", args.device]
     if phase == "infer-int8":
         cmd[3] = "infer"
         cmd.append("--int8")
+    if phase == "train-amp":
+        cmd[3] = "train"
+        cmd.append("--amp")
     runs = []
     for _ in range(args.processes):
         r = subprocess.run(cmd, capture_output=True, text=True, check=True)
         runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
-    key = "train_step_ms_median" if phase == "train" else "infer_archs_per_s_median"
+    key = "train_step_ms_median" if phase.startswith("train") else "infer_archs_per_s_median"
     vals = [r[key] for r in runs]
-    return {key: float(np.median(vals)), "min": float(min(vals)), "max": float(max(vals)),
-            "processes": args.processes, "peak_rss_mb": float(max(r["peak_rss_mb"] for r in runs)),
-            "per_process": runs}
+    out = {key: float(np.median(vals)), "min": float(min(vals)), "max": float(max(vals)),
+           "processes": args.processes, "peak_rss_mb": float(max(r["peak_rss_mb"] for r in runs)), "per_process": runs}
+    if "peak_gpu_mb" in runs[0]:
+        out["peak_gpu_mb"] = float(max(r["peak_gpu_mb"] for r in runs))
+    return out
 
 
 def main() -> None:
@@ -134,23 +148,38 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="inference passes over all cells per process")
     ap.add_argument("--processes", type=int, default=5, help="fresh processes per phase (default 5)")
     ap.add_argument("--mask-mode", default="paper")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N")
+    ap.add_argument("--amp", action="store_true",
+                    help="with --device cuda: also time training under bf16 autocast (TrainConfig.amp)")
     ap.add_argument("--checkpoint", help="a trained NB201 predictor: also report int8's effect on tau")
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--out", default="speed.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    cuda = torch.device(args.device).type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        ap.error("--device cuda: this torch sees no CUDA device")
     if args.phase:
         res = phase_train(args) if args.phase == "train" else phase_infer(args)
         res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if cuda:
+            res["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
         print(json.dumps(res))
         return
-    result = {"command": command(), "date": now(), "machine": machine(), "config": "12 blocks, dim 160, hidden "
-              "640, 4 heads (released)", "mask_mode": args.mask_mode,
-              "train": run_phase("train", args), "infer": run_phase("infer", args),
-              "infer_int8": run_phase("infer-int8", args),
-              "released_code_reference": {"train_step_ms": 724, "infer_archs_per_s": 756},
-              "targets": {"train_step_ms": 450, "infer_archs_per_s": 1000}}
-    if args.checkpoint:
+    mach = machine()
+    if cuda:
+        mach["gpu"] = torch.cuda.get_device_name(torch.device(args.device))
+    result = {"command": command(), "date": now(), "machine": mach, "device": args.device,
+              "config": "12 blocks, dim 160, hidden 640, 4 heads (released)", "mask_mode": args.mask_mode,
+              "train": run_phase("train", args)}
+    if cuda and args.amp:
+        result["train_amp"] = run_phase("train-amp", args)
+    result["infer"] = run_phase("infer", args)
+    if not cuda:  # dynamic int8 quantization runs on CPU only
+        result["infer_int8"] = run_phase("infer-int8", args)
+    result["released_code_reference"] = {"train_step_ms": 724, "infer_archs_per_s": 756, "device": "2-core CPU"}
+    result["targets"] = {"train_step_ms": 450, "infer_archs_per_s": 1000}
+    if args.checkpoint and not cuda:
         result["int8_tau"] = int8_tau(args)
     print(json.dumps(result, indent=2), flush=True)
     path = write_json(args.out, result)

@@ -224,15 +224,19 @@ class BGIFFN(nn.Module):
         W1, Wg, W2 = self.fc1.weight, self.gate.weight, self.fc2.weight
         if self.mode != "bgiffn":
             a = adj if self.mode == "forward" else adj.transpose(1, 2)
-            h = torch.baddbmm(F.linear(x, W1), a, F.linear(x, Wg))
+            u = F.linear(x, W1)
+            h = torch.baddbmm(u, a.to(u.dtype), F.linear(x, Wg))
             return self.drop2(F.linear(self.drop1.after_relu(h), W2))
         # The two halves of the hidden layer are computed apart, each from its own rows of W_1 and W_g, and W_2 is
         # applied to each half: the same sums as concat + one matmul, without the (B, T, hidden) concat and add
         # (measured 1.5x faster on CPU for the released size).
         k = W1.shape[0] // 2
         # (in place: the GEMM outputs are fresh tensors that their backward does not need)
-        h1 = F.linear(x, W1[:k]).baddbmm_(adj, F.linear(x, Wg[:k]))  # W_1 x + A g1
-        h2 = F.linear(x, W1[k:]).baddbmm_(adj.transpose(1, 2), F.linear(x, Wg[k:]))  # W_1 x + A^T g2
+        # (under autocast the GEMM outputs are bf16/fp16 and in-place ops are not autocast: A takes their dtype)
+        u1, u2 = F.linear(x, W1[:k]), F.linear(x, W1[k:])
+        adj = adj.to(u1.dtype)
+        h1 = u1.baddbmm_(adj, F.linear(x, Wg[:k]))  # W_1 x + A g1
+        h2 = u2.baddbmm_(adj.transpose(1, 2), F.linear(x, Wg[k:]))  # W_1 x + A^T g2
         out = F.linear(self.drop1.after_relu(h1), W2[:, :k]) + F.linear(self.drop1.after_relu(h2), W2[:, k:])
         return self.drop2(out)
 

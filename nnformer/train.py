@@ -202,7 +202,8 @@ def fit(model_cfg, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
         net = DistributedDataParallel(model, device_ids=[torch.device(cfg.device).index] if "cuda" in cfg.device
                                       else None, find_unused_parameters=True)
         torch.manual_seed(cfg.seed + 1000 * rank)  # different dropout draws per rank; weights come from rank 0
-    use_amp = cfg.amp and torch.device(cfg.device).type == "cuda"
+    cuda = torch.device(cfg.device).type == "cuda"
+    use_amp = cfg.amp and cuda
     ema = copy.deepcopy(model)
     best = None  # EMA weights of the best validation so far
     opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
@@ -227,6 +228,8 @@ def fit(model_cfg, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
         start_epoch, step, history = st["epoch"], st["step"], st["history"]
         best_tau, best_epoch, elapsed = st["best_tau"], st["best_epoch"], st["elapsed"]
         torch.set_rng_state(st["torch_rng"])
+        if cuda and st.get("cuda_rng") is not None:  # dropout's masks on a GPU come from its own generator
+            torch.cuda.set_rng_state(st["cuda_rng"], torch.device(cfg.device))
         gen.set_state(st["gen_rng"])
         perm_gen.set_state(st["perm_rng"])
     if ck_path is not None and world > 1:
@@ -287,6 +290,7 @@ def fit(model_cfg, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
                         "best": best, "epoch": done, "step": step, "history": history, "best_tau": best_tau,
                         "best_epoch": best_epoch, "elapsed": time.perf_counter() - t0,
                         "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state(),
+                        "cuda_rng": torch.cuda.get_rng_state(torch.device(cfg.device)) if cuda else None,
                         "perm_rng": perm_gen.get_state(),
                     },
                 }, ck_path)

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The GPU checks of issue #6 in one go, for a machine with a CUDA device and a PyTorch that sees it:
+#
+#   bash benchmarks/gpu_check.sh DATA_DIR OUT_DIR
+#
+# DATA_DIR holds nasbench201/ as ../shared/data does; the package runs from this checkout (PYTHONPATH), so nothing
+# is installed. OUT_DIR receives one log (gpu_check.log) and four JSON files: speed_cuda.json (training step fp32
+# and bf16 autocast, inference, GPU memory), and the metrics.json of the main job trained on the GPU in fp32
+# (metrics_fp32.json), with --amp (metrics_amp.json) and launched by torchrun (metrics_torchrun.json; one process:
+# NCCL refuses two ranks on one GPU, so DDP across GPUs needs a machine with two). The runs' own folders go to
+# $WORK (default /tmp/nnformer-gpu). Exit status 0 when every step passed; each step's status is in the log.
+# A smoke test of the script itself without a GPU: DEVICE=cpu STEPS=30 bash benchmarks/gpu_check.sh DATA OUT
+set -uo pipefail
+data=${1:?usage: gpu_check.sh DATA_DIR OUT_DIR}
+out=${2:?usage: gpu_check.sh DATA_DIR OUT_DIR}
+work=${WORK:-/tmp/nnformer-gpu}
+device=${DEVICE:-cuda}
+py=${PYTHON:-python3}
+mkdir -p "$out" "$work"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 MASTER_ADDR=127.0.0.1
+log="$out/gpu_check.log"
+failed=()
+
+step() {
+    local name=$1 t=$SECONDS rc
+    shift
+    echo "== $name: $*" | tee -a "$log"
+    "$@" >>"$log" 2>&1
+    rc=$?
+    echo "== $name: exit $rc after $((SECONDS - t)) s" | tee -a "$log"
+    [ "$rc" -eq 0 ] || failed+=("$name")
+}
+
+main_job=(train --space nb201 --n-train 781 --device "$device" --data-dir "$data" --quiet ${STEPS:+--steps "$STEPS"})
+step env $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda,
+    torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')"
+step tests $py -m pytest -q -p no:cacheprovider tests/test_cuda.py
+step speed $py benchmarks/speed.py --device "$device" --amp --processes 3 ${STEPS:+--steps 3 --warmup 1} \
+    --out "$out/speed_cuda.json"
+step train_fp32 $py -m nnformer "${main_job[@]}" --out "$work/fp32"
+step train_amp $py -m nnformer "${main_job[@]}" --amp --out "$work/amp"
+step torchrun $py -m torch.distributed.run --nproc_per_node=1 -m nnformer "${main_job[@]}" --out "$work/torchrun"
+for run in fp32 amp torchrun; do
+    [ -f "$work/$run/metrics.json" ] && cp "$work/$run/metrics.json" "$out/metrics_$run.json"
+done
+$py - "$out" <<'EOF' | tee -a "$log"
+import json, pathlib, sys
+out = pathlib.Path(sys.argv[1])
+for f in sorted(out.glob("metrics_*.json")):
+    m = json.loads(f.read_text())
+    keys = [k for k in m if "tau" in k or "second" in k]
+    print(f.name, {k: m[k] for k in keys})
+if (out / "speed_cuda.json").is_file():
+    s = json.loads((out / "speed_cuda.json").read_text())
+    for k in ("train", "train_amp", "infer"):
+        if k in s:
+            print(k, {a: b for a, b in s[k].items() if a != "per_process"})
+EOF
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "failed steps: ${failed[*]}" | tee -a "$log"
+    exit 1
+fi
+echo "all steps passed" | tee -a "$log"
