@@ -51,7 +51,8 @@ def _configs(args, train_graphs=None):
 
         t["epochs"] = recipe_epochs(args.recipe, EncodedGraphs(train_graphs), args.batch_size, steps)
         t["eval_every"] = max(1, t["epochs"] // 12)
-    for key, name in [("n_layers", "layers"), ("dim", "dim"), ("n_heads", "heads"), ("mask_mode", "mask_mode"),
+    for key, name in [("n_layers", "layers"), ("dim", "dim"), ("n_heads", "heads"), ("mlp_ratio", "mlp_ratio"),
+                      ("mask_mode", "mask_mode"),
                       ("ffn_mode", "ffn_mode"), ("dropout", "dropout"),
                       ("dropout_rng", "dropout_rng")]:
         if getattr(args, name) is not None:
@@ -313,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--layers", type=positive_int)
     g.add_argument("--dim", type=positive_int)
     g.add_argument("--heads", type=positive_int, help="multiple of 4")
+    g.add_argument("--mlp-ratio", type=positive_float,
+                   help="BGIFFN's hidden width as a multiple of --dim (released: 4; scaled: 4 below N=400, then 2)")
     g.add_argument("--mask-mode", choices=["paper", "released", "global", "adjacency"])
     g.add_argument("--ffn-mode", choices=["bgiffn", "ffn", "forward", "backward"])
     g.add_argument("--dropout", type=probability)

@@ -76,12 +76,15 @@ def test_train_evaluate_predict_end_to_end(data_dir, tmp_path, capsys):
 
 def test_train_steps_sets_the_epochs_from_the_batches(data_dir, tmp_path):
     # 60 cells in mixed-size batches of 128 (efficient) = 1 step per epoch; of 16 = 4 steps per epoch
-    for batch, steps, epochs in [(None, 3, 3), ("16", 9, 3)]:
+    # (and --mlp-ratio overrides the recipe's hidden width: 4 x dim below N=400 under scaled)
+    for batch, steps, epochs, ratio in [(None, 3, 3, None), ("16", 9, 3, "3")]:
         out = tmp_path / f"run{batch}"
-        extra = ["--batch-size", batch] if batch else []
+        extra = (["--batch-size", batch] if batch else []) + (["--mlp-ratio", ratio] if ratio else [])
         assert main(["train", "--n-train", "60", "--n-val", "40", "--steps", str(steps), "--layers", "1", "--dim",
                      "16", "--out", str(out), "--data-dir", str(data_dir), "--quiet", *extra]) == 0
-        assert json.loads((out / "metrics.json").read_text())["train_config"]["epochs"] == epochs
+        m = json.loads((out / "metrics.json").read_text())
+        assert m["train_config"]["epochs"] == epochs
+        assert m["model_config"]["mlp_ratio"] == (float(ratio) if ratio else 4.0)
 
 
 def test_data_verify_reports_tampering(data_dir, tmp_path):
