@@ -10,6 +10,12 @@
 # NCCL refuses two ranks on one GPU, so DDP across GPUs needs a machine with two). The runs' own folders go to
 # $WORK (default /tmp/nnformer-gpu). Exit status 0 when every step passed; each step's status is in the log.
 # A smoke test of the script itself without a GPU: DEVICE=cpu STEPS=30 bash benchmarks/gpu_check.sh DATA OUT
+#
+# Through this project's device tool (the data beside the checkout does not travel; an ignored folder named in
+# `carry` does, and never gets committed):
+#   echo /.gpudata/ >> .git/info/exclude; mkdir -p .gpudata && cp -r ../shared/data/nasbench201 .gpudata/
+#   run: command "bash benchmarks/gpu_check.sh .gpudata $OUT", carry [".gpudata"], timeout_s 560
+# Expected cost on a fresh machine: a few minutes (three main-job trainings of 3,000 steps, nine speed processes).
 set -uo pipefail
 data=${1:?usage: gpu_check.sh DATA_DIR OUT_DIR}
 out=${2:?usage: gpu_check.sh DATA_DIR OUT_DIR}
