@@ -15,7 +15,8 @@
 # `carry` does, and never gets committed):
 #   echo /.gpudata/ >> .git/info/exclude; mkdir -p .gpudata && cp -r ../shared/data/nasbench201 .gpudata/
 #   run: command "bash benchmarks/gpu_check.sh .gpudata $OUT", carry [".gpudata"], timeout_s 560
-# Expected cost on a fresh machine: a few minutes (three main-job trainings of 3,000 steps, nine speed processes).
+# Not yet run on a GPU (none lent so far): its cost there is unmeasured; the work is three main-job trainings of
+# 3,000 steps, nine speed processes and the CUDA tests.
 set -uo pipefail
 data=${1:?usage: gpu_check.sh DATA_DIR OUT_DIR}
 out=${2:?usage: gpu_check.sh DATA_DIR OUT_DIR}
