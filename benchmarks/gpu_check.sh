@@ -7,7 +7,8 @@
 # is installed. OUT_DIR receives one log (gpu_check.log) and four JSON files: speed_cuda.json (training step fp32
 # and bf16 autocast, inference, GPU memory), and the metrics.json of the main job trained on the GPU in fp32
 # (metrics_fp32.json), with --amp (metrics_amp.json) and launched by torchrun (metrics_torchrun.json; one process:
-# NCCL refuses two ranks on one GPU, so DDP across GPUs needs a machine with two). The runs' own folders go to
+# NCCL refuses two ranks on one GPU, so DDP across GPUs needs a machine with two); it also scores all 15,625 cells
+# on the GPU with the fp32 predictor (`nnformer score --device`). The runs' own folders go to
 # $WORK (default /tmp/nnformer-gpu). Exit status 0 when every step passed; each step's status is in the log.
 # A smoke test of the script itself without a GPU: DEVICE=cpu STEPS=30 bash benchmarks/gpu_check.sh DATA OUT
 #
@@ -45,6 +46,8 @@ step tests $py -m pytest -q -p no:cacheprovider tests/test_cuda.py
 step speed $py benchmarks/speed.py --device "$device" --amp --processes 3 ${STEPS:+--steps 3 --warmup 1} \
     --out "$out/speed_cuda.json"
 step train_fp32 $py -m nnformer "${main_job[@]}" --out "$work/fp32"
+step score $py -m nnformer score --space nb201 --checkpoint "$work/fp32/predictor.pt" --device "$device" \
+    --data-dir "$data" --out "$work/score.csv" --quiet
 step train_amp $py -m nnformer "${main_job[@]}" --amp --out "$work/amp"
 step torchrun $py -m torch.distributed.run --nproc_per_node=1 -m nnformer "${main_job[@]}" --out "$work/torchrun"
 for run in fp32 amp torchrun; do

@@ -158,12 +158,27 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _load_predictor(args):
+    """The saved predictor of ``--checkpoint``, on ``--device`` (refused in one line when that GPU is missing)."""
+    import torch
+
+    from .predictor import Predictor
+
+    device = getattr(args, "device", None) or "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise NNFormerError(f"--device {device} asked for, but no CUDA GPU is available")
+    try:
+        device = torch.device(device)
+    except RuntimeError:
+        raise NNFormerError(f"--device must be cpu, cuda or cuda:N, got {args.device!r}") from None
+    return Predictor.load(args.checkpoint).to(device)
+
+
 def cmd_evaluate(args) -> int:
     from .batching import EncodedGraphs
     from .plots import scatter_pred_true
-    from .predictor import Predictor
 
-    p = Predictor.load(args.checkpoint)
+    p = _load_predictor(args)
     table = _load_nb201(args.data_dir)
     pred = p.predict(EncodedGraphs(table.graphs), progress=not args.quiet)
     metrics = _evaluate_nb201(pred, table)
@@ -196,11 +211,10 @@ def cmd_predict(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from .predictor import Predictor
     from .scoring import score_stream
     from .spaces.nb201 import arch_to_graph
 
-    p = Predictor.load(args.checkpoint)
+    p = _load_predictor(args)
     if args.space == "nb201":
         table = _load_nb201(args.data_dir)
         items = enumerate(table.arch_strs.tolist())
@@ -345,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", required=True)
     e.add_argument("--space", choices=["nb201"], default="nb201")
     e.add_argument("--plot", help="also write a predicted-vs-true scatter plot (PNG) here")
+    e.add_argument("--device", help="where the network runs: cpu (default), cuda or cuda:N")
     e.add_argument("--quiet", action="store_true")
     _add_data_dir(e)
     e.set_defaults(func=cmd_evaluate)
@@ -364,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output CSV")
     s.add_argument("--chunk", type=positive_int, default=8192, help="architectures converted and scored at a time")
     s.add_argument("--batch-size", type=positive_int, default=2048)
+    s.add_argument("--device", help="where the network runs: cpu (default), cuda or cuda:N")
     s.add_argument("--quiet", action="store_true")
     _add_data_dir(s)
     s.set_defaults(func=cmd_score)

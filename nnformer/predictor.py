@@ -113,6 +113,12 @@ class Predictor:
             bar.close()
         return out / self.scale_
 
+    def to(self, device: str | torch.device) -> "Predictor":
+        """Run the network on ``device`` (e.g. ``"cuda"``) from now on; predictions come back as NumPy either way."""
+        self._check_fitted()
+        self.model_.to(device)
+        return self
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write the fitted predictor (configs, EMA weights, target scale, history) atomically."""
         self._check_fitted()

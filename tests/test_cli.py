@@ -39,6 +39,11 @@ def test_help_lists_every_verb():
     (["score", "--checkpoint", "c.pt", "--out", "s.csv", "--chunk", "0"], "argument --chunk: must be at least 1"),
     (["profile", "--per-family", "0", "--out", "d"], "argument --per-family: must be at least 1"),
     (["evaluate", "--checkpoint", "notes.txt"], "notes.txt: not a PyTorch checkpoint"),
+    (["score", "--checkpoint", "c.pt", "--out", "s.csv", "--device", "gpu0"],
+     "--device must be cpu, cuda or cuda:N, got 'gpu0'"),
+    pytest.param(["score", "--checkpoint", "c.pt", "--out", "s.csv", "--device", "cuda"],
+                 "--device cuda asked for, but no CUDA GPU is available",
+                 marks=pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):
     (tmp_path / "notes.txt").write_text("not a checkpoint\n")

@@ -82,6 +82,7 @@ def test_cuda_training_learns_and_the_predictor_loads_on_cpu(tmp_path, amp):
     q = Predictor.load(p.save(tmp_path / "gpu.pt"))
     assert next(q.model_.parameters()).device.type == "cpu"
     np.testing.assert_allclose(q.predict(GRAPHS), on_gpu, atol=1e-4)
+    np.testing.assert_allclose(q.to("cuda").predict(GRAPHS), on_gpu, atol=1e-4)  # (score/evaluate --device cuda)
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=cuda)])
