@@ -232,11 +232,13 @@ class BGIFFN(nn.Module):
         # (measured 1.5x faster on CPU for the released size).
         k = W1.shape[0] // 2
         # (in place: the GEMM outputs are fresh tensors that their backward does not need)
-        # (under autocast the GEMM outputs are bf16/fp16 and in-place ops are not autocast: A takes their dtype)
-        u1, u2 = F.linear(x, W1[:k]), F.linear(x, W1[k:])
+        # (under autocast the GEMM outputs are bf16/fp16 and in-place ops are not autocast: A takes their dtype.
+        # Keep the order W_1[:k], W_g[:k], W_1[k:], W_g[k:]: autograd sums x's four gradients in reverse creation
+        # order, and another order changes the last bits and, over a run, the trained predictor.)
+        u1 = F.linear(x, W1[:k])
         adj = adj.to(u1.dtype)
         h1 = u1.baddbmm_(adj, F.linear(x, Wg[:k]))  # W_1 x + A g1
-        h2 = u2.baddbmm_(adj.transpose(1, 2), F.linear(x, Wg[k:]))  # W_1 x + A^T g2
+        h2 = F.linear(x, W1[k:]).baddbmm_(adj.transpose(1, 2), F.linear(x, Wg[k:]))  # W_1 x + A^T g2
         out = F.linear(self.drop1.after_relu(h1), W2[:, :k]) + F.linear(self.drop1.after_relu(h2), W2[:, k:])
         return self.drop2(out)
 
