@@ -105,9 +105,9 @@ def cmd_train(args) -> int:
     from .protocols import random_split, tnasp_split
 
     torch.set_num_threads(args.threads) if args.threads else None
+    if args.device is not None:
+        _check_device(args.device)  # before torchrun's process group picks a GPU
     rank = _init_distributed(args)
-    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise NNFormerError(f"--device {args.device} asked for, but no CUDA GPU is available")
     _configs(args)  # reject bad settings before touching any data
     from .data.nb201 import NUM_CELLS
 
@@ -158,19 +158,25 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _load_predictor(args):
-    """The saved predictor of ``--checkpoint``, on ``--device`` (refused in one line when that GPU is missing)."""
+def _check_device(device: str | None) -> str:
+    """``--device`` checked in one line: a name torch knows, and a GPU present when it names one."""
     import torch
 
+    device = device or "cpu"
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise NNFormerError(f"--device must be cpu, cuda or cuda:N, got {device!r}") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise NNFormerError(f"--device {device} asked for, but no CUDA GPU is available")
+    return device
+
+
+def _load_predictor(args):
+    """The saved predictor of ``--checkpoint``, on ``--device``."""
     from .predictor import Predictor
 
-    device = getattr(args, "device", None) or "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise NNFormerError(f"--device {device} asked for, but no CUDA GPU is available")
-    try:
-        device = torch.device(device)
-    except RuntimeError:
-        raise NNFormerError(f"--device must be cpu, cuda or cuda:N, got {args.device!r}") from None
+    device = _check_device(args.device)  # before reading the checkpoint
     return Predictor.load(args.checkpoint).to(device)
 
 

@@ -41,6 +41,7 @@ def test_help_lists_every_verb():
     (["evaluate", "--checkpoint", "notes.txt"], "notes.txt: not a PyTorch checkpoint"),
     (["score", "--checkpoint", "c.pt", "--out", "s.csv", "--device", "gpu0"],
      "--device must be cpu, cuda or cuda:N, got 'gpu0'"),
+    (["train", "--out", "o", "--device", "gpu0"], "--device must be cpu, cuda or cuda:N, got 'gpu0'"),
     pytest.param(["score", "--checkpoint", "c.pt", "--out", "s.csv", "--device", "cuda"],
                  "--device cuda asked for, but no CUDA GPU is available",
                  marks=pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")),
