@@ -6,12 +6,12 @@
 
 `run` trains one recipe (a name from nnformer.recipes plus optional overrides) and, at every validation, scores the
 current EMA model on all cells (test and validation labels); that scoring is not counted as training time. Each run
-is stored as benchmarks/results/recipe/<key>.json and skipped when it exists (delete the file to rerun); while it
+is stored as benchmarks/results/recipe-study/runs/<key>.json and skipped when it exists (delete the file to rerun); while it
 trains, a checkpoint under runs/recipe-checkpoints/ lets the same command, restarted, resume a killed run, and the
-curve so far is kept in benchmarks/results/recipe/partial/<key>.json (small, committed): a run longer than a
+curve so far is kept in benchmarks/results/recipe-study/runs/partial/<key>.json (small, committed): a run longer than a
 session (the released recipe at N=781 took 4.5 h of training here, 1 thread beside another run) keeps its
 measured points even when its checkpoint, too large to commit, is gone with the session.
-`plot` writes benchmarks/results/recipe.md and recipe_curves.png from the stored runs, beside the authors' released
+`plot` writes benchmarks/results/recipe-study/recipe.md and recipe_curves.png from the stored runs, beside the authors' released
 code's curve at N=156 measured on this kind of machine (docs/NNFORMER.md section 9).
 """
 
@@ -28,8 +28,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, command, machine, now  # noqa: E402
+from nnformer.io import atomic_write_text  # noqa: E402
+from nnformer.model import MASK_MODES  # noqa: E402
 
-RUNS = RESULTS / "recipe"
+STUDY = RESULTS / "recipe-study"
+RUNS = STUDY / "runs"
 PARTIAL = RUNS / "partial"
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "runs" / "recipe-checkpoints"  # not committed (runs/ is ignored)
 # The released code with the released recipe at N=156, released masks, 2 cores (docs/NNFORMER.md section 9):
@@ -53,25 +56,13 @@ def run_key(a) -> str:
 
 
 def settings(a) -> dict:
-    """``--set KEY=VALUE`` pairs: any field of NNFormerConfig or TrainConfig, typed as its default."""
-    import dataclasses
+    """``--set KEY=VALUE`` pairs: any field of NNFormerConfig or TrainConfig (or a recipe key), typed as the field."""
+    from nnformer.recipes import RecipeError, parse_settings, typed_settings
 
-    from nnformer.model import NNFormerConfig
-    from nnformer.train import TrainConfig
-
-    defaults = {**dataclasses.asdict(TrainConfig()), **dataclasses.asdict(NNFormerConfig())}
-    out = {}
-    for item in a.set:
-        key, sep, value = item.partition("=")
-        if not sep or key not in defaults:
-            raise SystemExit(f"recipe.py: --set {item!r}: expected KEY=VALUE with KEY a field of NNFormerConfig or "
-                             f"TrainConfig")
-        kind = type(defaults[key])
-        try:
-            out[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
-        except ValueError:
-            raise SystemExit(f"recipe.py: --set {item!r}: {value!r} is not a {kind.__name__}") from None
-    return out
+    try:
+        return typed_settings(parse_settings(a.set))
+    except RecipeError as e:
+        raise SystemExit(f"recipe.py: --set: {e}") from None
 
 
 def cmd_run(a) -> None:
@@ -81,11 +72,11 @@ def cmd_run(a) -> None:
 
     from nnformer.batching import EncodedGraphs
     from nnformer.metrics import kendall_tau
-    from nnformer.model import NNFormerConfig
+    from nnformer import Predictor
+    from nnformer.harness.spaces import load_space
     from nnformer.protocols import tnasp_split
-    from nnformer.recipes import recipe_at
-    from nnformer.reproduce import load_space
-    from nnformer.train import TrainConfig, fit, predict_encoded
+    from nnformer.recipes import get_recipe
+    from nnformer.train import predict_encoded
 
     path = RUNS / f"{run_key(a)}.json"
     if path.is_file():
@@ -98,31 +89,16 @@ def cmd_run(a) -> None:
         from nnformer.spaces.nb201 import arch_to_graph
 
         space.graphs = [arch_to_graph(s, prune_none=False) for s in load_nb201(a.data_dir).arch_strs]
-    r = recipe_at(a.recipe, a.n)
-    model_over = dict(r["model"], mask_mode=a.mask_mode)
-    if a.layers is not None:
-        model_over["n_layers"] = a.layers
-    if a.dim is not None:
-        model_over["dim"] = a.dim
-    train_over = dict(r["train"])
-    if a.lr is not None:
-        train_over["lr"] = a.lr
-    if a.batch_size is not None:
-        train_over["batch_size"] = a.batch_size
-    if a.no_bucket:
-        train_over["bucket"] = False
     sets = settings(a)  # for the overrides here and both records below (run_key parses it for the file name)
-    model_fields = {f.name for f in dataclasses.fields(NNFormerConfig)}
-    for k, v in sets.items():
-        (model_over if k in model_fields else train_over)[k] = v
-    mcfg = NNFormerConfig(**model_over)
+    over = {"mask_mode": a.mask_mode, "n_layers": a.layers, "dim": a.dim, "lr": a.lr, "batch_size": a.batch_size,
+            "bucket": False if a.no_bucket else None, "steps": a.steps, "seed": a.seed, "evals": a.points}
+    over = {k: v for k, v in over.items() if v is not None}
+    # the script's own rule: a --steps budget keeps the recipe's least number of epochs unless --min-epochs is given
+    over["min_epochs"] = a.min_epochs if a.min_epochs is not None else get_recipe(a.recipe).resolve(a.n).min_epochs
+    predictor = Predictor(a.recipe, settings={**over, **sets}, progress=False)
     sp = tnasp_split(len(space.graphs), a.n, space.n_val)
-    train = EncodedGraphs([space.graphs[i] for i in sp.train])
-    spe = len(train.batches(train_over.get("batch_size", 128), train_over.get("bucket", True)))
-    steps = a.steps if a.steps is not None else r["steps"]
-    min_epochs = a.min_epochs if a.min_epochs is not None else r["min_epochs"]
-    epochs = max(min_epochs, -(-steps // spe)) if steps else min_epochs
-    tcfg = TrainConfig(**{**train_over, "epochs": epochs, "eval_every": max(1, epochs // a.points), "seed": a.seed})
+    _, mcfg, tcfg = predictor.plan([space.graphs[i] for i in sp.train])
+    steps, epochs = predictor.recipe_at(a.n).steps, tcfg.epochs
     everything = EncodedGraphs(space.graphs)
     y = space.train_label
     taus = [f"tau_{k}" for k in space.test_labels]
@@ -147,10 +123,11 @@ def cmd_run(a) -> None:
         _write_json(PARTIAL / f"{path.stem}.json", {**head, "date": now(), "total_steps": total, "curve": so_far})
 
     t = time.perf_counter()
-    res = fit(mcfg, tcfg, train, y[sp.train], EncodedGraphs([space.graphs[i] for i in sp.val]), y[sp.val],
-              progress=False, on_eval=on_eval, checkpoint=ck)
+    predictor.fit([space.graphs[i] for i in sp.train], y[sp.train], [space.graphs[i] for i in sp.val], y[sp.val],
+                  checkpoint=ck, on_eval=on_eval)
+    res = predictor.result_
     curve = [point(rec) for rec in res.history if all(k in rec for k in taus)]
-    p = predict_encoded(res.model, everything)
+    p = predictor.predict(everything)
     out = {"key": path.stem, "command": command(), "date": now(), "machine": machine(), "recipe": a.recipe,
            "n": a.n, "seed": a.seed, "steps": steps, "epochs": epochs, "set": sets, "nb201_graph": a.nb201_graph,
            "total_steps": res.history[-1]["step"], "train_s": res.history[-1]["seconds"],
@@ -165,10 +142,9 @@ def cmd_run(a) -> None:
 
 
 def _write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
-    tmp.replace(path)
+    from nnformer.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=1) + "\n")
 
 
 def in_progress(path: Path) -> dict | None:
@@ -250,7 +226,7 @@ def cmd_plot(a) -> None:
     lines = [
         "# Recipe study: NAS-Bench-201, TNASP split, tau over all 15,625 cells",
         "",
-        f"Written by `{command()}` on {now()} from the runs in `benchmarks/results/recipe/` (one run per row; the",
+        f"Written by `{command()}` on {now()} from the runs in `benchmarks/results/recipe-study/runs/` (one run per row; the",
         "command that made a run is in its file; a resumed run's training time adds up its processes). Training",
         "time excludes the scoring of all cells at each point.",
         "Runs were made two at a time with 1 torch thread each on the 2-core machine, as the reproduce sweeps run.",
@@ -274,7 +250,7 @@ def cmd_plot(a) -> None:
                      f"{r['seed']} | {c['tau_test']:.4f} | {c['tau_val']:.4f} | {c['seconds'] / 60:.1f} min so far | "
                      f"{where} |")
     lines += seed_summary(runs)
-    (RESULTS / "recipe.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(STUDY / "recipe.md", "\n".join(lines) + "\n")
     ns = sorted({r["n"] for r in runs + partial} | {156})
     # runs with --set overrides (one-off settings) are drawn thin and grey under one legend entry: their numbers
     # are in recipe.md, and a legend line each would bury the curves
@@ -313,8 +289,8 @@ def cmd_plot(a) -> None:
     height = fig.get_size_inches()[1]
     fig.subplots_adjust(left=0.05, right=0.98, top=1 - 0.4 / height, bottom=(0.9 + 0.13 * entries) / height,
                         wspace=0.25)
-    fig.savefig(RESULTS / "recipe_curves.png")
-    print(f"wrote {RESULTS / 'recipe.md'} and {RESULTS / 'recipe_curves.png'} ({len(runs)} runs)")
+    fig.savefig(STUDY / "recipe_curves.png")
+    print(f"wrote {STUDY / 'recipe.md'} and {STUDY / 'recipe_curves.png'} ({len(runs)} runs)")
 
 
 def main() -> None:
@@ -323,7 +299,7 @@ def main() -> None:
     r = sub.add_parser("run", help="train one recipe and store its tau-vs-time curve")
     r.add_argument("--recipe", default="fast")
     r.add_argument("--n", type=int, default=156)
-    r.add_argument("--mask-mode", default="paper")
+    r.add_argument("--mask-mode", default="paper", choices=MASK_MODES)
     r.add_argument("--steps", type=int, default=None, help="override the recipe's step budget")
     r.add_argument("--layers", type=int, default=None)
     r.add_argument("--dim", type=int, default=None)

@@ -30,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import command, machine, now, write_json  # noqa: E402
+from nnformer.model import MASK_MODES  # noqa: E402
 
 
 def nb201_graphs():
@@ -147,7 +148,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=1, help="inference passes over all cells per process")
     ap.add_argument("--processes", type=int, default=5, help="fresh processes per phase (default 5)")
-    ap.add_argument("--mask-mode", default="paper")
+    ap.add_argument("--mask-mode", default="paper", choices=MASK_MODES)
     ap.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N")
     ap.add_argument("--amp", action="store_true",
                     help="with --device cuda: also time training under bf16 autocast (TrainConfig.amp)")

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from .batching import GraphBatch
 
 
-@dataclass
+@dataclass(frozen=True)
 class GCNConfig:
     n_layers: int = 3
     dim: int = 144
@@ -28,7 +28,7 @@ class GCNConfig:
     head_offset: float = 0.5
 
 
-@dataclass
+@dataclass(frozen=True)
 class MLPConfig:
     max_nodes: int = 8  # graphs are zero-padded to this many nodes (NB201: 8, NB101: 7)
     hidden: int = 256

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .graph import ArchGraph
+from .vocab import OpVocab, vocab_for
 
 
 @dataclass
@@ -45,9 +46,14 @@ class GraphBatch:
 
 
 class EncodedGraphs:
-    """A list of :class:`ArchGraph` padded once into arrays; ``batch(idx)`` slices and trims to the batch's size."""
+    """A list of :class:`ArchGraph` padded once into arrays; ``batch(idx)`` slices and trims to the batch's size.
 
-    def __init__(self, graphs: Sequence[ArchGraph]):
+    Op names become ids through ``vocab`` (default: the first built-in vocabulary holding every op, see
+    :func:`~nnformer.vocab.vocab_for`); an op outside it is an :class:`~nnformer.errors.UnknownOpError`.
+    """
+
+    def __init__(self, graphs: Sequence[ArchGraph], vocab: OpVocab | None = None):
+        self.vocab = vocab if vocab is not None else vocab_for(g.ops for g in graphs) if graphs else None
         self.n = len(graphs)
         sizes = np.array([g.num_nodes for g in graphs], dtype=np.int64)
         nmax = int(sizes.max()) if self.n else 2
@@ -62,7 +68,7 @@ class EncodedGraphs:
         self.features = np.zeros((self.n, nmax, f), dtype=np.float32) if f else None
         for b, g in enumerate(graphs):
             k = g.num_nodes
-            self.ops[b, :k] = g.op_ids
+            self.ops[b, :k] = self.vocab.encode(g.ops)
             self.adj[b, :k, :k] = g.adj
             if self.features is not None:
                 self.features[b, :k] = g.features

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .argtypes import OneLineParser, nonneg_float, nonneg_int, positive_float, positive_int, probability
+from .argtypes import OneLineParser, nonneg_int, positive_int
 from .errors import DataError, NNFormerError
-from .recipes import DEFAULT_RECIPE, RECIPES, recipe_at, recipe_epochs
+from .io import atomic_write_json
+from .recipes import DEFAULT_RECIPE, RECIPES
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -37,33 +38,6 @@ def _load_nb201(data_dir):
         print(f"nnformer: {len(missing)} NAS-Bench-201 file(s) missing in {root}; downloading", file=sys.stderr)
         download(missing, root)
     return load_nb201(root)
-
-
-def _configs(args, train_graphs=None):
-    from .model import NNFormerConfig
-    from .train import TrainConfig
-
-    r = recipe_at(args.recipe, len(train_graphs) if train_graphs is not None else args.n_train)
-    m, t = dict(r["model"]), dict(r["train"])
-    steps = args.steps
-    if args.epochs is None and train_graphs is not None:
-        from .batching import EncodedGraphs
-
-        t["epochs"] = recipe_epochs(args.recipe, EncodedGraphs(train_graphs), args.batch_size, steps)
-        t["eval_every"] = max(1, t["epochs"] // 12)
-    for key, name in [("n_layers", "layers"), ("dim", "dim"), ("n_heads", "heads"), ("mlp_ratio", "mlp_ratio"),
-                      ("mask_mode", "mask_mode"),
-                      ("ffn_mode", "ffn_mode"), ("dropout", "dropout"),
-                      ("dropout_rng", "dropout_rng")]:
-        if getattr(args, name) is not None:
-            m[key] = getattr(args, name)
-    for key in ("epochs", "lr", "batch_size", "eval_every", "w_rank", "w_cons", "seed", "device", "amp"):
-        if getattr(args, key) is not None:
-            t[key] = getattr(args, key)
-    try:
-        return NNFormerConfig(**m), TrainConfig(**t)
-    except ValueError as e:
-        raise NNFormerError(str(e)) from None
 
 
 def _evaluate_nb201(pred, table, train_idx=None) -> dict:
@@ -96,10 +70,19 @@ def _init_distributed(args) -> int:
     return dist.get_rank()
 
 
+def _settings(args) -> dict:
+    """``--set`` pairs plus ``--device``: the overrides of the recipe (typed and checked by the Predictor)."""
+    from .recipes import parse_settings
+
+    out = parse_settings(args.set)
+    if args.device is not None:
+        out["device"] = args.device
+    return out
+
+
 def cmd_train(args) -> int:
     import torch
 
-    from .batching import EncodedGraphs
     from .plots import scatter_pred_true
     from .predictor import Predictor
     from .protocols import random_split, tnasp_split
@@ -108,7 +91,7 @@ def cmd_train(args) -> int:
     if args.device is not None:
         _check_device(args.device)  # before torchrun's process group picks a GPU
     rank = _init_distributed(args)
-    _configs(args)  # reject bad settings before touching any data
+    predictor = Predictor(args.recipe, settings=_settings(args), progress=not args.quiet)  # bad settings: no data read
     from .data.nb201 import NUM_CELLS
 
     if args.n_train >= NUM_CELLS:
@@ -117,24 +100,24 @@ def cmd_train(args) -> int:
     t_start = time.perf_counter()
     table = _load_nb201(args.data_dir)
     train_label = table.label(args.label)
+    seed = predictor.recipe_at(args.n_train).train.seed
     split = (tnasp_split(len(table), args.n_train, args.n_val) if args.split == "tnasp"
-             else random_split(len(table), args.n_train, args.n_val, seed=args.seed or 0))
+             else random_split(len(table), args.n_train, args.n_val, seed=seed))
     graphs = table.graphs
     pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
-    model_cfg, train_cfg = _configs(args, pick(split.train))
+    _, model_cfg, train_cfg = predictor.plan(pick(split.train))
     print(f"nnformer train: NB201, {len(split.train)} train / {len(split.val)} val cells ({args.split}), "
           f"recipe {args.recipe}: {model_cfg.n_layers} blocks, dim {model_cfg.dim}, {train_cfg.epochs} epochs, "
           f"masks {model_cfg.mask_mode}, ffn {model_cfg.ffn_mode}, seed {train_cfg.seed}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
-    pred_obj = Predictor(model_cfg, train_cfg, progress=not args.quiet)
-    pred_obj.fit(pick(split.train), train_label[split.train], pick(split.val), train_label[split.val],
-                 checkpoint=out / "checkpoint.pt")
+    predictor.fit(pick(split.train), train_label[split.train], pick(split.val), train_label[split.val],
+                  checkpoint=out / "checkpoint.pt")
     train_s = time.perf_counter() - t_start
     if rank != 0:
         return 0  # every rank holds the same weights; rank 0 writes the results
-    pred_obj.save(out / "predictor.pt")
+    predictor.save(out / "predictor.pt")
     t_eval = time.perf_counter()
-    pred = pred_obj.predict(EncodedGraphs(graphs))
+    pred = predictor.predict(graphs)
     metrics = _evaluate_nb201(pred, table, split.train)
     test_y = table.label("test")
     scatter_pred_true(pred, test_y, out / "scatter.png", highlight=split.train,
@@ -143,13 +126,13 @@ def cmd_train(args) -> int:
                       xlabel="true CIFAR-10 test accuracy (%)", ylabel=f"predicted {args.label} accuracy (%)")
     result = {
         "space": "nb201", "split": args.split, "n_train": len(split.train), "n_val": len(split.val),
-        "train_label": args.label, "recipe": args.recipe, "model_config": dataclasses.asdict(model_cfg),
-        "train_config": dataclasses.asdict(train_cfg), **metrics, "best_val_tau": pred_obj.result_.best_val_tau,
-        "best_epoch": pred_obj.result_.best_epoch, "train_seconds": train_s,
-        "eval_seconds": time.perf_counter() - t_eval, "command": args.command_line,
+        "train_label": args.label, "recipe": predictor.recipe_.to_dict(), "settings": predictor.settings,
+        "model_config": dataclasses.asdict(model_cfg), "train_config": dataclasses.asdict(train_cfg), **metrics,
+        "best_val_tau": predictor.result_.best_val_tau, "best_epoch": predictor.result_.best_epoch,
+        "train_seconds": train_s, "eval_seconds": time.perf_counter() - t_eval, "command": args.command_line,
         "torch_threads": torch.get_num_threads(), "world_size": int(os.environ.get("WORLD_SIZE", 1)),
     }
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    atomic_write_json(out / "metrics.json", result, indent=2)
     np.save(out / "predictions.npy", pred)
     print(f"Kendall tau over all {len(table):,} cells: {metrics['tau_test']:.4f} (test label), "
           f"{metrics['tau_val']:.4f} (val label); unseen cells only {metrics['tau_test_unseen']:.4f}")
@@ -241,16 +224,21 @@ def cmd_score(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from . import reproduce as rp
+    from .harness import methods as hm
+    from .harness import report, sweep
+    from .harness.spaces import load_space
+    from .recipes import get_recipe, parse_settings, typed_settings
 
-    space = rp.load_space(args.space, args.data_dir, args.dataset)
+    settings = typed_settings(parse_settings(args.set))  # typed: `mlp_ratio=2` and `=2.0` are one setting
+    get_recipe(args.recipe).with_settings(settings)  # an unknown setting or bad value fails before any data is read
     if args.methods in (None, "all"):
-        methods = list(rp.QUICK_METHODS if args.quick and args.methods is None else rp.METHODS)
+        methods = list(hm.QUICK_METHODS if args.quick and args.methods is None else hm.METHODS)
     else:
         methods = [m.strip() for m in args.methods.split(",")]
-    unknown = [m for m in methods if m not in rp.METHODS]
+    unknown = [m for m in methods if m not in hm.METHODS]
     if unknown:
-        raise NNFormerError(f"unknown method {unknown[0]!r}; known: {', '.join(rp.METHODS)}")
+        raise NNFormerError(f"unknown method {unknown[0]!r}; known: {', '.join(hm.METHODS)}")
+    space = load_space(args.space, args.data_dir, args.dataset)
     try:
         ns = tuple(int(n) for n in args.ns.split(",")) if args.ns else space.ns
     except ValueError:
@@ -260,33 +248,29 @@ def cmd_reproduce(args) -> int:
     if any(not 0 < n < len(space.graphs) for n in ns):
         raise NNFormerError(f"every N must be between 1 and {len(space.graphs) - 1}")
     seeds = [0] if args.quick else list(range(args.seeds))
-    root = Path(args.out)
-    tag = rp.recipe_tag(args.recipe, args.steps)
-    records = rp.sweep(space, methods, ns, seeds, args.recipe, root, threads=args.threads, progress=not args.quiet,
-                       jobs=args.jobs, train=not args.from_cache, steps=args.steps)
-    expected = sum(len(ns) * (1 if rp.METHODS[m][0] == "zero-cost" else len(seeds)) for m in methods)
-    summary = rp.summarise(records, methods, ns)
-    base = root / (space.name.removesuffix("-cifar10").replace("-", "_") + ("_quick" if args.quick else "")
-                   + ("" if tag == DEFAULT_RECIPE else "_" + tag.replace("-", "_")) + "_accuracy")
+    directory = sweep.run_dir(Path(args.out), space.name, args.recipe, settings)
+    records = sweep.sweep(space, methods, ns, seeds, args.recipe, directory, settings, threads=args.threads,
+                          progress=not args.quiet, jobs=args.jobs, train=not args.from_cache)
+    expected = len(sweep.grid(methods, ns, seeds))
+    summary = report.summarise(records, methods, ns)
     threads = sorted({t for row in summary.values() for c in row.values() for t in c["threads"]})
     notes = (f"Runs used {'/'.join(map(str, threads)) or '?'} torch thread(s) each, with {args.jobs} run(s) at a time "
              f"(seconds per run include that sharing of the CPU). "
              f"Protocol: TNASP split (first N cells in index order train, the next {space.n_val} validate), "
-             f"Kendall's tau over all {len(space.graphs):,} cells, training cells included. Recipe `{args.recipe}`: "
-             f"{RECIPES[args.recipe]}"
-             + (f", step budget replaced by {args.steps:,} steps for every trained method" if args.steps else "")
-             + f". Each cell of the table is one cached run file under `{root / 'cache' / space.name / tag}`.")
+             f"Kendall's tau over all {len(space.graphs):,} cells, training cells included. Recipe `{args.recipe}`"
+             + (f" with {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}" if settings else "")
+             + f", {hm.SWEEP_EVALS} validations a run. "
+             f"Each cell of the table comes from the runs stored in `{directory / 'runs.jsonl'}`.")
     run_s = sum(r["seconds"] for r in records)
     notes += (f" The {len(records)} runs took {run_s / 3600:.2f} h of run time in all"
               + (f", {run_s / 3600 / args.jobs:.2f} h of wall time at {args.jobs} at a time." if args.jobs > 1 else "."))
-    codes = sorted({r.get("code", "not recorded") for r in records})
-    notes += f" Code that produced the runs: {', '.join(codes)}."
     if len(records) < expected:
-        notes += (f" **Incomplete: {len(records)} of {expected} runs are cached**; empty cells and k below the seed "
+        notes += (f" **Incomplete: {len(records)} of {expected} runs are stored**; empty cells and k below the seed "
                   f"count are runs not done yet (the same command without --from-cache runs them).")
-    answers = rp.findings(records, ns, space.name)
-    for p in rp.write_tables(summary, ns, base, f"Accuracy prediction on {space.name}", args.command_line, notes,
-                             answers):
+    answers = report.findings(records, ns, space.name)
+    title = f"Accuracy prediction on {space.name}" + (" (--quick)" if args.quick else "")
+    for p in report.write_tables(summary, ns, directory / ("quick" if args.quick else "table"), title,
+                                 args.command_line, notes, answers, records):
         print(f"wrote {p}")
     return 0
 
@@ -328,34 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--split", choices=["tnasp", "random"], default="tnasp")
     t.add_argument("--label", default="val", help="training label (default: cifar10-valid validation acc., 200 ep)")
     t.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
-                   help=f"model size + schedule preset (default {DEFAULT_RECIPE}); flags below override it")
+                   help=f"network size + schedule preset (default {DEFAULT_RECIPE}; released: the authors')")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="override one setting of the recipe, repeatable: a field of the network config (n_layers, "
+                        "dim, n_heads, mlp_ratio, dropout, mask_mode, ffn_mode, ...), of the training config (lr, "
+                        "batch_size, seed, w_rank, w_cons, amp, ...) or steps / epochs / evals")
     t.add_argument("--out", required=True, help="output directory (checkpoint, predictor.pt, metrics.json, plot)")
-    g = t.add_argument_group("model")
-    g.add_argument("--layers", type=positive_int)
-    g.add_argument("--dim", type=positive_int)
-    g.add_argument("--heads", type=positive_int, help="multiple of 4")
-    g.add_argument("--mlp-ratio", type=positive_float,
-                   help="BGIFFN's hidden width as a multiple of --dim (released: 4; scaled: 4 below N=400, then 2)")
-    g.add_argument("--mask-mode", choices=["paper", "released", "global", "adjacency"])
-    g.add_argument("--ffn-mode", choices=["bgiffn", "ffn", "forward", "backward"])
-    g.add_argument("--dropout", type=probability)
-    g.add_argument("--dropout-rng", choices=["pcg64", "mt19937"],
-                   help="dropout's random stream on CPU: pcg64 (default, faster) or mt19937 (torch's; results "
-                        "cached before the change)")
-    g = t.add_argument_group("training")
-    g.add_argument("--epochs", type=positive_int)
-    g.add_argument("--steps", type=positive_int,
-                   help="optimizer-step budget instead of the recipe's (scaled: 1,500 below N=400, 1,875 below 700, "
-                        "then 3,000); --epochs overrides it. At N=781, 6,000 steps of `efficient` reached tau 0.881 "
-                        "(3 seeds; README, Recipe)")
-    g.add_argument("--lr", type=positive_float)
-    g.add_argument("--batch-size", type=positive_int)
-    g.add_argument("--eval-every", type=positive_int)
-    g.add_argument("--w-rank", type=nonneg_float)
-    g.add_argument("--w-cons", type=nonneg_float)
-    g.add_argument("--seed", type=nonneg_int)
-    g.add_argument("--device", help="cpu (default) or cuda / cuda:N")
-    g.add_argument("--amp", action="store_true", default=None, help="mixed precision (bf16 autocast) on CUDA")
+    t.add_argument("--device", help="cpu (default) or cuda / cuda:N")
     t.add_argument("--threads", type=positive_int, help="torch CPU threads")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_dir(t)
@@ -391,9 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_score)
 
     r = sub.add_parser("reproduce", help="reproduce the paper's tables side by side with ablations and baselines",
-                       description="Runs the TNASP protocol for every method x N x seed, caching each result "
-                                   "(a rerun skips what is done), then writes Markdown/CSV/JSON tables and a "
-                                   "tau-vs-N plot.")
+                       description="Runs the TNASP protocol for every method x N x seed, storing each result "
+                                   "as it finishes (a rerun skips what is done), then writes Markdown/CSV/JSON "
+                                   "tables and a tau-vs-N plot.")
     r.add_argument("task", choices=["accuracy"])
     r.add_argument("--space", choices=["nb201", "nb101"], default="nb201")
     r.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet16"], default="cifar10",
@@ -406,14 +369,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quick", action="store_true", help="one seed, two N, no ablations (7 min on 2 cores with "
                                                         "--jobs 2)")
     r.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE)
-    r.add_argument("--steps", type=positive_int,
-                   help="step budget for every trained method instead of the recipe's; cached and written apart (files "
-                        "end in _<recipe>_steps<K>_accuracy)")
-    r.add_argument("--out", default="benchmarks/results", help="results directory (tables + cache)")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                   help="override one setting of the recipe for every trained method (e.g. steps=6000), "
+                        "repeatable; stored and written apart (<out>/<space>/<recipe>-<key><value>/)")
+    r.add_argument("--out", default="nnformer-results",
+                   help="results directory: <out>/<space>/<recipe>/ holds runs.jsonl and the tables "
+                        "(default: ./nnformer-results)")
     r.add_argument("--threads", type=positive_int, help="torch threads per run")
     r.add_argument("--jobs", type=positive_int, default=1, help="parallel single-threaded runs (default 1)")
     r.add_argument("--from-cache", action="store_true",
-                   help="train nothing: write the tables from the runs already cached (a sweep in progress)")
+                   help="train nothing: write the tables from the runs already stored (a sweep in progress)")
     r.add_argument("--quiet", action="store_true")
     _add_data_dir(r)
     r.set_defaults(func=cmd_reproduce)
@@ -424,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(d)
     d.set_defaults(func=cmd_data)
 
-    from .profile_cli import add_parser as add_profile_parser  # ONNX Runtime is imported only when it runs
+    from .latency.cli import add_parser as add_profile_parser  # ONNX Runtime is imported only when it runs
 
     add_profile_parser(sub)
     return parser

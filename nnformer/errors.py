@@ -57,3 +57,10 @@ class OnnxError(NNFormerError):
 
 class FamilyError(NNFormerError, ValueError):
     """A model family is unknown, or its sampler cannot produce a model within the size budget."""
+
+
+def one_line(e: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an exception's message (or its type's name), at most ``limit`` characters: what
+    a one-line error quotes of a library's many-line message."""
+    text = [ln for ln in str(e).strip().splitlines() if ln.strip()]
+    return (text[0].strip() if text else type(e).__name__)[:limit]

@@ -20,37 +20,16 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from .errors import CycleError, GraphSizeError, NonBinaryError, NotSquareError, UnknownOpError
 
-# Op vocabulary shared by every search space. The first seven ids are those of the released NN-Former code for
-# NAS-Bench-201 (input 0 ... output 6); NAS-Bench-101's ops follow. Tokens are one-hot of width
-# ``NNFormerConfig.n_op_types`` (32, as released), so at most 32 ops can be one-hot encoded.
-OP_VOCAB: dict[str, int] = {
-    "input": 0,
-    "nor_conv_1x1": 1,
-    "nor_conv_3x3": 2,
-    "avg_pool_3x3": 3,
-    "skip_connect": 4,
-    "none": 5,
-    "output": 6,
-    "conv1x1-bn-relu": 7,
-    "conv3x3-bn-relu": 8,
-    "maxpool3x3": 9,
-}
+FORMAT = "nnformer-graph-1"
 
 MAX_NODES = 256  # size limit of one graph; a transformer over more tokens than this is not what nnformer is for
-
-
-def register_ops(names: Iterable[str]) -> None:
-    """Add op names to the vocabulary (ids are given in order of first registration)."""
-    for name in names:
-        if name not in OP_VOCAB:
-            OP_VOCAB[name] = len(OP_VOCAB)
 
 
 def asma_masks(adj: torch.Tensor) -> torch.Tensor:
@@ -82,7 +61,8 @@ class ArchGraph:
     """One architecture: op names, a 0/1 DAG adjacency and optional per-node features.
 
     Args:
-        ops: op name of each node, in node order; every name must be in :data:`OP_VOCAB`.
+        ops: op name of each node, in node order (non-empty strings). Which names a predictor knows is its op
+            vocabulary's business (:mod:`nnformer.vocab`), checked when graphs are encoded.
         adj: ``(n, n)`` 0/1 matrix, ``adj[i, j] = 1`` for an edge ``i -> j``; must be acyclic.
         features: optional ``(n, F)`` float per-node features (e.g. shapes and kernel sizes of ONNX nodes).
         depth: the value of NN-Former's [DEPTH] token (default: the node count). NAS-Bench-201 uses the number of
@@ -121,9 +101,8 @@ class ArchGraph:
             raise CycleError(f"node {i} has a self-loop; the graph must be a DAG")
         if reachability(a).diagonal().any():
             raise CycleError("the graph has a directed cycle; it must be a DAG")
-        unknown = [o for o in ops if o not in OP_VOCAB]
-        if unknown:
-            raise UnknownOpError(f"unknown op {unknown[0]!r}; known ops: {', '.join(OP_VOCAB)}")
+        if not all(ops):
+            raise UnknownOpError("an op name is empty")
         if features is not None:
             features = np.asarray(features, dtype=np.float32)
             if features.ndim != 2 or features.shape[0] != n:
@@ -145,10 +124,6 @@ class ArchGraph:
     @property
     def num_edges(self) -> int:
         return int(self.adj.sum())
-
-    @property
-    def op_ids(self) -> list[int]:
-        return [OP_VOCAB[o] for o in self.ops]
 
     @property
     def depth_value(self) -> int:
@@ -174,15 +149,31 @@ class ArchGraph:
     def __repr__(self) -> str:
         return f"ArchGraph(num_nodes={self.num_nodes}, num_edges={self.num_edges}, ops={list(self.ops)})"
 
-    def to_dict(self) -> dict:
-        """A JSON-serialisable form (see :meth:`from_dict`)."""
-        d = {"ops": list(self.ops), "adj": self.adj.tolist()}
+    def to_dict(self, digits: int | None = None) -> dict:
+        """The JSON form, the one serialisation of a graph: ops, an edge list (not the ``n x n`` matrix), and the
+        features (rounded to ``digits`` decimals when given) and depth when set. Read back by :meth:`from_dict`."""
+        d = {"format": FORMAT, "ops": list(self.ops),
+             "edges": [[int(i), int(j)] for i, j in zip(*np.nonzero(self.adj))]}
         if self.features is not None:
-            d["features"] = self.features.tolist()
+            d["features"] = (self.features.tolist() if digits is None else
+                             [[round(float(v), digits) for v in row] for row in self.features])
         if self.depth is not None:
             d["depth"] = self.depth
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ArchGraph":
-        return cls(d["ops"], d["adj"], d.get("features"), d.get("depth"))
+        """Inverse of :meth:`to_dict` (other keys, e.g. a record's ``static`` features, are ignored)."""
+        if not isinstance(d, dict) or not isinstance(d.get("ops"), list) or not isinstance(d.get("edges"), list):
+            raise NotSquareError("not a serialised graph: expected a dict with 'ops' and 'edges' lists")
+        n = len(d["ops"])
+        adj = np.zeros((n, n), dtype=np.uint8)
+        for e in d["edges"]:
+            try:
+                i, j = (int(v) for v in e)
+            except (TypeError, ValueError):
+                raise NotSquareError(f"bad edge {e!r}: expected [i, j]") from None
+            if not (0 <= i < n and 0 <= j < n):
+                raise NotSquareError(f"edge {e!r} names a node outside 0..{n - 1}")
+            adj[i, j] = 1
+        return cls(d["ops"], adj, d.get("features"), d.get("depth"))

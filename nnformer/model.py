@@ -30,7 +30,7 @@ FFN_MODES = ("bgiffn", "ffn", "forward", "backward")
 DROPOUT_RNGS = ("pcg64", "mt19937")
 
 
-@dataclass
+@dataclass(frozen=True)
 class NNFormerConfig:
     n_layers: int = 12
     dim: int = 160

@@ -1,33 +1,41 @@
-"""The user-facing estimator: ``Predictor().fit(graphs, y).predict(graphs)``, ``save(path)``, ``load(path)``.
+"""The one way to train and use a predictor: ``Predictor(recipe).fit(graphs, y).predict(graphs)``, ``save``, ``load``.
 
-Hyper-parameters live in the constructor (an :class:`NNFormerConfig` and a :class:`TrainConfig`); learned state has a
-trailing underscore. A saved predictor holds its configs, the selected EMA weights and the target scale, and is read
-back with ``torch.load(weights_only=True)``.
+``Predictor()`` trains the default recipe (``scaled``, :mod:`nnformer.recipes`); ``Predictor("released")`` the
+authors' recipe; ``settings={"dim": 64, "seed": 1}`` overrides fields of the recipe (checked against its
+dataclasses); ``model=`` trains another network (e.g. a baseline's ``GCNConfig``) with the recipe's training, and
+``train=`` replaces the training configuration and its step budget with an explicit :class:`TrainConfig`. The CLI,
+the reproduction sweeps and the benchmark scripts all train through this class.
+
+Learned state has a trailing underscore. A saved predictor holds the resolved recipe, the op vocabulary, the
+selected EMA weights and the label scale, and is read back with ``torch.load(weights_only=True)``.
 
 Example:
-    >>> from nnformer import Predictor, NNFormerConfig, TrainConfig
+    >>> from nnformer import Predictor
     >>> from nnformer.spaces.nb201 import arch_to_graph
     >>> gs = [arch_to_graph(s) for s in ['|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|',
     ...                                  '|nor_conv_1x1~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|']]
-    >>> p = Predictor(NNFormerConfig(n_layers=1, dim=16), TrainConfig(epochs=2, eval_every=1), progress=False)
+    >>> p = Predictor(settings={"n_layers": 1, "dim": 16, "epochs": 2}, progress=False)
     >>> p.fit(gs, [0.9, 0.8]).predict(gs).shape
     (2,)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from .batching import EncodedGraphs
 from .errors import CheckpointError, DataError
 from .graph import ArchGraph
-from .model import NNFormerConfig, build_model, model_type_of, model_types
-from .train import TrainConfig, TrainResult, _atomic_save, fit, load_checkpoint, predict_encoded
+from .io import atomic_torch_save
+from .model import build_model, model_types
+from .recipes import DEFAULT_RECIPE, Recipe, RecipeError, get_recipe
+from .train import TrainConfig, TrainResult, checkpoint_header, fit, load_checkpoint, predict_encoded
+from .vocab import OpVocab, vocab_for
 
 
 def _labels(y, n: int, what: str) -> np.ndarray:
@@ -41,7 +49,7 @@ def _labels(y, n: int, what: str) -> np.ndarray:
 
 
 def _dataclass_from(cls, d: dict, path):
-    names = {f.name for f in fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(d) - names
     if unknown:
         raise CheckpointError(f"{path}: unknown {cls.__name__} keys {sorted(unknown)}")
@@ -52,44 +60,88 @@ def _dataclass_from(cls, d: dict, path):
 
 
 class Predictor:
-    """NN-Former accuracy predictor with the scikit-learn estimator contract.
+    """NN-Former (or a baseline) accuracy predictor with the scikit-learn estimator contract.
 
     Args:
-        model: the network's config (default: NN-Former's released configuration; a ``GCNConfig`` or
-            ``MLPConfig`` from :mod:`nnformer.baselines` trains a baseline with the same loop).
-        train: training recipe (default: :class:`TrainConfig` defaults).
+        recipe: a recipe name from :data:`nnformer.recipes.RECIPES` or a :class:`~nnformer.recipes.Recipe`
+            (default: ``scaled``).
+        model: train this network config instead of the recipe's (a ``GCNConfig`` or ``MLPConfig`` from
+            :mod:`nnformer.baselines` trains a baseline with the same loop and the recipe's training).
+        train: an explicit :class:`TrainConfig` (its ``epochs`` and ``eval_every`` as given) instead of the
+            recipe's training and step budget.
+        settings: ``{key: value}`` overrides of the recipe, applied last (``nnformer train --set key=value``).
+        vocab: the op vocabulary (default: the built-in one holding every op of the training graphs).
         target_scale: labels are multiplied by this before training (``"auto"``: 0.01 when labels look like
             percentages, i.e. exceed 1.5, else 1), so the model sees accuracies in [0, 1] as in the paper.
         progress: show a progress bar while fitting.
     """
 
-    def __init__(self, model=None, train: TrainConfig | None = None,
+    def __init__(self, recipe: str | Recipe = DEFAULT_RECIPE, *, model=None, train: TrainConfig | None = None,
+                 settings: Mapping[str, Any] | None = None, vocab: OpVocab | None = None,
                  target_scale: float | str = "auto", progress: bool = True):
+        if not isinstance(recipe, (str, Recipe)):
+            raise TypeError(f"recipe must be a recipe name or a Recipe, got {type(recipe).__name__} "
+                            f"(pass network and training configs as model=... and train=...)")
+        self.recipe = recipe
         self.model = model
         self.train = train
+        self.settings = dict(settings or {})
+        self.vocab = vocab
         self.target_scale = target_scale
         self.progress = progress
+        self.recipe_at(1)  # an unknown recipe or setting fails here, before any data is read
+
+    def recipe_at(self, n_train: int) -> Recipe:
+        """The recipe this predictor trains with on ``n_train`` graphs: tiers resolved, every override applied."""
+        r = get_recipe(self.recipe)
+        if self.model is not None:
+            if type(self.model) not in {c for c, _ in model_types().values()}:
+                raise RecipeError(f"model must be the config of a registered network, got {type(self.model).__name__}")
+            r = r.with_model(self.model)
+        if self.train is not None:
+            r = Recipe(r.name, r.model, self.train, steps=0, min_epochs=self.train.epochs, evals=None)
+        return r.with_settings(self.settings).resolve(n_train)
+
+    def plan(self, graphs: Sequence[ArchGraph] | EncodedGraphs) -> tuple[Recipe, Any, TrainConfig]:
+        """The resolved recipe and the network and training configs that :meth:`fit` would use on ``graphs``
+        (the epoch count follows from the step budget and the number of batches an epoch)."""
+        data = graphs if isinstance(graphs, EncodedGraphs) else EncodedGraphs(graphs, self.vocab)
+        plan = self.recipe_at(len(data))
+        model_cfg, train_cfg = plan.configs(len(data.batches(plan.train.batch_size, plan.train.bucket)))
+        try:
+            data.vocab.check_width(getattr(model_cfg, "n_op_types", data.vocab.width))
+        except ValueError as e:
+            raise RecipeError(str(e)) from None
+        return plan, model_cfg, train_cfg
 
     def fit(self, graphs: Sequence[ArchGraph], y, val_graphs: Sequence[ArchGraph] | None = None, val_y=None,
-            checkpoint: str | os.PathLike | None = None) -> "Predictor":
-        """Train on ``graphs`` with labels ``y``; validation graphs pick the best EMA weights (``select``)."""
-        model_cfg = self.model or NNFormerConfig()
-        train_cfg = self.train or TrainConfig()
+            checkpoint: str | os.PathLike | None = None,
+            on_eval: Callable[[dict, Any], None] | None = None) -> "Predictor":
+        """Train on ``graphs`` with labels ``y``; validation graphs pick the best EMA weights (``select``).
+
+        ``checkpoint``: a training checkpoint, written at every validation and resumed from when it exists.
+        ``on_eval(record, ema_model)``: called at every validation (its time is not counted as training time).
+        """
         y = _labels(y, len(graphs), "training set")
         if len(graphs) < 2:
             raise DataError("need at least 2 training graphs")
+        vocab = self.vocab or vocab_for(g.ops for g in graphs)
         if self.target_scale == "auto":
-            self.scale_ = 0.01 if np.abs(y).max() > 1.5 else 1.0
+            scale = 0.01 if np.abs(y).max() > 1.5 else 1.0
         else:
-            self.scale_ = float(self.target_scale)
+            scale = float(self.target_scale)
+        data = EncodedGraphs(graphs, vocab)
+        plan, model_cfg, train_cfg = self.plan(data)
         val = yv = None
         if val_graphs is not None and len(val_graphs) > 1:
-            yv = _labels(val_y, len(val_graphs), "validation set") * self.scale_
-            val = EncodedGraphs(val_graphs)
-        self.result_: TrainResult = fit(model_cfg, train_cfg, EncodedGraphs(graphs), y * self.scale_, val, yv,
-                                        checkpoint=checkpoint, progress=self.progress)
+            yv = _labels(val_y, len(val_graphs), "validation set") * scale
+            val = EncodedGraphs(val_graphs, vocab)
+        header = checkpoint_header(model_cfg, train_cfg, recipe=plan.to_dict(), vocab=vocab.to_dict(), scale=scale)
+        self.result_: TrainResult = fit(model_cfg, train_cfg, data, y * scale, val, yv, checkpoint=checkpoint,
+                                        progress=self.progress, on_eval=on_eval, header=header)
         self.model_ = self.result_.model
-        self.model_config_, self.train_config_ = model_cfg, train_cfg
+        self.model_config_, self.train_config_, self.recipe_ = model_cfg, train_cfg, plan
+        self.vocab_, self.scale_, self.header_ = vocab, scale, header
         self.history_ = self.result_.history
         return self
 
@@ -97,11 +149,22 @@ class Predictor:
         if not hasattr(self, "model_"):
             raise RuntimeError("this Predictor is not fitted yet: call fit() or Predictor.load()")
 
+    def encode(self, graphs: Sequence[ArchGraph]) -> EncodedGraphs:
+        """``graphs`` padded and encoded with this predictor's op vocabulary (for repeated :meth:`predict` calls)."""
+        self._check_fitted()
+        return EncodedGraphs(graphs, self.vocab_)
+
     def predict(self, graphs: Sequence[ArchGraph] | EncodedGraphs, batch_size: int = 2048,
                 progress: bool = False) -> np.ndarray:
         """Predicted labels, in the units of the training labels."""
         self._check_fitted()
-        data = graphs if isinstance(graphs, EncodedGraphs) else EncodedGraphs(graphs)
+        if isinstance(graphs, EncodedGraphs):
+            if graphs.vocab is not None and graphs.vocab != self.vocab_:
+                raise DataError(f"graphs were encoded with the {graphs.vocab.name!r} op vocabulary, this predictor "
+                                f"uses {self.vocab_.name!r}: encode them with Predictor.encode")
+            data = graphs
+        else:
+            data = self.encode(graphs)
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -113,45 +176,43 @@ class Predictor:
             bar.close()
         return out / self.scale_
 
-    def to(self, device: str | torch.device) -> "Predictor":
+    def to(self, device) -> "Predictor":
         """Run the network on ``device`` (e.g. ``"cuda"``) from now on; predictions come back as NumPy either way."""
         self._check_fitted()
         self.model_.to(device)
         return self
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted predictor (configs, EMA weights, target scale, history) atomically."""
+        """Write the fitted predictor (recipe, vocabulary, EMA weights, label scale, history) atomically."""
         self._check_fitted()
-        path = Path(path)
-        _atomic_save({
-            "format": "nnformer-predictor-1",
-            "model_type": model_type_of(self.model_config_),
-            "model_config": asdict(self.model_config_),
-            "train_config": asdict(self.train_config_),
-            "model": self.model_.state_dict(),
-            "scale": self.scale_,
-            "history": self.history_,
-        }, path)
-        return path
+        return atomic_torch_save({**self.header_, "model": self.model_.state_dict(), "history": self.history_},
+                                 path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Predictor":
-        """Rebuild a predictor saved by :meth:`save` (or a training checkpoint); never executes code."""
+        """Rebuild a predictor saved by :meth:`save` (or the predictor inside a training checkpoint); never
+        executes code."""
         ck = load_checkpoint(path)
         kind = ck.get("model_type", "nnformer")
         if kind not in model_types():
             raise CheckpointError(f"{path}: unknown network type {kind!r}")
         mc = _dataclass_from(model_types()[kind][0], ck["model_config"], path)
-        tc_dict = ck.get("train_config") or ck.get("train_state", {}).get("train_config", {})
-        tc = _dataclass_from(TrainConfig, tc_dict, path)
+        tc = _dataclass_from(TrainConfig, ck.get("train_config", {}), path)
+        vocab = OpVocab.from_dict(ck.get("vocab"), str(path))
+        if vocab.width > getattr(mc, "n_op_types", vocab.width):
+            raise CheckpointError(f"{path}: op vocabulary {vocab.name!r} is wider than the network's op types")
         model = build_model(mc)
         try:
             model.load_state_dict(ck["model"])
         except (RuntimeError, KeyError) as e:
             raise CheckpointError(f"{path}: weights do not match the saved config: {str(e).splitlines()[0]}") from None
         model.eval()
-        p = cls(mc, tc, target_scale=ck.get("scale", 1.0), progress=False)
-        p.model_, p.model_config_, p.train_config_ = model, mc, tc
+        rec = ck.get("recipe") or {}
+        p = cls(progress=False, vocab=vocab)
+        p.recipe = rec.get("name", DEFAULT_RECIPE)
+        p.model_, p.model_config_, p.train_config_, p.vocab_ = model, mc, tc, vocab
         p.scale_ = float(ck.get("scale", 1.0))
-        p.history_ = ck.get("history") or ck.get("train_state", {}).get("history", [])
+        p.recipe_record_ = rec
+        p.header_ = {k: ck[k] for k in ck if k not in ("model", "history", "train_state")}
+        p.history_ = ck.get("history") or []
         return p

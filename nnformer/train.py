@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,11 +24,12 @@ import torch.nn.functional as F
 
 from .batching import EncodedGraphs
 from .errors import CheckpointError
+from .io import atomic_torch_save, remove_stale_temporaries
 from .metrics import kendall_tau
 from .model import build_model, model_type_of, param_groups
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 3000
     batch_size: int = 128
@@ -132,25 +132,22 @@ def shard(idx: np.ndarray, world: int, rank: int) -> np.ndarray:
     return idx if world == 1 or len(idx) < world else np.array_split(idx, world)[rank]
 
 
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pt")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+CHECKPOINT_FORMAT = "nnformer-predictor-2"
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
-    """Read a checkpoint without executing code (``weights_only=True``)."""
+    """Read a checkpoint without executing code (``weights_only=True``).
+
+    One format serves a saved predictor and a training checkpoint: the predictor's keys (``format``,
+    ``model_type``, ``model_config``, ``train_config``, ``recipe``, ``vocab``, ``scale``, ``model``, ``history``),
+    plus ``train_state`` while training runs."""
     try:
         with open(path, "rb") as f:
             magic = f.read(4)
     except FileNotFoundError:
         raise CheckpointError(f"no checkpoint at {path}") from None
+    except IsADirectoryError:
+        raise CheckpointError(f"{path} is a directory, not a checkpoint") from None
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
     if magic != b"PK\x03\x04":  # torch.save writes a zip archive
@@ -168,6 +165,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"cannot read checkpoint {path}: {why}") from None
     if not isinstance(ck, dict) or "model_config" not in ck:
         raise CheckpointError(f"{path} is not an nnformer checkpoint")
+    if ck.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {ck.get('format')!r}, this nnformer reads "
+                              f"{CHECKPOINT_FORMAT!r}: train it again with this version")
     return ck
 
 
@@ -180,19 +180,30 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def fit(model_cfg, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
-        val: EncodedGraphs | None = None, y_val: np.ndarray | None = None,
-        checkpoint: str | os.PathLike | None = None, progress: bool = True,
-        on_eval: Callable[[dict, torch.nn.Module], None] | None = None) -> TrainResult:
-    """Train NN-Former (or a baseline: ``model_cfg`` picks the network, see ``model_types``); resumes from ``checkpoint`` when it exists and writes it every ``eval_every`` epochs.
+@dataclass
+class _Run:
+    """Everything a training checkpoint holds, and the objects that training updates."""
 
-    Under ``torchrun`` (an initialised process group) every rank sees the same batch order and trains on its shard
-    of each batch through DistributedDataParallel; only rank 0 writes the checkpoint and shows progress.
-    """
-    world, rank = distributed()
+    model: torch.nn.Module  # the weights being trained
+    net: torch.nn.Module  # the model, wrapped in DistributedDataParallel under torchrun
+    ema: torch.nn.Module  # the exponential moving average of the weights: what a predictor keeps
+    opt: torch.optim.Optimizer
+    gen: torch.Generator  # batch order: the same on every rank
+    perm_gen: torch.Generator  # rank-term permutations of this rank's rows
+    best: dict | None = None  # EMA weights of the best validation so far
+    epoch: int = 0
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+    best_tau: float = -math.inf
+    best_epoch: int = -1
+    elapsed: float = 0.0
+
+
+def _start(model_cfg, cfg: TrainConfig, world: int, rank: int) -> _Run:
+    """Seeded network, EMA copy, optimizer and generators (the order of the draws fixes the weights)."""
     torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)  # batch order: the same on every rank
-    perm_gen = torch.Generator().manual_seed(cfg.seed + 1 + rank)  # rank-term permutations of this rank's rows
+    gen = torch.Generator().manual_seed(cfg.seed)
+    perm_gen = torch.Generator().manual_seed(cfg.seed + 1 + rank)
     model = build_model(model_cfg).to(cfg.device)
     net = model
     if world > 1:
@@ -202,103 +213,143 @@ def fit(model_cfg, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
         net = DistributedDataParallel(model, device_ids=[torch.device(cfg.device).index] if "cuda" in cfg.device
                                       else None, find_unused_parameters=True)
         torch.manual_seed(cfg.seed + 1000 * rank)  # different dropout draws per rank; weights come from rank 0
-    cuda = torch.device(cfg.device).type == "cuda"
-    use_amp = cfg.amp and cuda
     ema = copy.deepcopy(model)
-    best = None  # EMA weights of the best validation so far
-    opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
+    return _Run(model, net, ema, make_optimizer(model, cfg.lr, cfg.weight_decay), gen, perm_gen)
+
+
+def _resume(run: _Run, path: Path, header: dict, cuda: bool, device: str) -> None:
+    """Continue from the training checkpoint at ``path``, which must have been written with the same settings."""
+    ck = load_checkpoint(path)
+    st = ck.get("train_state")
+    if st is None:
+        raise CheckpointError(f"{path} holds a finished predictor, not a training state to resume")
+    if any(ck.get(k) != v for k, v in header.items()):
+        raise CheckpointError(f"{path} was written with other settings; remove it or use another --out")
+    run.model.load_state_dict(st["model"])
+    run.ema.load_state_dict(ck["model"])
+    run.opt.load_state_dict(st["optimizer"])
+    run.best, run.epoch, run.step, run.history = st["best"], st["epoch"], st["step"], st["history"]
+    run.best_tau, run.best_epoch, run.elapsed = st["best_tau"], st["best_epoch"], st["elapsed"]
+    torch.set_rng_state(st["torch_rng"])
+    if cuda and st.get("cuda_rng") is not None:  # dropout's masks on a GPU come from its own generator
+        torch.cuda.set_rng_state(st["cuda_rng"], torch.device(device))
+    run.gen.set_state(st["gen_rng"])
+    run.perm_gen.set_state(st["perm_rng"])
+
+
+def _train_epoch(run: _Run, cfg: TrainConfig, train: EncodedGraphs, y_all: torch.Tensor, total: int,
+                 world: int, rank: int, use_amp: bool) -> dict:
+    """One epoch of optimizer steps; returns the last step's loss terms."""
+    run.model.train()
+    last = {}
+    for idx in train.batches(cfg.batch_size, cfg.bucket, generator=run.gen):
+        idx = shard(idx, world, rank)
+        batch = train.batch(idx).to(cfg.device)
+        y = y_all[idx].to(cfg.device)
+        if cfg.w_cons > 0:
+            batch, y = batch.repeat(2), y.repeat(2)
+        for g in run.opt.param_groups:
+            g["lr"] = cfg.lr * lr_factor(run.step, total, cfg.warmup, cfg.min_lr_ratio)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            pred = run.net(batch).float()
+        perm = torch.randperm(len(y), generator=run.perm_gen).to(cfg.device)
+        loss, parts = nnformer_loss(pred, y, cfg.w_rank, cfg.w_cons, perm)
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        run.opt.step()
+        ema_update(run.ema, run.model, cfg.ema_decay)
+        run.step += 1
+        last = {"loss": loss.item(), **parts}
+    run.epoch += 1
+    return last
+
+
+def _validate(run: _Run, cfg: TrainConfig, val: EncodedGraphs | None, y_val, rec: dict) -> None:
+    """Validation tau of the EMA weights into ``rec``; keeps a copy of the best ones."""
+    if val is not None and len(val) > 1:
+        rec["val_tau"] = kendall_tau(predict_encoded(run.ema, val, device=cfg.device), y_val)
+        if rec["val_tau"] > run.best_tau:
+            run.best_tau, run.best_epoch = rec["val_tau"], run.epoch
+            run.best = copy.deepcopy(run.ema.state_dict())
+
+
+def _state_payload(run: _Run, cfg: TrainConfig, cuda: bool) -> dict:
+    return {
+        "model": run.model.state_dict(), "optimizer": run.opt.state_dict(), "best": run.best, "epoch": run.epoch,
+        "step": run.step, "history": run.history, "best_tau": run.best_tau, "best_epoch": run.best_epoch,
+        "elapsed": run.elapsed, "torch_rng": torch.get_rng_state(), "gen_rng": run.gen.get_state(),
+        "cuda_rng": torch.cuda.get_rng_state(torch.device(cfg.device)) if cuda else None,
+        "perm_rng": run.perm_gen.get_state(),
+    }
+
+
+def checkpoint_header(model_cfg, cfg: TrainConfig, **extra) -> dict:
+    """The keys a checkpoint shares with a saved predictor (the predictor adds recipe, vocab and scale)."""
+    return {"format": CHECKPOINT_FORMAT, "model_type": model_type_of(model_cfg), "model_config": asdict(model_cfg),
+            "train_config": asdict(cfg), **extra}
+
+
+def fit(model_cfg, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
+        val: EncodedGraphs | None = None, y_val: np.ndarray | None = None,
+        checkpoint: str | os.PathLike | None = None, progress: bool = True,
+        on_eval: Callable[[dict, torch.nn.Module], None] | None = None, header: dict | None = None) -> TrainResult:
+    """The training loop behind :meth:`nnformer.Predictor.fit` (use that: it resolves the recipe, the vocabulary
+    and the label scale). Resumes from ``checkpoint`` when it exists and writes it every ``eval_every`` epochs;
+    ``header`` (the predictor's keys) goes into the checkpoint, and a resumed one must match it.
+
+    Torch's global random state is the caller's again when this returns: training seeds and draws from it inside
+    :func:`torch.random.fork_rng`. Under ``torchrun`` (an initialised process group) every rank sees the same batch
+    order and trains on its shard of each batch through DistributedDataParallel; only rank 0 writes the checkpoint
+    and shows progress.
+    """
+    cuda = torch.device(cfg.device).type == "cuda"
+    devices = [torch.device(cfg.device).index or 0] if cuda else []
+    with torch.random.fork_rng(devices=devices, device_type="cuda"):
+        return _fit(model_cfg, cfg, train, y_train, val, y_val, checkpoint, progress, on_eval,
+                    header or checkpoint_header(model_cfg, cfg), cuda)
+
+
+def _fit(model_cfg, cfg, train, y_train, val, y_val, checkpoint, progress, on_eval, header, cuda) -> TrainResult:
+    world, rank = distributed()
+    run = _start(model_cfg, cfg, world, rank)
     y_all = torch.as_tensor(np.asarray(y_train), dtype=torch.float32)
-    steps_per_epoch = len(train.batches(cfg.batch_size, cfg.bucket))
-    total = cfg.epochs * steps_per_epoch
-    start_epoch, step, history = 0, 0, []
-    best_tau, best_epoch, elapsed = -math.inf, -1, 0.0
-
+    total = cfg.epochs * len(train.batches(cfg.batch_size, cfg.bucket))
     ck_path = Path(checkpoint) if checkpoint else None
-    if ck_path is not None and ck_path.is_file():
-        ck = load_checkpoint(ck_path)
-        st = ck.get("train_state")
-        if st is None:
-            raise CheckpointError(f"{ck_path} holds a finished predictor, not a training state to resume")
-        if st["train_config"] != asdict(cfg) or ck["model_config"] != asdict(model_cfg):
-            raise CheckpointError(f"{ck_path} was written with other settings; remove it or use another --out")
-        model.load_state_dict(st["model"])
-        ema.load_state_dict(ck["model"])
-        best = st["best"]
-        opt.load_state_dict(st["optimizer"])
-        start_epoch, step, history = st["epoch"], st["step"], st["history"]
-        best_tau, best_epoch, elapsed = st["best_tau"], st["best_epoch"], st["elapsed"]
-        torch.set_rng_state(st["torch_rng"])
-        if cuda and st.get("cuda_rng") is not None:  # dropout's masks on a GPU come from its own generator
-            torch.cuda.set_rng_state(st["cuda_rng"], torch.device(cfg.device))
-        gen.set_state(st["gen_rng"])
-        perm_gen.set_state(st["perm_rng"])
-    if ck_path is not None and world > 1:
-        ck_path = ck_path if rank == 0 else None
-
+    if ck_path is not None:
+        remove_stale_temporaries(ck_path.parent, ".pt")
+        if ck_path.is_file():
+            _resume(run, ck_path, header, cuda, cfg.device)
+    if world > 1 and rank != 0:
+        ck_path = None
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=cfg.epochs, initial=start_epoch, desc="train", unit="ep", dynamic_ncols=True)
-    t0 = time.perf_counter() - elapsed
-    last = {}
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        for idx in train.batches(cfg.batch_size, cfg.bucket, generator=gen):
-            idx = shard(idx, world, rank)
-            batch = train.batch(idx).to(cfg.device)
-            y = y_all[idx].to(cfg.device)
-            if cfg.w_cons > 0:
-                batch, y = batch.repeat(2), y.repeat(2)
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * lr_factor(step, total, cfg.warmup, cfg.min_lr_ratio)
-            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
-                pred = net(batch).float()
-            perm = torch.randperm(len(y), generator=perm_gen).to(cfg.device)
-            loss, parts = nnformer_loss(pred, y, cfg.w_rank, cfg.w_cons, perm)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            ema_update(ema, model, cfg.ema_decay)
-            step += 1
-            last = {"loss": loss.item(), **parts}
-        done = epoch + 1
-        if done % cfg.eval_every == 0 or done == cfg.epochs:
-            rec = {"epoch": done, "step": step, "seconds": time.perf_counter() - t0, **last}
-            if val is not None and len(val) > 1:
-                rec["val_tau"] = kendall_tau(predict_encoded(ema, val, device=cfg.device), y_val)
-                if rec["val_tau"] > best_tau:
-                    best_tau, best_epoch = rec["val_tau"], done
-                    best = copy.deepcopy(ema.state_dict())
-            history.append(rec)
+        bar = tqdm(total=cfg.epochs, initial=run.epoch, desc="train", unit="ep", dynamic_ncols=True)
+    t0 = time.perf_counter() - run.elapsed
+    while run.epoch < cfg.epochs:
+        last = _train_epoch(run, cfg, train, y_all, total, world, rank, cfg.amp and cuda)
+        if run.epoch % cfg.eval_every == 0 or run.epoch == cfg.epochs:
+            rec = {"epoch": run.epoch, "step": run.step, "seconds": time.perf_counter() - t0, **last}
+            _validate(run, cfg, val, y_val, rec)
+            run.history.append(rec)
             if bar is not None:
                 bar.set_postfix(loss=f"{rec['loss']:.4f}", val_tau=f"{rec.get('val_tau', float('nan')):.4f}")
             if on_eval:
                 # the callback sees the record and the current EMA model (e.g. to score it on more cells and add
                 # that to the record, which the checkpoint below then keeps); its time is not training time
                 tc = time.perf_counter()
-                on_eval(rec, ema)
+                on_eval(rec, run.ema)
                 t0 += time.perf_counter() - tc
             if ck_path is not None:
-                _atomic_save({
-                    "format": "nnformer-checkpoint-1",
-                    "model_type": model_type_of(model_cfg),
-                    "model_config": asdict(model_cfg),
-                    "model": ema.state_dict(),
-                    "train_state": {
-                        "train_config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "best": best, "epoch": done, "step": step, "history": history, "best_tau": best_tau,
-                        "best_epoch": best_epoch, "elapsed": time.perf_counter() - t0,
-                        "torch_rng": torch.get_rng_state(), "gen_rng": gen.get_state(),
-                        "cuda_rng": torch.cuda.get_rng_state(torch.device(cfg.device)) if cuda else None,
-                        "perm_rng": perm_gen.get_state(),
-                    },
-                }, ck_path)
+                run.elapsed = time.perf_counter() - t0
+                atomic_torch_save({**header, "model": run.ema.state_dict(), "history": run.history,
+                                   "train_state": _state_payload(run, cfg, cuda)}, ck_path)
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
-    if cfg.select == "best_val" and best is not None:
-        ema.load_state_dict(best)
-    ema.eval()
-    return TrainResult(ema, history, best_tau, best_epoch, time.perf_counter() - t0)
+    if cfg.select == "best_val" and run.best is not None:
+        run.ema.load_state_dict(run.best)
+    run.ema.eval()
+    return TrainResult(run.ema, run.history, run.best_tau, run.best_epoch, time.perf_counter() - t0)

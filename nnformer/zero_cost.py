@@ -29,7 +29,8 @@ vertex (or to the output) is a conv1x1-BN-ReLU projection; every conv is conv-BN
 * *FLOPs*: multiply-accumulates of every conv and of the classifier, plus the classifier's bias additions (one per
   class). Nothing else is counted: no BN, ReLU, pooling, or tensor additions. This is exactly the counter of
   NAS-Bench-201 (AutoDL ``flop_benchmark``); e.g. the all-``nor_conv_3x3`` cell gives 220,119,690, published as
-  220.11969 MFLOPs. For the family MACs of :func:`nnformer.families.cost` subtract the ``num_classes`` bias adds.
+  220.11969 MFLOPs. For the family MACs of :func:`nnformer.latency.families.cost` subtract the ``num_classes``
+  bias adds.
 * Costs are of the network as *built*, not of the pruned graph: an NB201 conv whose output reaches no cell output
   (``|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|``) still has weights and still runs, and the
   benchmark counts it. NB101 is built from the pruned spec (the official builder prunes first), so dead vertices cost

@@ -25,13 +25,18 @@ def test_help_lists_every_verb():
     (["predict", "--checkpoint", "x.pt", "|nor_conv_3x3~0|+|bad|"], "malformed NAS-Bench-201 arch string"),
     (["predict", "--checkpoint", "missing.pt", CELL], "no checkpoint at missing.pt"),
     (["predict", "--checkpoint", "x.pt", "--file", "nope.txt"], "cannot read nope.txt"),
-    (["train", "--out", "o", "--heads", "6", "--n-train", "10"], "n_heads must be a positive multiple of 4"),
-    (["train", "--out", "o", "--steps", "0", "--n-train", "10"], "argument --steps: must be at least 1, got 0"),
+    (["train", "--out", "o", "--set", "n_heads=6", "--n-train", "10"], "n_heads must be a positive multiple of 4"),
+    (["train", "--out", "o", "--set", "steps=0", "--n-train", "10"], "trains for no steps and no epochs"),
+    (["train", "--out", "o", "--set", "nope=1"], "unknown setting 'nope'; settings: amp, batch_size"),
+    (["train", "--out", "o", "--set", "lr"], "--set 'lr': expected KEY=VALUE"),
+    (["reproduce", "accuracy", "--set", "nope=1"], "unknown setting 'nope'"),
     (["train", "--out", "o", "--n-train", "15625"], "--n-train must be below the 15,625"),
     (["train", "--out", "o", "--n-train", "0"], "argument --n-train: must be at least 1"),
-    (["train", "--out", "o", "--lr", "nan"], "argument --lr: must be greater than 0, got nan"),
-    (["train", "--out", "o", "--dropout", "1"], "argument --dropout: must be in [0, 1)"),
-    (["train", "--out", "o", "--batch-size", "x"], "argument --batch-size: expected an integer, got 'x'"),
+    (["train", "--out", "o", "--set", "lr=nan"], "setting lr='nan': not a valid finite number"),
+    (["train", "--out", "o", "--set", "lr=-1"], "lr must be positive, got -1.0"),
+    (["train", "--out", "o", "--set", "dropout=1"], "dropout must be in [0, 1)"),
+    (["train", "--out", "o", "--set", "batch_size=x"], "setting batch_size='x': not a valid int"),
+    (["train", "--out", "o", "--set", "amp=maybe"], "setting amp='maybe': not a valid bool"),
     (["train", "--out", "o", "--threads", "0"], "argument --threads: must be at least 1"),
     (["train", "--out", "o", "--bogus"], "unrecognized arguments: --bogus"),
     (["reproduce", "accuracy", "--jobs", "0"], "argument --jobs: must be at least 1"),
@@ -59,8 +64,8 @@ def test_unknown_flag_exit_2():
 
 def test_train_evaluate_predict_end_to_end(data_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    rc = main(["train", "--n-train", "60", "--n-val", "40", "--epochs", "4", "--eval-every", "2", "--layers", "1",
-               "--dim", "16", "--out", str(out), "--data-dir", str(data_dir), "--quiet"])
+    rc = main(["train", "--n-train", "60", "--n-val", "40", "--set", "epochs=4", "--set", "eval_every=2", "--set",
+               "n_layers=1", "--set", "dim=16", "--out", str(out), "--data-dir", str(data_dir), "--quiet"])
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
     assert m["n_train"] == 60 and -1 <= m["tau_test"] <= 1 and m["train_config"]["epochs"] == 4
@@ -82,12 +87,12 @@ def test_train_evaluate_predict_end_to_end(data_dir, tmp_path, capsys):
 
 def test_train_steps_sets_the_epochs_from_the_batches(data_dir, tmp_path):
     # 60 cells in mixed-size batches of 128 (efficient) = 1 step per epoch; of 16 = 4 steps per epoch
-    # (and --mlp-ratio overrides the recipe's hidden width: 4 x dim below N=400 under scaled)
+    # (and mlp_ratio overrides the recipe's hidden width: 4 x dim below N=400 under scaled)
     for batch, steps, epochs, ratio in [(None, 3, 3, None), ("16", 9, 3, "3")]:
         out = tmp_path / f"run{batch}"
-        extra = (["--batch-size", batch] if batch else []) + (["--mlp-ratio", ratio] if ratio else [])
-        assert main(["train", "--n-train", "60", "--n-val", "40", "--steps", str(steps), "--layers", "1", "--dim",
-                     "16", "--out", str(out), "--data-dir", str(data_dir), "--quiet", *extra]) == 0
+        extra = (["--set", f"batch_size={batch}"] if batch else []) + (["--set", f"mlp_ratio={ratio}"] if ratio else [])
+        assert main(["train", "--n-train", "60", "--n-val", "40", "--set", f"steps={steps}", "--set", "n_layers=1",
+                     "--set", "dim=16", "--out", str(out), "--data-dir", str(data_dir), "--quiet", *extra]) == 0
         m = json.loads((out / "metrics.json").read_text())
         assert m["train_config"]["epochs"] == epochs
         assert m["model_config"]["mlp_ratio"] == (float(ratio) if ratio else 4.0)
@@ -112,7 +117,7 @@ def test_score_streams_whole_spaces(data_dir, tmp_path):
     from nnformer.train import TrainConfig
 
     gs = [arch_to_graph(CELL), arch_to_graph("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")]
-    p = Predictor(MLPConfig(hidden=8, n_layers=1), TrainConfig(epochs=1), progress=False).fit(gs, [0.9, 0.1])
+    p = Predictor(model=MLPConfig(hidden=8, n_layers=1), train=TrainConfig(epochs=1), progress=False).fit(gs, [0.9, 0.1])
     ck = p.save(tmp_path / "p.pt")
     out = tmp_path / "scores.csv"
     assert main(["score", "--checkpoint", str(ck), "--out", str(out), "--chunk", "5000", "--quiet",
@@ -120,9 +125,20 @@ def test_score_streams_whole_spaces(data_dir, tmp_path):
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 15625 and rows[1]["arch"] == CELL and rows[1]["key"] == "1"
     assert float(rows[1]["prediction"]) == pytest.approx(p.predict([gs[0]])[0], abs=1e-5)
-    assert not list(tmp_path.glob(".part-*"))
+    assert not list(tmp_path.glob(".tmp-*"))
     out101 = tmp_path / "nb101.csv"
-    assert main(["score", "--space", "nb101", "--checkpoint", str(ck), "--out", str(out101), "--quiet",
+    # a predictor knows the ops of its own space only: NB201's predictor refuses NB101 cells in one line
+    r = run_cli("score", "--space", "nb101", "--checkpoint", str(ck), "--out", str(out101), "--quiet",
+                "--data-dir", str(data_dir))
+    assert r.returncode == 2 and "for the 'nb201' op vocabulary" in r.stderr
+    assert not out101.exists()
+    from nnformer.spaces.nb101 import spec_to_graph
+
+    g101 = [spec_to_graph([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", op, "output"])
+            for op in ("conv3x3-bn-relu", "maxpool3x3")]
+    ck101 = Predictor(model=MLPConfig(max_nodes=7, hidden=8, n_layers=1), train=TrainConfig(epochs=1),
+                      progress=False).fit(g101, [0.9, 0.1]).save(tmp_path / "p101.pt")
+    assert main(["score", "--space", "nb101", "--checkpoint", str(ck101), "--out", str(out101), "--quiet",
                  "--data-dir", str(data_dir)]) == 0
     rows = list(csv.DictReader(out101.open()))
     assert len(rows) == 2500 and len(rows[0]["arch"]) == 32

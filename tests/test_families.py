@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from nnformer.errors import FamilyError, NNFormerError
-from nnformer.families import FAMILIES, MAX_MACS, MAX_PARAMS, ModelSpec, build, cost, register_family, sample
+from nnformer.latency.families import FAMILIES, MAX_MACS, MAX_PARAMS, ModelSpec, build, cost, register_family, sample
 from nnformer.spaces.nb201 import parse_arch_str
 
 CLASSES = {"nb201": 10}
@@ -103,7 +103,7 @@ def test_unknown_family_and_bad_spec_are_one_line_errors():
 
 def test_register_family(monkeypatch):
     monkeypatch.setitem(FAMILIES, "tiny", None)  # restored (removed) after the test
-    from nnformer import families
+    from nnformer.latency import families
 
     monkeypatch.setitem(families.BUILDERS, "tiny", None)
     register_family("tiny", lambda rng: ModelSpec("tiny", {"c": int(rng.integers(2, 9))}, (1, 3, 8, 8)),

@@ -96,7 +96,7 @@ def test_token_masks_modes_and_padding():
     ([[0, 1], [1, 0]], ["input", "output"], CycleError),
     ([[1, 1], [0, 0]], ["input", "output"], CycleError),
     ([[0]], ["input"], GraphSizeError),
-    ([[0, 1], [0, 0]], ["input", "conv7x7"], UnknownOpError),
+    ([[0, 1], [0, 0]], ["input", ""], UnknownOpError),  # any name is a graph's; a vocabulary decides at encoding
     ("abc", ["input", "output"], NotSquareError),
 ])
 def test_invalid_graphs_raise_specific_errors(adj, ops, err):

@@ -161,7 +161,9 @@ def test_masks_change_the_output():
     for mode in ("paper", "released", "global"):
         torch.manual_seed(0)
         outs[mode] = NNFormer(NNFormerConfig(**SMALL, mask_mode=mode)).eval()(g).item()
-    assert len({round(v, 7) for v in outs.values()}) == 3
+    # exact values: at initialisation the outputs differ only in the 7th digit (released vs global by ~6e-8 on an
+    # AVX-512 host, where rounding to 7 digits merged them)
+    assert len(set(outs.values())) == 3
 
 
 @pytest.mark.parametrize("kw", [dict(n_heads=6), dict(n_heads=0), dict(mask_mode="x"), dict(ffn_mode="y"),
@@ -192,7 +194,7 @@ def test_baselines_train_with_the_shared_loop_and_round_trip(kind, tmp_path):
     graphs = [arch_to_graph(c) for c in CELLS] * 4
     y = np.array([0.9, 0.7, 0.1, 0.8] * 4)
     cfg = GCNConfig(n_layers=2, dim=16) if kind == "gcn" else MLPConfig(hidden=32, n_layers=2)
-    p = Predictor(cfg, TrainConfig(epochs=30, lr=5e-3, batch_size=8, eval_every=10), progress=False).fit(graphs, y)
+    p = Predictor(model=cfg, train=TrainConfig(epochs=30, lr=5e-3, batch_size=8, eval_every=10), progress=False).fit(graphs, y)
     pred = p.predict(graphs)
     # learns the ordering of 4 distinct cells
     assert np.argsort(pred[:4]).tolist() == [2, 1, 3, 0]

@@ -11,10 +11,12 @@ from torch import nn
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper  # noqa: E402
 
-from nnformer.errors import OnnxError  # noqa: E402
-from nnformer.graph import MAX_NODES, OP_VOCAB  # noqa: E402
-from nnformer.onnx_graph import (COMMON_OPS, FEATURE_NAMES, STATIC_NAMES, from_compact, onnx_to_graph,  # noqa: E402
-                                 static_vector, to_compact)
+from nnformer.batching import EncodedGraphs  # noqa: E402
+from nnformer.errors import OnnxError, UnknownOpError  # noqa: E402
+from nnformer.graph import MAX_NODES, ArchGraph  # noqa: E402
+from nnformer.latency.onnx_graph import (FEATURE_NAMES, STATIC_NAMES, from_compact, onnx_to_graph,  # noqa: E402
+                                         static_vector, to_compact)
+from nnformer.vocab import ONNX, ONNX_OPS  # noqa: E402
 
 F = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
@@ -119,15 +121,18 @@ def test_gemm_features_and_dynamic_batch():
     assert s4["flops"] == 4 * s1["flops"] and s4["batch"] == 4
 
 
-def test_unseen_op_is_registered_with_prefix():
+def test_unseen_op_converts_but_is_outside_the_onnx_vocabulary():
     nodes = [helper.make_node("Celu", ["x"], ["y"])]
     g, _ = onnx_to_graph(_handmade(nodes, [], [1, 3], [1, 3]))
-    assert g.ops == ("input", "onnx:Celu", "output") and "onnx:Celu" in OP_VOCAB
+    assert g.ops == ("input", "onnx:Celu", "output") and "onnx:Celu" not in ONNX
+    with pytest.raises(UnknownOpError, match="onnx:Celu") as e:
+        EncodedGraphs([g], ONNX)
+    assert "\n" not in str(e.value)
 
 
 def test_common_ops_fit_the_one_hot_width():
-    # fixed ids, registered at import: the same op has the same id whatever model was converted first
-    assert all(OP_VOCAB["onnx:" + op] < 32 for op in COMMON_OPS)
+    # fixed ids in an immutable vocabulary: the same op has the same id whatever model was converted first
+    assert all(ONNX.ids["onnx:" + op] < 32 for op in ONNX_OPS)
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00\x01garbage\xff" * 50, b"not an onnx file at all"])
@@ -157,14 +162,25 @@ def test_compact_form_round_trips_through_json():
     assert g2.ops == g.ops and np.array_equal(g2.adj, g.adj) and static2 == static
     assert np.allclose(g2.features, g.features, atol=1e-4)
     assert to_compact(g2, static2) == c
-    with pytest.raises(OnnxError, match="not a compact ONNX graph"):
+    assert c["format"] == "nnformer-graph-1" and g2 == ArchGraph.from_dict(c)
+    with pytest.raises(OnnxError, match="not a compact ONNX graph") as e:
         from_compact({"ops": ["input", "output"], "edges": []})
+    assert "\n" not in str(e.value)
+
+
+def test_compact_reads_the_older_format():
+    # datasets/latency-cpu-b1 was written as "nnformer-onnx-graph/1", with the same keys
+    old = {"format": "nnformer-onnx-graph/1", "ops": ["input", "onnx:Relu", "output"], "edges": [[0, 1], [1, 2]],
+           "features": [[0.0], [1.5], [0.0]], "static": {"flops": 3.0}}
+    g, static = from_compact(old)
+    assert g.ops == ("input", "onnx:Relu", "output") and g.num_edges == 2 and static == {"flops": 3.0}
+    assert EncodedGraphs([g], ONNX).n == 1
 
 
 def test_family_graphs_fit_and_flops_agree_with_torch_count():
     """One network of a few families: under the node limit, and the ONNX FLOPs of Conv/Gemm match the MACs that
-    nnformer.families.cost counts in PyTorch (element-wise ops add a few percent)."""
-    from nnformer.families import build, cost, sample
+    nnformer.latency.families.cost counts in PyTorch (element-wise ops add a few percent)."""
+    from nnformer.latency.families import build, cost, sample
 
     for family in ("mobilenetv3", "nb201", "squeezenet"):
         spec = sample(family, seed=0, index=1)
@@ -176,7 +192,7 @@ def test_family_graphs_fit_and_flops_agree_with_torch_count():
 
 @pytest.mark.slow
 def test_every_family_converts_under_the_node_limit():
-    from nnformer.families import FAMILIES, build, sample
+    from nnformer.latency.families import FAMILIES, build, sample
 
     for family in FAMILIES:
         for index in range(3):

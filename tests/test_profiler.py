@@ -13,11 +13,11 @@ from torch import nn
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from nnformer import families, profiler  # noqa: E402
+from nnformer.latency import families, profiler  # noqa: E402
 from nnformer.errors import DataError, FamilyError, NNFormerError, OnnxError  # noqa: E402
-from nnformer.families import ModelSpec  # noqa: E402
+from nnformer.latency.families import ModelSpec  # noqa: E402
 from nnformer.graph import ArchGraph  # noqa: E402
-from nnformer.profile_cli import FAMILY_NAMES, add_parser  # noqa: E402
+from nnformer.latency.cli import FAMILY_NAMES, add_parser  # noqa: E402
 from nnformer.cli import main as profile_main  # noqa: E402
 
 FAST = {"rounds": 2, "runs": 2, "warmup": 1}

@@ -136,9 +136,9 @@ def test_replacing_skip_by_conv_increases_cost(ops, i):
                                   "|nor_conv_1x1~0|+|avg_pool_3x3~0|none~1|+|nor_conv_3x3~0|skip_connect~1|none~2|"])
 @pytest.mark.parametrize("C, N, res", [(16, 5, 32), (8, 1, 64), (24, 2, 32)])
 def test_agrees_with_the_families_torch_model(arch, C, N, res):
-    fam = pytest.importorskip("nnformer.families")
+    fam = pytest.importorskip("nnformer.latency.families")
     if not hasattr(fam, "build_nb201"):
-        pytest.skip("nnformer.families has no NAS-Bench-201 builder")
+        pytest.skip("nnformer.latency.families has no NAS-Bench-201 builder")
     params = {"arch": arch, "C": C, "N": N, "classes": 10}
     model = fam.build_nb201(params)
     assert sum(p.numel() for p in model.parameters()) == nb201_params(arch, C=C, N=N)

@@ -39,7 +39,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -47,6 +46,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import DataError, SpecError
+from ..io import atomic_path
 from ..graph import ArchGraph
 from ..spaces.nb101 import MAX_VERTICES, NODE_OPS, canonical_hash, canonical_spec
 from . import protowire as pw
@@ -530,15 +530,8 @@ def load_nb101(data_dir=None, source: str | os.PathLike | None = None, cache: bo
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt from the source
     table = _build(kind, path, data_dir, progress)
-    cpath.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cpath.parent, suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_path(cpath, ".npz") as tmp:
         np.savez(tmp, hashes=table.hashes, adjs=table.adjs, op_ids=table.op_ids, source=np.asarray(table.source),
                  **table.labels)
-        os.replace(tmp, cpath)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return table
 

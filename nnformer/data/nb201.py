@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
+from ..io import atomic_path
 from ..graph import ArchGraph
 from ..spaces.nb201 import NUM_CELLS, OPS, arch_to_graph, ops_to_arch_str
 from .registry import RAW_FILES, processed_dir, verified_path
@@ -149,13 +148,6 @@ def load_nb201(data_dir=None, cache: bool = True) -> NB201Table:
     # Raw files are verified even when only the cache is missing.
     table = build_nb201(data_dir)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-        os.close(fd)
-        try:
+        with atomic_path(path, ".npz") as tmp:
             np.savez(tmp, arch_strs=table.arch_strs, **table.labels)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     return table

@@ -12,12 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
+from ..io import atomic_path
 
 
 @dataclass(frozen=True)
@@ -128,22 +128,17 @@ def download(names: list[str] | None = None, data_dir: str | os.PathLike | None 
         if dest.is_file() and sha256_of(dest) == spec.sha256:
             out.append(dest)
             continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
         if progress:
             print(f"downloading {name} ...", file=sys.stderr)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
         try:
-            with os.fdopen(fd, "wb") as f, urllib.request.urlopen(spec.url, timeout=60) as r:
-                while chunk := r.read(1 << 20):
-                    f.write(chunk)
-            digest = sha256_of(Path(tmp))
-            if digest != spec.sha256:
-                raise DataError(f"download of {name} has sha256 {digest[:12]}..., expected {spec.sha256[:12]}...")
-            os.replace(tmp, dest)
+            with atomic_path(dest) as tmp:
+                with open(tmp, "wb") as f, urllib.request.urlopen(spec.url, timeout=60) as r:
+                    while chunk := r.read(1 << 20):
+                        f.write(chunk)
+                digest = sha256_of(tmp)
+                if digest != spec.sha256:
+                    raise DataError(f"download of {name} has sha256 {digest[:12]}..., expected {spec.sha256[:12]}...")
         except OSError as e:
             raise DataError(f"could not download {name} from {spec.url}: {e}") from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         out.append(dest)
     return out

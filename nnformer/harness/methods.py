@@ -1,0 +1,67 @@
+"""The methods a reproduction sweep compares, and the values the NN-Former paper publishes."""
+
+from __future__ import annotations
+
+# method -> (network, settings, label in the tables). "nnformer" methods set fields of the recipe's NNFormerConfig;
+# "gcn" and "mlp" train a baseline network with the recipe's training; "zero-cost" methods rank by a proxy.
+METHODS: dict[str, tuple[str, dict, str]] = {
+    "nnformer": ("nnformer", {"mask_mode": "paper", "ffn_mode": "bgiffn"}, "NN-Former (paper masks)"),
+    "nnformer-released": ("nnformer", {"mask_mode": "released", "ffn_mode": "bgiffn"},
+                          "NN-Former (released-code masks)"),
+    "transformer": ("nnformer", {"mask_mode": "global", "ffn_mode": "ffn"}, "plain transformer (global + FFN)"),
+    "asma-ffn": ("nnformer", {"mask_mode": "paper", "ffn_mode": "ffn"}, "ASMA + FFN"),
+    "global-bgiffn": ("nnformer", {"mask_mode": "global", "ffn_mode": "bgiffn"}, "global attention + BGIFFN"),
+    "adjacency-bgiffn": ("nnformer", {"mask_mode": "adjacency", "ffn_mode": "bgiffn"},
+                         "adjacency-only masks + BGIFFN"),
+    "forward-giffn": ("nnformer", {"mask_mode": "paper", "ffn_mode": "forward"}, "ASMA + forward-only GIFFN"),
+    "backward-giffn": ("nnformer", {"mask_mode": "paper", "ffn_mode": "backward"}, "ASMA + backward-only GIFFN"),
+    "gcn": ("gcn", {}, "GCN, bidirectional (Neural Predictor style)"),
+    "mlp": ("mlp", {}, "MLP on one-hot ops + adjacency"),
+    "params": ("zero-cost", {"proxy": "params"}, "parameter count (zero-cost)"),
+    "flops": ("zero-cost", {"proxy": "flops"}, "FLOPs (zero-cost)"),
+}
+# --quick: the comparisons the paper's claims rest on (masks, vs a plain transformer, vs GNN / MLP / zero-cost), not
+# the ablations, so that it fits in 15 minutes on 2 cores
+QUICK_METHODS = ("nnformer", "nnformer-released", "transformer", "gcn", "mlp", "params", "flops")
+
+# validations per run in a sweep (the CLI's `train` validates 12 times)
+SWEEP_EVALS = 10
+
+# Kendall's tau that the NN-Former paper reports (NNFORMER.md section 8), by space and N; a sanity range only where
+# the data here differs from the paper's (NB201 labels from NATS-Bench exports, NB101 only a subset).
+PAPER_TAU: dict[str, dict[int, float]] = {"nb201-cifar10": {156: 0.804, 1563: 0.890}, "nb101": {100: 0.709, 4236: 0.877}}
+
+# (method, rival, question) pairs that the report answers from the runs, when both are in the grid
+QUESTIONS = (("nnformer", "nnformer-released", "Do the paper's sibling masks beat the released code's masks?"),
+             ("nnformer", "transformer", "Is NN-Former (paper masks) at or above the plain transformer?"),
+             ("nnformer", "gcn", "Is NN-Former (paper masks) at or above the GCN baseline?"),
+             ("nnformer", "global-bgiffn", "Do the ASMA masks beat global attention (both with BGIFFN)?"),
+             ("nnformer", "asma-ffn", "Does BGIFFN beat a plain FFN (both with ASMA masks)?"))
+
+
+def label(method: str) -> str:
+    return METHODS[method][2] if method in METHODS else method
+
+
+def is_trained(method: str) -> bool:
+    return METHODS[method][0] != "zero-cost"
+
+
+def predictor_for(method: str, recipe: str, settings: dict, seed: int, max_nodes: int):
+    """The :class:`~nnformer.Predictor` that trains ``method`` in a sweep (not for zero-cost methods).
+
+    ``settings`` override the recipe; those of the recipe's network (NN-Former) do not reach a baseline, which
+    keeps its own network config and takes the recipe's training."""
+    import dataclasses
+
+    from ..baselines import GCNConfig, MLPConfig
+    from ..model import NNFormerConfig
+    from ..predictor import Predictor
+
+    kind, over, _ = METHODS[method]
+    model = {"nnformer": None, "gcn": GCNConfig(), "mlp": MLPConfig(max_nodes=max_nodes)}[kind]
+    if model is not None:
+        network = {f.name for f in dataclasses.fields(NNFormerConfig)}
+        settings = {k: v for k, v in settings.items() if k not in network}
+    return Predictor(recipe, model=model, settings={"evals": SWEEP_EVALS, **settings, "seed": seed, **over},
+                     progress=False)

@@ -1,0 +1,150 @@
+"""Tables from stored runs: summaries, the findings the runs answer, Markdown / CSV / JSON tables and a plot.
+
+The tables are rebuilt from the stored runs by every sweep (and by ``--from-cache``), and name the command, the
+machines and code versions that made the runs, and the date they were written.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..io import atomic_write_json, atomic_write_text
+from .methods import METHODS, PAPER_TAU, QUESTIONS, label
+
+
+def summarise(records: list[dict], methods, ns) -> dict:
+    """method -> N -> {"test": (mean, std, k), "val": ..., "seconds": mean}."""
+    out: dict = {}
+    for m in methods:
+        for n in ns:
+            rs = [r for r in records if r["method"] == m and r["n_train"] == n]
+            if not rs:
+                continue
+            cell = {"k": len(rs), "seconds": float(np.mean([r["seconds"] for r in rs])),
+                    "threads": sorted({r.get("torch_threads") for r in rs if r.get("torch_threads")})}
+            for lab in ("test", "val"):
+                v = np.array([r[f"tau_{lab}"] for r in rs])
+                cell[lab] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0)
+            out.setdefault(m, {})[n] = cell
+    return out
+
+
+def findings(records: list[dict], ns, space: str) -> list[str]:
+    """Markdown bullets answering QUESTIONS and the paper comparison from the cached runs (test label).
+
+    Differences are paired by seed (same split, same seed, two methods); a verdict counts the mean over seeds.
+    """
+    by = {(r["method"], r["n_train"], r["seed"]): r["tau_test"] for r in records}
+    out = []
+    for a, b, question in QUESTIONS:
+        parts, verdict = [], True
+        for n in ns:
+            seeds = sorted(s for (m, nn, s) in by if m == a and nn == n and (b, n, s) in by)
+            if not seeds:
+                continue
+            d = np.array([by[a, n, s] - by[b, n, s] for s in seeds])
+            verdict &= bool(d.mean() >= 0)
+            wins = int((d > 0).sum())
+            parts.append(f"N={n}: {d.mean():+.4f}" + (f" ± {d.std(ddof=1):.4f}, higher in {wins} of {len(d)} seeds"
+                                                      if len(d) > 1 else " (1 seed)"))
+        if parts:
+            out.append(f"- {question} **{'Yes, at every N run' if verdict else 'No, not at every N run'}** "
+                       f"(mean over seeds of `{a}` - `{b}`): " + "; ".join(parts) + ".")
+    paper = PAPER_TAU.get(space, {})
+    for n, ref in paper.items():
+        if n not in ns:
+            continue
+        v = [by[k] for k in by if k[0] == "nnformer" and k[1] == n]
+        if v:
+            diff = float(np.mean(v)) - ref
+            out.append(f"- NN-Former (paper masks) at N={n}: {np.mean(v):.4f} (k={len(v)}) vs the paper's {ref:.3f}: "
+                       f"{diff:+.4f}, " + ("within 0.02." if abs(diff) <= 0.02 else
+                                          f"more than 0.02 {'above' if diff > 0 else 'below'} it."))
+        else:
+            out.append(f"- NN-Former (paper masks) at N={n} (paper {ref:.3f}): not run yet.")
+    return out
+
+
+def write_tables(summary: dict, ns, out_base: Path, title: str, command: str, notes: str = "",
+                 answers: list[str] | None = None, records: list[dict] | None = None) -> list[Path]:
+    """``out_base``.md / .csv / .json and ``out_base``_tau_vs_n.png from a summary (+ findings() bullets); the
+    machines and code versions named are those of ``records``."""
+    out_base.parent.mkdir(parents=True, exist_ok=True)
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    records = records or []
+    machines = sorted({r.get("machine", "not recorded") for r in records})
+    codes = sorted({r.get("code", "not recorded") for r in records})
+    lines = [f"# {title}", "", f"Command: `{command}`  ", f"Machine of the runs: {'; '.join(machines) or '-'}  ",
+             f"Code of the runs: {', '.join(codes) or '-'}  ", f"Tables written: {date}", ""]
+    if notes:
+        lines += [notes, ""]
+    one_label = all(c["test"] == c["val"] for row in summary.values() for c in row.values())
+    tables = ((("test", "single accuracy label the data carries (its test and validation columns are the same)"),)
+              if one_label else (("test", "test label"), ("val", "validation (training) label")))
+    for lab, what in tables:
+        lines += [f"## Kendall's tau over all cells, against the {what} (mean ± std over seeds; k = seeds)", "",
+                  "| method | " + " | ".join(f"N={n}" for n in ns) + " | mean s/run |",
+                  "|---|" + "---|" * (len(ns) + 1)]
+        for m, row in summary.items():
+            cells = []
+            for n in ns:
+                c = row.get(n)
+                if c is None:
+                    cells.append("")
+                elif c["k"] == 1:
+                    cells.append(f"{c[lab][0]:.4f} (k=1)")
+                else:
+                    cells.append(f"{c[lab][0]:.4f} ± {c[lab][1]:.4f} (k={c['k']})")
+            secs = np.mean([c["seconds"] for c in row.values()])
+            lines.append(f"| {label(m)} (`{m}`) | " + " | ".join(cells) + f" | {secs:.0f} |")
+        lines.append("")
+    if answers:
+        lines += ["## What the runs answer (computed from the cached runs, test label)", "", *answers, ""]
+    md = atomic_write_text(out_base.with_suffix(".md"), "\n".join(lines))
+    rows = ["method,n_train,k,tau_test_mean,tau_test_std,tau_val_mean,tau_val_std,seconds_mean"]
+    for m, row in summary.items():
+        for n, c in row.items():
+            rows.append(f"\"{m}\",{n},{c['k']},{c['test'][0]:.6f},{c['test'][1]:.6f},{c['val'][0]:.6f},"
+                        f"{c['val'][1]:.6f},{c['seconds']:.1f}")
+    csv = atomic_write_text(out_base.with_suffix(".csv"), "\n".join(rows) + "\n")
+    js = atomic_write_json(out_base.with_suffix(".json"), {
+        "title": title, "command": command, "machines": machines, "code": codes, "date": date, "runs": len(records),
+        "answers": answers or [], "summary": {m: {str(n): c for n, c in r.items()} for m, r in summary.items()}})
+    png = out_base.parent / (out_base.name + "_tau_vs_n.png")
+    _plot(summary, png, title)
+    return [md, csv, js, png]
+
+
+def _plot(summary: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for m, row in summary.items():
+        ns = sorted(row)
+        mean = [row[n]["test"][0] for n in ns]
+        std = [row[n]["test"][1] for n in ns]
+        style = "--" if METHODS.get(m, ("",))[0] == "zero-cost" else "-"
+        ax.errorbar(ns, mean, yerr=std, label=label(m), ls=style, marker="o", ms=3, capsize=2,
+                    lw=2.2 if m == "nnformer" else 1.0)
+    ax.set_xscale("log")
+    all_ns = sorted({n for row in summary.values() for n in row})
+    ax.set_xticks(all_ns, [str(n) for n in all_ns])
+    ax.minorticks_off()
+    ax.set_xlabel("training cells N")
+    ax.set_ylabel("Kendall's tau (test label, all cells)")
+    ax.set_title(title, fontsize=9)
+    if summary:  # an empty sweep still gets its (empty) plot, without a legend warning
+        ax.legend(fontsize=6.5, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    from ..io import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

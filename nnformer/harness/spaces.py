@@ -1,0 +1,64 @@
+"""What a sweep needs of a benchmark: graphs in index order, labels, protocol sizes, zero-cost proxy scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import NNFormerError
+
+NB201_DATASETS = {"cifar10": ("cifar10_valid_val200", "cifar10_test200"),
+                  "cifar100": ("cifar100_val200", "cifar100_test200"),
+                  "imagenet16": ("imagenet16_val200", "imagenet16_test200")}
+
+
+@dataclass
+class SpaceData:
+    """Labels are in the benchmark's units (NB201: percent; the predictor scales them)."""
+
+    name: str
+    graphs: list
+    train_label: np.ndarray
+    test_labels: dict[str, np.ndarray]  # name -> label over all cells
+    ns: tuple[int, ...]
+    n_val: int
+    proxies: dict[str, np.ndarray] | None = None
+    max_nodes: int = 8
+    source: tuple = ()  # arguments of load_space() that rebuild this space in a worker process
+
+
+def load_space(space: str, data_dir=None, dataset: str = "cifar10") -> SpaceData:
+    return nb201_space(data_dir, dataset) if space == "nb201" else nb101_space(data_dir)
+
+
+def nb201_space(data_dir, dataset: str = "cifar10") -> SpaceData:
+    from ..data.nb201 import load_nb201
+
+    if dataset not in NB201_DATASETS:
+        raise NNFormerError(f"unknown NB201 dataset {dataset!r}; known: {', '.join(NB201_DATASETS)}")
+    t = load_nb201(data_dir)
+    tr, te = NB201_DATASETS[dataset]
+    return SpaceData(f"nb201-{dataset}", t.graphs, t.labels[tr], {"test": t.labels[te], "val": t.labels[tr]},
+                     (78, 156, 469, 781, 1563), 1024, proxies=_proxies("nb201", t.arch_strs.tolist()), max_nodes=8,
+                     source=("nb201", data_dir, dataset))
+
+
+def nb101_space(data_dir) -> SpaceData:
+    from ..data.nb101 import load_nb101
+
+    t = load_nb101(data_dir)
+    full = len(t) > 100_000
+    specs = [t.spec(i) for i in range(len(t))]
+    return SpaceData("nb101" if full else "nb101-subset", t.graphs, t.label("val"),
+                     {"test": t.label("test"), "val": t.label("val")},
+                     (100, 172, 424, 4236) if full else (100, 172, 424), 1024 if full else 200,
+                     proxies=_proxies("nb101", specs), max_nodes=7, source=("nb101", data_dir))
+
+
+def _proxies(space: str, items) -> dict[str, np.ndarray] | None:
+    try:
+        from ..zero_cost import proxy_scores
+    except ImportError:
+        return None
+    return {p: np.asarray(proxy_scores(space, p, items), dtype=np.float64) for p in ("params", "flops")}

@@ -1,0 +1,155 @@
+"""Running the grid: one (method, N, seed) run, a pool of worker processes, and the resumable run store.
+
+Each finished run is one line of ``<out>/<space>/<tag>/runs.jsonl``, appended as it finishes; a rerun skips every
+(method, N, seed) already there, so a table can be completed over several sessions, and a kill loses at most the
+runs in progress.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from ..errors import NNFormerError
+from ..io import JsonlAppender, exclusive_lock, read_jsonl
+from .methods import METHODS, is_trained, predictor_for
+from .spaces import SpaceData, load_space
+
+
+def code_version() -> str:
+    """The package version, plus the git commit (``+dirty`` with uncommitted changes) when run from a checkout."""
+    from .. import __version__
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                "nnformer"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    if head.returncode != 0:
+        return __version__
+    return f"{__version__}+g{head.stdout.strip()}" + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def recipe_tag(recipe: str, settings: dict | None = None) -> str:
+    """A recipe's name with its overrides (``efficient-steps6000``): the folder of its runs and tables."""
+    parts = [recipe]
+    for k, v in sorted((settings or {}).items()):
+        parts.append(f"{k.replace('_', '')}{v:g}" if isinstance(v, float) else f"{k.replace('_', '')}{v}")
+    return "-".join(parts)
+
+
+def run_dir(root: Path, space: str, recipe: str, settings: dict | None = None) -> Path:
+    return Path(root) / space / recipe_tag(recipe, settings)
+
+
+def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, settings: dict | None = None,
+            threads: int | None = None) -> dict:
+    """Train (or rank) one method at one N and seed under the TNASP split; tau over all cells."""
+    import torch
+
+    from ..metrics import kendall_tau
+    from ..protocols import tnasp_split
+
+    if threads:
+        torch.set_num_threads(threads)
+    settings = dict(settings or {})
+    split = tnasp_split(len(space.graphs), n, space.n_val)
+    t0 = time.perf_counter()
+    rec = {"method": method, "space": space.name, "n_train": n, "seed": seed, "recipe": recipe}
+    if settings:
+        rec["settings"] = settings
+    if not is_trained(method):
+        if space.proxies is None:
+            raise NNFormerError("zero-cost proxies are not available (nnformer.zero_cost missing)")
+        pred = space.proxies[METHODS[method][1]["proxy"]]
+        rec["epochs"] = 0
+    else:
+        p = predictor_for(method, recipe, settings, seed, space.max_nodes)
+        y = space.train_label
+        p.fit([space.graphs[i] for i in split.train], y[split.train], [space.graphs[i] for i in split.val],
+              y[split.val])
+        pred = p.predict(space.graphs)
+        rec.update(epochs=p.train_config_.epochs, best_epoch=p.result_.best_epoch,
+                   best_val_tau=p.result_.best_val_tau, model_config=p.header_["model_config"],
+                   train_config=p.header_["train_config"])
+    for name, lab in space.test_labels.items():
+        rec[f"tau_{name}"] = kendall_tau(pred, lab)
+    rec["seconds"] = time.perf_counter() - t0
+    rec["torch_threads"] = torch.get_num_threads()
+    rec["code"] = code_version()  # which code produced the number (a stored run outlives code changes)
+    from ..machine import describe_line
+
+    rec["machine"] = describe_line()
+    return rec
+
+
+_WORKER_SPACE: SpaceData | None = None
+
+
+def _worker(source: tuple, job: tuple, recipe: str, settings: dict, threads: int | None) -> dict:
+    global _WORKER_SPACE
+    if _WORKER_SPACE is None:
+        _WORKER_SPACE = load_space(*source)
+    m, n, s = job
+    return run_one(_WORKER_SPACE, m, n, s, recipe, settings, threads)
+
+
+def grid(methods, ns, seeds) -> list[tuple[str, int, int]]:
+    """Every (method, N, seed) of a sweep; zero-cost methods have no seeds (one run each)."""
+    return [(m, n, s) for m in methods for n in ns for s in (seeds if is_trained(m) else [0])]
+
+
+def stored_runs(directory: Path) -> dict[tuple[str, int, int], dict]:
+    """(method, N, seed) -> run record of ``directory/runs.jsonl`` (a later line for the same run wins)."""
+    return {(r["method"], r["n_train"], r["seed"]): r for r in read_jsonl(Path(directory) / "runs.jsonl")}
+
+
+def sweep(space: SpaceData, methods, ns, seeds, recipe: str, directory: Path, settings: dict | None = None,
+          threads=None, progress=True, jobs: int = 1, train: bool = True) -> list[dict]:
+    """Run every missing (method, N, seed), storing each in ``directory/runs.jsonl``; returns the grid's records.
+
+    ``train=False`` runs nothing and returns only what is stored (to write tables of a sweep in progress).
+    ``jobs > 1`` runs that many single-threaded worker processes (on a 2-core CPU two 1-thread runs finish sooner
+    than two 2-thread runs one after the other).
+    """
+    directory = Path(directory)
+    cells = grid(methods, ns, seeds)
+    todo = [j for j in cells if j not in stored_runs(directory)] if train else []
+    if todo:
+        with exclusive_lock(directory, "reproduction sweep"), JsonlAppender(directory / "runs.jsonl") as store:
+            _run_all(space, todo, recipe, settings or {}, threads, progress, jobs, store.write)
+    done = stored_runs(directory)
+    return [done[j] for j in cells if j in done]
+
+
+def _run_all(space, todo, recipe, settings, threads, progress, jobs, store) -> None:
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"reproduce {space.name}", unit="run", dynamic_ncols=True)
+    try:
+        if jobs > 1 and len(todo) > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(_worker, space.source, j, recipe, settings, threads or 1) for j in todo]
+                for f in as_completed(futures):
+                    store(f.result())
+                    if bar is not None:
+                        bar.update(1)
+        else:
+            for m, n, s in todo:
+                if bar is not None:
+                    bar.set_postfix_str(f"{m} N={n} seed={s}")
+                store(run_one(space, m, n, s, recipe, settings, threads))
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()

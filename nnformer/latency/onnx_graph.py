@@ -1,0 +1,306 @@
+"""ONNX model -> :class:`~nnformer.graph.ArchGraph` with per-node features (whole-network latency, NNLQ-style).
+
+Nodes are ONNX operators (op names ``onnx:<OpType>``), plus a virtual ``input`` node per graph input and an
+``output`` node per graph output, so a network has one source like the cell graphs; ``adj[i, j] = 1`` when node ``j``
+reads a tensor that node ``i`` writes. Any operator converts; the op vocabulary :data:`nnformer.vocab.ONNX` holds
+those of the ten model families, and encoding a graph with another one raises ``UnknownOpError``. What is left out,
+and why:
+
+* weights: initializers, ``Constant`` nodes and nodes that only transform constants (the legacy exporter emits an
+  ``Identity`` per shared initializer, hundreds for a MobileNet) are data, not computation;
+* ``Identity`` and ``Dropout`` on the activation path are inference no-ops (ONNX Runtime removes them); edges pass
+  through them.
+
+Per-node features (:data:`FEATURE_NAMES`) are raw numbers for attributes and shapes (an encoder can apply sinusoidal
+encodings as NAR-Former does) and ``log1p`` of FLOPs, parameters and memory traffic, which span six decades. Shapes
+come from ONNX shape inference. FLOPs count a multiply-add as 2, an element-wise op as 1 per output element; ops
+without a formula (reshapes, concatenation, unknown ops) count 0. Graph-level static features come separately.
+
+Example:
+    >>> g, static = onnx_to_graph("model.onnx")  # doctest: +SKIP
+    >>> g.ops[:3], static["flops"]  # doctest: +SKIP
+    (('input', 'onnx:Conv', 'onnx:Relu'), 3637.0e6)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import OnnxError, one_line
+from ..graph import FORMAT as GRAPH_FORMAT
+from ..graph import ArchGraph
+from ..vocab import ONNX_PREFIX
+
+FEATURE_NAMES = ("kernel_h", "kernel_w", "stride_h", "stride_w", "pad_h", "pad_w", "dilation_h", "dilation_w",
+                 "groups", "c_in", "c_out", "out_h", "out_w", "log_out_numel", "log_flops", "log_params", "log_mem")
+STATIC_NAMES = ("flops", "params", "memory_access", "batch", "num_ops")
+COMPACT_FORMAT = GRAPH_FORMAT  # what to_compact writes: ArchGraph.to_dict's format
+LEGACY_COMPACT_FORMAT = "nnformer-onnx-graph/1"  # same keys; the committed datasets/latency-cpu-b1 was written so
+_COMPACT_FORMATS = (COMPACT_FORMAT, LEGACY_COMPACT_FORMAT)
+
+_WINDOWED = {"Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "ConvInteger", "QLinearConv"}
+_GLOBAL_POOL = {"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"}
+_PASS_THROUGH = {"Identity", "Dropout"}
+# FLOPs per output element of element-wise ops
+_ELEMENTWISE = {**dict.fromkeys(["Relu", "Add", "Sub", "Mul", "Div", "Sigmoid", "Clip", "HardSigmoid", "Tanh",
+                                 "LeakyRelu", "Elu", "Selu", "Exp", "Log", "Sqrt", "Neg", "Abs", "Max", "Min", "Sum",
+                                 "PRelu", "Erf", "Pow", "Reciprocal", "Floor", "Ceil", "Mean", "Where", "Resize",
+                                 "Upsample", "Cast"], 1),
+                "HardSwish": 3, "Softmax": 3, "LogSoftmax": 3, "Gelu": 8, "BatchNormalization": 2,
+                "InstanceNormalization": 5, "LayerNormalization": 5, "Mish": 4, "Softplus": 2}
+_REDUCE = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceL2", "ReduceProd"}
+_ELEM_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
+_FLOAT_TYPES = {1, 10, 11, 16}
+
+
+class ConvertedGraph(NamedTuple):
+    """The node graph of an ONNX model and its graph-level static features (:data:`STATIC_NAMES`)."""
+
+    graph: ArchGraph
+    static: dict
+
+
+def _onnx():
+    try:
+        import onnx
+    except ImportError:
+        raise OnnxError("reading ONNX models needs the 'onnx' package: pip install 'nnformer[latency]'") from None
+    return onnx
+
+
+def load_model(model, batch: int | None = None):
+    """An ``onnx.ModelProto`` from a path, bytes or a model, checked and with inferred shapes.
+
+    A symbolic or unknown first dimension of each graph input is set to ``batch`` (default 1) so that FLOPs and
+    shapes are concrete. Raises :class:`OnnxError` for anything that is not a valid ONNX model.
+    """
+    onnx = _onnx()
+    where = str(model) if isinstance(model, (str, os.PathLike)) else "ONNX model"
+    try:
+        if isinstance(model, (str, os.PathLike)):
+            m = onnx.load(os.fspath(model))
+        elif isinstance(model, (bytes, bytearray)):
+            m = onnx.load_from_string(bytes(model))
+        elif isinstance(model, onnx.ModelProto):
+            m = model
+        else:
+            raise OnnxError(f"expected a path, bytes or onnx.ModelProto, got {type(model).__name__}")
+        if not m.graph.node:
+            raise OnnxError(f"{where} has no operators (empty or not an ONNX file)")
+        onnx.checker.check_model(m)
+    except FileNotFoundError:
+        raise OnnxError(f"no ONNX file at {where}") from None
+    except OnnxError:
+        raise
+    except Exception as e:  # noqa: BLE001 - protobuf DecodeError, checker ValidationError, OSError ...
+        raise OnnxError(f"cannot read {where}: {one_line(e)}") from None
+    inits = {i.name for i in m.graph.initializer}
+    for inp in m.graph.input:
+        dims = inp.type.tensor_type.shape.dim
+        if inp.name not in inits and len(dims) and not dims[0].HasField("dim_value"):
+            dims[0].dim_value = int(batch or 1)
+    try:
+        return onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
+    except Exception:  # noqa: BLE001 - inference failures are not fatal: shapes become unknown (0)
+        return m
+
+
+def _attrs(node) -> dict:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _numel(dims) -> int:
+    return int(np.prod(dims)) if dims is not None and all(d > 0 for d in dims) else 0
+
+
+def _tensor_infos(m) -> dict[str, tuple[list[int] | None, int]]:
+    """name -> (dims or None if unknown rank, elem_type) for every typed tensor; unknown dims are 0."""
+    out: dict[str, tuple[list[int] | None, int]] = {}
+    for vi in [*m.graph.input, *m.graph.value_info, *m.graph.output]:
+        tt = vi.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else 0 for d in tt.shape.dim] if tt.HasField("shape") else None
+        out[vi.name] = (dims, tt.elem_type)
+    for init in m.graph.initializer:
+        out[init.name] = (list(init.dims), init.data_type)
+    for node in m.graph.node:
+        if node.op_type == "Constant" and node.output:
+            for a in node.attribute:
+                if a.name == "value":
+                    out[node.output[0]] = (list(a.t.dims), a.t.data_type)
+    return out
+
+
+def _node_features(op: str, attrs: dict, ins: list, outs: list, weights: list) -> tuple[list[float], float, int, int]:
+    """(feature row, FLOPs, params, bytes moved) of one operator. ``ins``/``outs`` are (dims, elem_type) pairs of
+    its activation inputs and outputs; ``weights`` those of its constant inputs."""
+    x = ins[0][0] if ins and ins[0][0] is not None else []
+    y = outs[0][0] if outs and outs[0][0] is not None else []
+    n_out = _numel(y)
+    kernel = stride = pads = dil = (0, 0)
+    groups = 0
+    c_in = x[1] if len(x) >= 2 else 0
+    c_out = y[1] if len(y) >= 2 else 0
+    flops = 0.0
+    w0 = weights[0][0] if weights and weights[0][0] is not None else []
+    if op in _WINDOWED:
+        ks = list(attrs.get("kernel_shape") or (w0[2:] if len(w0) > 2 else []))
+        nsp = max(len(ks), 1)
+        ks = (ks + [1, 1])[:2]
+        kernel = tuple(ks)
+        stride = tuple((list(attrs.get("strides") or [1] * nsp) + [1, 1])[:2])
+        p = list(attrs.get("pads") or [0] * (2 * nsp))
+        pads = tuple((p[:nsp] + [0, 0])[:2])
+        dil = tuple((list(attrs.get("dilations") or [1] * nsp) + [1, 1])[:2])
+        groups = int(attrs.get("group", 1))
+        if op == "Conv" and c_in:
+            flops = 2.0 * n_out * (c_in / groups) * kernel[0] * kernel[1] + (n_out if len(weights) > 1 else 0)
+        elif op == "ConvTranspose" and c_out:
+            flops = 2.0 * _numel(x) * (c_out / groups) * kernel[0] * kernel[1]
+        elif op in ("MaxPool", "AveragePool", "LpPool"):
+            flops = float(n_out * kernel[0] * kernel[1])
+    elif op in _GLOBAL_POOL:
+        kernel = tuple((list(x[2:]) + [1, 1])[:2]) if len(x) > 2 else (0, 0)
+        flops = float(_numel(x))
+    elif op == "Gemm":
+        k_dim = (x[0] if attrs.get("transA") else x[-1]) if x else 0
+        c_in, c_out = k_dim, (y[-1] if y else 0)
+        flops = 2.0 * n_out * k_dim + (n_out if len(weights) + len(ins) > 2 else 0)
+    elif op == "MatMul":
+        k_dim = x[-1] if x else 0
+        c_in, c_out = k_dim, (y[-1] if y else 0)
+        flops = 2.0 * n_out * k_dim
+    elif op in _REDUCE:
+        flops = float(_numel(x))
+    elif op in _ELEMENTWISE:
+        flops = float(_ELEMENTWISE[op] * n_out)
+    if len(y) >= 4:
+        out_h, out_w = y[2], y[3]
+    elif len(y) == 3:
+        out_h, out_w = y[2], 1
+    else:
+        out_h, out_w = (1, 1) if y else (0, 0)
+    params = sum(_numel(d) for d, t in weights if d is not None and t in _FLOAT_TYPES and _numel(d) > 1)
+    mem = sum(_numel(d) * _ELEM_BYTES.get(t, 4) for d, t in [*ins, *outs, *weights] if d is not None)
+    row = [*kernel, *stride, *pads, *dil, groups, c_in, c_out, out_h, out_w, math.log1p(n_out), math.log1p(flops),
+           math.log1p(params), math.log1p(mem)]
+    return [float(v) for v in row], flops, params, mem
+
+
+def onnx_to_graph(model, batch: int | None = None, io_nodes: bool = True) -> ConvertedGraph:
+    """Convert an ONNX model (path, bytes or ``onnx.ModelProto``) to its operator graph and static features.
+
+    Args:
+        model: the ONNX model.
+        batch: value for a symbolic batch dimension of the inputs (default 1); a static one is kept.
+        io_nodes: add the virtual ``input`` / ``output`` nodes.
+
+    Returns:
+        ``(graph, static)``: ``graph.features`` has one row of :data:`FEATURE_NAMES` per node; ``static`` holds
+        total ``flops``, ``params`` (unique float weights), ``memory_access`` (bytes read and written, summed over
+        operators), ``batch`` and ``num_ops`` (operators kept).
+
+    Raises:
+        OnnxError: the model cannot be read; GraphSizeError: more operators than ``nnformer.graph.MAX_NODES``.
+    """
+    m = load_model(model, batch)
+    g = m.graph
+    info = _tensor_infos(m)
+    const = {i.name for i in g.initializer}
+    alias: dict[str, str] = {}  # tensor -> the tensor it is a pass-through copy of
+    graph_inputs = [i for i in g.input if i.name not in const]
+    kept = []  # ONNX nodes that become graph nodes
+    for node in g.node:
+        ins = [t for t in node.input if t]
+        if node.op_type == "Constant" or (ins and all(alias.get(t, t) in const for t in ins)):
+            const.update(node.output)  # folds to weights: a constant subgraph
+            if node.op_type in _PASS_THROUGH and ins:
+                alias[node.output[0]] = alias.get(ins[0], ins[0])
+            continue
+        if node.op_type in _PASS_THROUGH and ins:
+            alias[node.output[0]] = alias.get(ins[0], ins[0])
+            continue
+        kept.append(node)
+
+    ops: list[str] = []
+    rows: list[list[float]] = []
+    producer: dict[str, int] = {}
+    edges: set[tuple[int, int]] = set()
+    if io_nodes:
+        for inp in graph_inputs:
+            producer[inp.name] = len(ops)
+            d = info.get(inp.name, (None, 1))
+            rows.append(_node_features("input", {}, [d], [d], [])[0])
+            ops.append("input")
+    tot_flops = tot_mem = 0.0
+    weight_names: set[str] = set()
+    for node in kept:
+        idx = len(ops)
+        for t in node.output:
+            producer[t] = idx
+        op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+        name = ONNX_PREFIX + op
+        srcs = [alias.get(t, t) for t in node.input if t]
+        acts = [info.get(t, (None, 1)) for t in srcs if t not in const]
+        wts = [info.get(t, (None, 1)) for t in srcs if t in const]
+        weight_names.update(t for t in srcs if t in const and info.get(t, (None, 0))[1] in _FLOAT_TYPES
+                            and _numel(info.get(t, (None, 0))[0]) > 1)
+        row, flops, _, mem = _node_features(node.op_type, _attrs(node), acts, [info.get(t, (None, 1))
+                                                                             for t in node.output if t], wts)
+        rows.append(row)
+        ops.append(name)
+        tot_flops += flops
+        tot_mem += mem
+    first_op = len(ops) - len(kept)  # kept[k] is node first_op + k (after the virtual input nodes)
+    for j, node in enumerate(kept, start=first_op):
+        for t in node.input:
+            src = producer.get(alias.get(t, t)) if t else None
+            if src is not None and src != j:
+                edges.add((src, j))
+    if io_nodes:
+        for out in g.output:
+            src = producer.get(alias.get(out.name, out.name))
+            if src is not None:
+                edges.add((src, len(ops)))
+            d = info.get(out.name, (None, 1))
+            rows.append(_node_features("output", {}, [d], [d], [])[0])
+            ops.append("output")
+    adj = np.zeros((len(ops), len(ops)), dtype=np.uint8)
+    for i, j in edges:
+        adj[i, j] = 1
+    first = info.get(graph_inputs[0].name, (None, 1))[0] if graph_inputs else None
+    static = {"flops": float(tot_flops), "params": float(sum(_numel(info[t][0]) for t in weight_names)),
+              "memory_access": float(tot_mem), "batch": float(first[0] if first else 0), "num_ops": float(len(kept))}
+    return ConvertedGraph(ArchGraph(ops, adj, np.asarray(rows, dtype=np.float32)), static)
+
+
+def static_vector(static: dict) -> np.ndarray:
+    """The graph-level features in :data:`STATIC_NAMES` order, log1p-scaled (a model input of fixed width)."""
+    return np.log1p(np.array([float(static.get(k, 0.0)) for k in STATIC_NAMES], dtype=np.float64)).astype(np.float32)
+
+
+def to_compact(graph: ArchGraph, static: dict | None = None, digits: int = 4) -> dict:
+    """A small JSON-serialisable form: :meth:`ArchGraph.to_dict <nnformer.graph.ArchGraph.to_dict>` (an edge list,
+    features rounded to ``digits`` decimals: raw attributes are integers, log features need no more) plus the
+    static features under ``"static"``."""
+    d = graph.to_dict(digits)
+    if static is not None:
+        d["static"] = {k: float(v) for k, v in static.items()}
+    return d
+
+
+def from_compact(d: dict) -> ConvertedGraph:
+    """Inverse of :func:`to_compact`; also reads records of the older format ``nnformer-onnx-graph/1`` (same keys).
+
+    Op names are not checked here: an op outside :data:`nnformer.vocab.ONNX` is refused when the graph is encoded.
+    """
+    fmt = d.get("format") if isinstance(d, dict) else None
+    if fmt not in _COMPACT_FORMATS:
+        raise OnnxError(f"not a compact ONNX graph (format {fmt!r}, expected one of "
+                        f"{', '.join(map(repr, _COMPACT_FORMATS))})")
+    return ConvertedGraph(ArchGraph.from_dict(d), dict(d.get("static", {})))

@@ -1,0 +1,453 @@
+"""Measure inference latency with ONNX Runtime on the CPU, and build latency datasets (NNLQ-style).
+
+One measurement: export the network to ONNX (random weights: latency does not depend on their values; the file is
+deleted afterwards), open an ONNX Runtime session with a fixed number of threads, ``warmup`` runs, then ``rounds``
+rounds of ``runs`` timed runs. Each round gives its median; rounds outside 1.5 IQR of the round medians (a burst of
+background load, a frequency change) are dropped, and the latency is the median of the rest. ``spread`` is the IQR of
+the kept rounds over that median: a noisy machine shows up there instead of silently in the labels.
+
+A dataset directory holds::
+
+    meta.json       settings (must match to resume), environment (CPU, cores, threads, versions), feature names
+    graphs.jsonl.gz one line per model: id, family, spec, compact ONNX graph (nnformer.latency.onnx_graph.to_compact)
+    latency.jsonl   one line per model: id, status "ok" with latency_ms / spread / ..., or "error" with the error
+
+A result is appended as soon as it is measured (latency line last: it marks the model done), so an interrupted run
+resumes where it stopped; models that failed are recorded once and not retried. Graph lines are appended to a plain
+``graphs.jsonl`` while a run measures and packed into ``graphs.jsonl.gz`` (about 15x smaller) when it ends; a run
+killed before packing leaves the plain file, which readers merge and the next run packs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import gzip
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from ..errors import DataError, FamilyError, NNFormerError, OnnxError, one_line
+from ..io import JsonlAppender, atomic_path, exclusive_lock, read_jsonl, remove_stale_temporaries
+from ..machine import cpu_model
+
+OPSET = 17
+DEFAULTS = {"threads": 1, "batch": 1, "rounds": 5, "runs": 20, "warmup": 10}
+# settings a resumed dataset must share with the run that started it: mixing them would mix label distributions
+_SETTING_KEYS = ("seed", "threads", "batch", "rounds", "runs", "warmup", "opset")
+_ENV_MUST_MATCH = ("cpu", "onnxruntime")
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise OnnxError("timing needs the 'onnxruntime' package: pip install 'nnformer[latency]'") from None
+    return onnxruntime
+
+
+# ---------------------------------------------------------------------------------------------------- environment
+
+def environment(threads: int, batch: int | None = None) -> dict:
+    """Where a latency was measured: CPU, cores, threads and versions (latency labels mean nothing without it)."""
+    import onnx
+
+    ort = _ort()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 0
+    env = {"cpu": cpu_model(), "cpu_count": os.cpu_count() or 0, "cpu_usable": usable, "threads": int(threads),
+           "onnxruntime": ort.__version__, "onnx": onnx.__version__, "numpy": np.__version__,
+           "python": platform.python_version(), "platform": platform.platform(), "provider": "CPUExecutionProvider"}
+    try:
+        env["governor"] = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").read_text().strip()
+    except OSError:
+        pass
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+    except ImportError:
+        pass
+    if batch is not None:
+        env["batch"] = int(batch)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------------- timing
+
+@dataclass(frozen=True)
+class Timing:
+    """Result of :func:`measure`: robust median latency, relative spread, and every round's median."""
+
+    latency_ms: float
+    spread: float
+    round_ms: tuple[float, ...]
+    rounds_kept: int
+
+    def to_dict(self) -> dict:
+        return {"latency_ms": round(self.latency_ms, 5), "spread": round(self.spread, 5),
+                "round_ms": [round(v, 5) for v in self.round_ms], "rounds_kept": self.rounds_kept}
+
+
+def robust_summary(round_ms: Iterable[float]) -> Timing:
+    """Drop rounds outside ``[Q1 - 1.5 IQR, Q3 + 1.5 IQR]``; latency = median, spread = IQR / median of the rest."""
+    v = np.asarray(list(round_ms), dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("no timing rounds")
+    q1, q3 = np.percentile(v, [25, 75])
+    iqr = q3 - q1
+    kept = v[(v >= q1 - 1.5 * iqr) & (v <= q3 + 1.5 * iqr)]
+    med = float(np.median(kept))
+    k1, k3 = np.percentile(kept, [25, 75])
+    return Timing(med, float((k3 - k1) / med) if med > 0 else 0.0, tuple(float(x) for x in v), int(kept.size))
+
+
+def _check_counts(warmup: int, runs: int, rounds: int) -> None:
+    if runs < 1 or rounds < 1 or warmup < 0:
+        raise NNFormerError(f"need runs >= 1, rounds >= 1 and warmup >= 0, got runs={runs}, rounds={rounds}, "
+                            f"warmup={warmup}")
+
+
+def measure(run: Callable[[], object], *, warmup: int = 10, runs: int = 20, rounds: int = 5) -> Timing:
+    """Time ``run()``: ``warmup`` untimed calls, then ``rounds`` rounds of ``runs`` timed calls (median per round)."""
+    _check_counts(warmup, runs, rounds)
+    for _ in range(warmup):
+        run()
+    medians = []
+    times = np.empty(runs, dtype=np.float64)
+    for _ in range(rounds):
+        for k in range(runs):
+            t0 = time.perf_counter_ns()
+            run()
+            times[k] = time.perf_counter_ns() - t0
+        medians.append(float(np.median(times)) / 1e6)
+    return robust_summary(medians)
+
+
+_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+           "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
+           "tensor(bool)": np.bool_}
+
+
+def session(model: str | os.PathLike | bytes, threads: int = 1):
+    """An ONNX Runtime CPU session with ``threads`` intra-op threads, one inter-op thread and all graph
+    optimisations (what a deployment would run). Raises :class:`OnnxError` when ONNX Runtime rejects the model."""
+    ort = _ort()
+    if threads < 1:
+        raise NNFormerError(f"threads must be >= 1, got {threads}")
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(threads)
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3  # errors only: warnings about unused initializers would break the progress bar
+    try:
+        src = os.fspath(model) if isinstance(model, (str, os.PathLike)) else model
+        return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidGraph/... classes
+        raise OnnxError(f"ONNX Runtime cannot load the model: {one_line(e)}") from None
+
+
+def feeds(sess, batch: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs for every session input; a symbolic first dimension becomes ``batch`` (default 1)."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for inp in sess.get_inputs():
+        shape = []
+        for axis, d in enumerate(inp.shape):
+            if isinstance(d, int) and d > 0:
+                shape.append(d)
+            elif axis == 0:
+                shape.append(int(batch or 1))
+            else:
+                raise OnnxError(f"input {inp.name!r} has a dynamic dimension {d!r} on axis {axis}; "
+                                f"export the model with a static input shape")
+        dtype = _DTYPES.get(inp.type)
+        if dtype is None:
+            raise OnnxError(f"input {inp.name!r} has type {inp.type}, which the profiler cannot generate")
+        out[inp.name] = (rng.standard_normal(shape).astype(dtype) if np.issubdtype(dtype, np.floating)
+                         else np.zeros(shape, dtype=dtype))
+    return out
+
+
+def _ready(model, threads: int, batch: int | None):
+    """A session and its inputs, after one checked run (the first run allocates; errors surface here)."""
+    sess = session(model, threads)
+    x = feeds(sess, batch)
+    try:
+        sess.run(None, x)
+    except Exception as e:  # noqa: BLE001 - onnxruntime's runtime errors
+        raise OnnxError(f"ONNX Runtime failed to run the model: {one_line(e)}") from None
+    return sess, x
+
+
+def time_onnx(model, *, threads: int = 1, batch: int | None = None, warmup: int = 10, runs: int = 20,
+              rounds: int = 5) -> Timing:
+    """Latency of an ONNX model (path or bytes) with ONNX Runtime; :class:`OnnxError` if it cannot run."""
+    sess, x = _ready(model, threads, batch)
+    return measure(lambda: sess.run(None, x), warmup=warmup, runs=runs, rounds=rounds)
+
+
+# ---------------------------------------------------------------------------------------------------- export
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence file descriptor 1: on failure the TorchScript exporter prints the whole IR graph from C++."""
+    sys.stdout.flush()
+    saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+
+
+def export_onnx(model, input_shape: tuple[int, ...], path: str | os.PathLike, opset: int = OPSET) -> Path:
+    """Export a module to ONNX with the TorchScript exporter (``dynamo=False``: no onnxscript needed, and it folds
+    BatchNorm into Conv as deployment does). Any failure becomes an :class:`OnnxError` with a one-line message."""
+    import torch
+
+    path = Path(path)
+    try:
+        with torch.no_grad(), warnings.catch_warnings(), _quiet_stdout():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model.eval(), (torch.zeros(input_shape),), str(path), dynamo=False,
+                              opset_version=opset, input_names=["input"], output_names=["output"],
+                              do_constant_folding=True)
+    except Exception as e:  # noqa: BLE001 - exporter errors are RuntimeError, OnnxExporterError, TypeError, ...
+        raise OnnxError(f"cannot export {type(model).__name__} to ONNX: {one_line(e)}") from None
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------- one model
+
+def profile_spec(spec, *, threads: int = 1, batch: int = 1, warmup: int = 10, runs: int = 20, rounds: int = 5,
+                 opset: int = OPSET, workdir: str | os.PathLike | None = None) -> tuple[dict, dict]:
+    """Build, export, convert and time one sampled network.
+
+    Returns:
+        ``(latency_fields, graph_fields)``: ``latency_fields`` has ``latency_ms``, ``spread``, ``round_ms``,
+        ``rounds_kept``, the static features and ``export_s``; ``graph_fields`` has the compact ``graph``.
+
+    Raises:
+        NNFormerError (with a ``stage`` attribute: build, export, convert or run) when any step fails.
+    """
+    from .families import build
+    from .onnx_graph import onnx_to_graph, to_compact
+
+    spec = spec.with_batch(batch)
+    with tempfile.TemporaryDirectory(prefix="nnformer-", dir=workdir) as tmp:
+        path = Path(tmp) / "model.onnx"
+        stage = "build"
+        try:
+            model = build(spec)
+            stage = "export"
+            t0 = time.perf_counter()
+            export_onnx(model, spec.input_shape, path, opset)
+            export_s = time.perf_counter() - t0
+            del model
+            stage = "convert"
+            graph, static = onnx_to_graph(path)
+            stage = "run"
+            timing = time_onnx(path, threads=threads, batch=batch, warmup=warmup, runs=runs, rounds=rounds)
+        except NNFormerError as e:
+            e.stage = stage
+            raise
+        except Exception as e:  # noqa: BLE001 - one broken model must not stop a dataset run
+            err = OnnxError(f"{type(e).__name__}: {one_line(e)}")
+            err.stage = stage
+            raise err from None
+    lat = {**timing.to_dict(), "input_shape": list(spec.input_shape), "batch": batch,
+           **{k: static[k] for k in ("flops", "params", "memory_access", "num_ops")}, "export_s": round(export_s, 3)}
+    return lat, {"graph": to_compact(graph, static)}
+
+
+def profile_onnx(path: str | os.PathLike, *, threads: int = 1, batch: int | None = None, warmup: int = 10,
+                 runs: int = 20, rounds: int = 5) -> dict:
+    """Time a user's ONNX model. Returns latency fields, static features (when the model converts), environment.
+
+    Raises :class:`OnnxError` for a file that is missing, not ONNX, or that ONNX Runtime cannot run.
+    """
+    from ..errors import GraphSizeError
+    from .onnx_graph import load_model, onnx_to_graph
+
+    load_model(path, batch)  # validates first: a clear message instead of an ONNX Runtime stack
+    _check_counts(warmup, runs, rounds)
+    sess, x = _ready(path, threads, batch)
+    timing = measure(lambda: sess.run(None, x), warmup=warmup, runs=runs, rounds=rounds)
+    out: dict = {"path": str(path), **timing.to_dict(), "inputs": {k: list(v.shape) for k, v in x.items()}}
+    try:
+        graph, static = onnx_to_graph(path, batch)
+        out.update(static)
+        out["num_nodes"] = graph.num_nodes
+    except GraphSizeError as e:  # too big for a predictor graph, still timed
+        out["graph_error"] = str(e)
+    out["environment"] = environment(threads, batch)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- datasets
+
+def read_graphs(out: Path) -> dict[str, dict]:
+    """id -> graph record of a dataset directory: the packed ``graphs.jsonl.gz`` plus any unpacked ``graphs.jsonl``."""
+    recs = read_jsonl(out / "graphs.jsonl.gz") + read_jsonl(out / "graphs.jsonl")
+    return {r["id"]: r for r in recs if "id" in r}
+
+
+def pack_graphs(out: Path) -> None:
+    """Merge ``graphs.jsonl`` into ``graphs.jsonl.gz`` (atomically, one line per id, byte-stable output) and remove
+    the plain file. Nothing to do without a plain file."""
+    plain = out / "graphs.jsonl"
+    if not plain.is_file():
+        return
+    recs = read_graphs(out)
+    with atomic_path(out / "graphs.jsonl.gz") as tmp:
+        # no file name in the gzip header (it would be the random temporary name) and mtime 0: the same records
+        # give the same bytes
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0,
+                                                   compresslevel=9) as f:
+            for r in recs.values():
+                f.write((json.dumps(r, separators=(",", ":")) + "\n").encode("utf-8"))
+        os.chmod(tmp, 0o644)
+    plain.unlink()
+
+
+def _write_meta(out: Path, meta: dict) -> None:
+    with atomic_path(out / "meta.json") as tmp:
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.chmod(tmp, 0o644)  # a temporary file is 0600; the dataset's files are readable like any other
+
+
+def _check_meta(out: Path, settings: dict, env: dict) -> dict:
+    """The merged meta of an existing dataset, or a :class:`DataError` if this run would measure differently."""
+    path = out / "meta.json"
+    if not path.is_file():
+        return {}
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(f"cannot read {path}: {e}") from None
+    for k in _SETTING_KEYS:
+        if k in old.get("settings", {}) and old["settings"][k] != settings[k]:
+            raise DataError(f"{out} was measured with {k}={old['settings'][k]}, not {settings[k]}: "
+                            f"use the same settings to resume, or another --out")
+    for k in _ENV_MUST_MATCH:
+        was = old.get("environment", {}).get(k)
+        if was is not None and was != env[k]:
+            raise DataError(f"{out} was measured with {k} {was!r}, this machine has {env[k]!r}: use another --out")
+    return old
+
+
+def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.PathLike, *, seed: int = 0,
+                    threads: int = 1, batch: int = 1, rounds: int = 5, runs: int = 20, warmup: int = 10,
+                    opset: int = OPSET, progress: bool = True) -> dict:
+    """Sample ``per_family`` networks of each family, measure them and append the results to ``out_dir``.
+
+    Models are visited index-major (model 0 of every family, then model 1, ...) so a partial dataset is balanced
+    across families and slow drifts of the machine are spread over all of them. Ids are ``<family>-<index:05d>``;
+    the spec of an id depends only on (seed, family, index), so rerunning with a larger ``per_family`` or more
+    families measures only the new ids. A failure is recorded (``status: "error"``, ``stage``, ``error``) and the
+    run goes on.
+
+    Returns:
+        ``{"out": dir, "measured": n, "failed": n, "skipped": n}`` (skipped = ids already in the dataset).
+    """
+    from tqdm.auto import tqdm
+
+    from .families import FAMILIES, sample
+    from .onnx_graph import FEATURE_NAMES, STATIC_NAMES
+
+    families = [f.strip() for f in families if f.strip()]
+    if not families:
+        raise FamilyError("no model family given")
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise FamilyError(f"unknown model family {unknown[0]!r}; known: {', '.join(FAMILIES)}")
+    if per_family < 0:
+        raise NNFormerError(f"per_family must be >= 0, got {per_family}")
+    settings = {"seed": int(seed), "threads": int(threads), "batch": int(batch), "rounds": int(rounds),
+                "runs": int(runs), "warmup": int(warmup), "opset": int(opset)}
+    _check_counts(warmup, runs, rounds)
+    if threads < 1 or batch < 1:
+        raise NNFormerError(f"threads and batch must be >= 1, got threads={threads}, batch={batch}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    env = environment(threads, batch)
+    with exclusive_lock(out, "profiling run"):
+        remove_stale_temporaries(out)  # left by a run killed mid-write (we hold the lock: no writer is active)
+        old = _check_meta(out, settings, env)
+        done = {r["id"] for r in read_jsonl(out / "latency.jsonl") if "id" in r}
+        meta = {"format": "nnformer-latency/1", "settings": settings, "environment": old.get("environment", env),
+                "families": sorted(set(old.get("families", [])) | set(families)),
+                "feature_names": list(FEATURE_NAMES), "static_names": list(STATIC_NAMES),
+                "created": old.get("created", datetime.datetime.now().isoformat(timespec="seconds"))}
+        _write_meta(out, meta)
+        todo = [(f, i) for i in range(per_family) for f in families if f"{f}-{i:05d}" not in done]
+        counts = {"out": str(out), "measured": 0, "failed": 0, "skipped": per_family * len(families) - len(todo)}
+        graphs, lats = JsonlAppender(out / "graphs.jsonl"), JsonlAppender(out / "latency.jsonl")
+        bar = tqdm(todo, desc="profile", unit="model", disable=not progress, dynamic_ncols=True, file=sys.stderr)
+        try:
+            for family, index in bar:
+                uid = f"{family}-{index:05d}"
+                head = {"id": uid, "family": family, "index": index}
+                try:
+                    spec = sample(family, seed, index)
+                    lat, gr = profile_spec(spec, threads=threads, batch=batch, warmup=warmup, runs=runs,
+                                           rounds=rounds, opset=opset)
+                except NNFormerError as e:
+                    lats.write({**head, "status": "error", "stage": getattr(e, "stage", "sample"),
+                                "error": one_line(e)})
+                    counts["failed"] += 1
+                    bar.set_postfix_str(f"{uid}: failed ({counts['failed']})")
+                    continue
+                graphs.write({**head, "seed": seed, "spec": spec.to_dict(), **gr})
+                lats.write({**head, "status": "ok", **lat,
+                            "measured_at": datetime.datetime.now().isoformat(timespec="seconds")})
+                counts["measured"] += 1
+                bar.set_postfix_str(f"{uid}: {lat['latency_ms']:.2f} ms")
+        finally:
+            bar.close()
+            graphs.close()
+            lats.close()
+            pack_graphs(out)
+    return counts
+
+
+def load_dataset(out_dir: str | os.PathLike) -> list[dict]:
+    """The measured models of a dataset directory, in measurement order: dicts with ``id``, ``family``, ``spec``
+    (:class:`~nnformer.latency.families.ModelSpec`), ``graph`` (:class:`~nnformer.graph.ArchGraph`), ``static`` and the
+    latency fields. Failed models are left out; a graph written twice (a run killed between its two lines) counts
+    once."""
+    from .families import ModelSpec
+    from .onnx_graph import from_compact
+
+    out = Path(out_dir)
+    if not (out / "latency.jsonl").is_file():
+        raise DataError(f"no latency dataset in {out} (latency.jsonl missing)")
+    graphs = read_graphs(out)
+    rows, seen = [], set()
+    for lat in read_jsonl(out / "latency.jsonl"):
+        uid = lat.get("id")
+        if lat.get("status") != "ok" or uid in seen or uid not in graphs:
+            continue
+        seen.add(uid)
+        g = graphs[uid]
+        graph, static = from_compact(g["graph"])
+        rows.append({**lat, "spec": ModelSpec.from_dict(g["spec"]), "graph": graph, "static": static})
+    return rows
