@@ -6,7 +6,7 @@
 # DATA_DIR holds nasbench201/ as ../shared/data does; the package runs from this checkout (PYTHONPATH), so nothing
 # is installed. OUT_DIR receives one log (gpu_check.log) and four JSON files: speed_cuda.json (training step fp32
 # and bf16 autocast, inference, GPU memory), and the metrics.json of the main job trained on the GPU in fp32
-# (metrics_fp32.json), with --amp (metrics_amp.json) and launched by torchrun (metrics_torchrun.json; one process:
+# (metrics_fp32.json), with --set amp=true (metrics_amp.json) and launched by torchrun (metrics_torchrun.json; one process:
 # NCCL refuses two ranks on one GPU, so DDP across GPUs needs a machine with two); it also scores all 15,625 cells
 # on the GPU with the fp32 predictor (`nnformer score --device`). The runs' own folders go to
 # $WORK (default /tmp/nnformer-gpu). Exit status 0 when every step passed; each step's status is in the log.
@@ -39,7 +39,7 @@ step() {
     [ "$rc" -eq 0 ] || failed+=("$name")
 }
 
-main_job=(train --space nb201 --n-train 781 --device "$device" --data-dir "$data" --quiet ${STEPS:+--steps "$STEPS"})
+main_job=(train --space nb201 --n-train 781 --device "$device" --data-dir "$data" --quiet ${STEPS:+--set steps="$STEPS"})
 step env $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda,
     torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')"
 step tests $py -m pytest -q -p no:cacheprovider tests/test_cuda.py
@@ -48,7 +48,7 @@ step speed $py benchmarks/speed.py --device "$device" --amp --processes 3 ${STEP
 step train_fp32 $py -m nnformer "${main_job[@]}" --out "$work/fp32"
 step score $py -m nnformer score --space nb201 --checkpoint "$work/fp32/predictor.pt" --device "$device" \
     --data-dir "$data" --out "$work/score.csv" --quiet
-step train_amp $py -m nnformer "${main_job[@]}" --amp --out "$work/amp"
+step train_amp $py -m nnformer "${main_job[@]}" --set amp=true --out "$work/amp"
 step torchrun $py -m torch.distributed.run --nproc_per_node=1 -m nnformer "${main_job[@]}" --out "$work/torchrun"
 for run in fp32 amp torchrun; do
     [ -f "$work/$run/metrics.json" ] && cp "$work/$run/metrics.json" "$out/metrics_$run.json"

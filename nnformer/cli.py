@@ -83,6 +83,8 @@ def _settings(args) -> dict:
 def cmd_train(args) -> int:
     import torch
 
+    from .machine import code_version
+    from .machine import describe as describe_machine
     from .plots import scatter_pred_true
     from .predictor import Predictor
     from .protocols import random_split, tnasp_split
@@ -131,6 +133,7 @@ def cmd_train(args) -> int:
         "best_val_tau": predictor.result_.best_val_tau, "best_epoch": predictor.result_.best_epoch,
         "train_seconds": train_s, "eval_seconds": time.perf_counter() - t_eval, "command": args.command_line,
         "torch_threads": torch.get_num_threads(), "world_size": int(os.environ.get("WORLD_SIZE", 1)),
+        "machine": describe_machine(), "code": code_version(),
     }
     atomic_write_json(out / "metrics.json", result, indent=2)
     np.save(out / "predictions.npy", pred)

@@ -1,4 +1,5 @@
-"""Where a number was measured: the one description of the machine that every result file carries.
+"""Where and by what a number was measured: the one description of the machine (and of the code version) that
+every result file carries.
 
 Hosts of one name differ (AVX2 or AVX-512 kernels: another speed, and floats summed in another order, so the same
 seed can give another tau); a result names the CPU, the vector ISA torch dispatches to, cores, threads and versions.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 from pathlib import Path
 
 
@@ -35,3 +37,20 @@ def describe_line(d: dict | None = None) -> str:
     """One line for a table header, e.g. ``AMD EPYC 7B13 (AVX512), 2 cores, torch 2.13.0+cpu``."""
     d = d or describe()
     return f"{d['cpu']} ({d['cpu_isa']}), {d['cores']} cores, torch {d['torch']}"
+
+
+def code_version() -> str:
+    """The package version, plus the git commit (``+dirty`` with uncommitted changes) when run from a checkout."""
+    from . import __version__
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                "nnformer"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+    if head.returncode != 0:
+        return __version__
+    return f"{__version__}+g{head.stdout.strip()}" + ("+dirty" if dirty.stdout.strip() else "")

@@ -7,31 +7,14 @@ runs in progress.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from pathlib import Path
 
 from ..errors import NNFormerError
 from ..io import JsonlAppender, exclusive_lock, read_jsonl
+from ..machine import code_version, describe_line
 from .methods import METHODS, is_trained, predictor_for
 from .spaces import SpaceData, load_space
-
-
-def code_version() -> str:
-    """The package version, plus the git commit (``+dirty`` with uncommitted changes) when run from a checkout."""
-    from .. import __version__
-
-    root = Path(__file__).resolve().parents[2]
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
-                                "nnformer"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return __version__
-    if head.returncode != 0:
-        return __version__
-    return f"{__version__}+g{head.stdout.strip()}" + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def recipe_tag(recipe: str, settings: dict | None = None) -> str:
@@ -81,8 +64,6 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, setti
     rec["seconds"] = time.perf_counter() - t0
     rec["torch_threads"] = torch.get_num_threads()
     rec["code"] = code_version()  # which code produced the number (a stored run outlives code changes)
-    from ..machine import describe_line
-
     rec["machine"] = describe_line()
     return rec
 
