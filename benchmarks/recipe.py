@@ -8,9 +8,9 @@
 current EMA model on all cells (test and validation labels); that scoring is not counted as training time. Each run
 is stored as benchmarks/results/recipe-study/runs/<key>.json and skipped when it exists (delete the file to rerun); while it
 trains, a checkpoint under runs/recipe-checkpoints/ lets the same command, restarted, resume a killed run, and the
-curve so far is kept in benchmarks/results/recipe-study/runs/partial/<key>.json (small, committed): a run longer than a
-session (the released recipe at N=781 took 4.5 h of training here, 1 thread beside another run) keeps its
-measured points even when its checkpoint, too large to commit, is gone with the session.
+curve so far is kept in benchmarks/results/recipe-study/runs/partial/<key>.json (small, committed): a run longer than the
+machine stays up (the released recipe at N=781 took 4.5 h of training here, 1 thread beside another run) keeps its
+measured points even when its checkpoint, too large to commit, is gone with the machine.
 `plot` writes benchmarks/results/recipe-study/recipe.md and recipe_curves.png from the stored runs, beside the authors' released
 code's curve at N=156 measured on this kind of machine (docs/NNFORMER.md section 9).
 """

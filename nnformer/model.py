@@ -44,8 +44,8 @@ class NNFormerConfig:
     mask_mode: str = "paper"  # paper | released | global | adjacency
     ffn_mode: str = "bgiffn"  # bgiffn | ffn (plain MLP) | forward (A only) | backward (A^T only)
     head_offset: float = 0.5  # the released head adds 0.5: accuracy targets live in [0, 1]
-    # random stream of the dropout masks on CPU: pcg64 (NumPy, fast) | mt19937 (torch's generator, the stream of every
-    # result cached before commit 827d140); same drop rate and scale either way
+    # random stream of the dropout masks on CPU: pcg64 (NumPy, fast) | mt19937 (torch's generator, as on other devices;
+    # it reproduces the archived `fast` runs); same drop rate and scale either way
     dropout_rng: str = "pcg64"
 
     def __post_init__(self):
@@ -125,8 +125,8 @@ class Dropout(nn.Module):
     generator, so ``torch.manual_seed`` fixes it and torch's saved RNG state is enough to resume. On a 2-core CPU
     this made a released-size training step about 55 ms (11%) faster than ``rng='mt19937'``: torch's Mersenne
     Twister, its bool compare and its ``where`` on bool masks are not vectorised; NumPy's compare and bool->float
-    multiply are. ``rng='mt19937'`` draws with torch's generator (two 16-bit draws per 32-bit call): the stream of
-    the results cached before the change, and what other devices use.
+    multiply are. ``rng='mt19937'`` draws with torch's generator (two 16-bit draws per 32-bit call), the stream other
+    devices use (and the one of the archived ``fast`` runs).
     """
 
     def __init__(self, p: float, rng: str = "pcg64"):

@@ -1,7 +1,7 @@
 """Running the grid: one (method, N, seed) run, a pool of worker processes, and the resumable run store.
 
 Each finished run is one line of ``<out>/<space>/<tag>/runs.jsonl``, appended as it finishes; a rerun skips every
-(method, N, seed) already there, so a table can be completed over several sessions, and a kill loses at most the
+(method, N, seed) already there, so a table can be completed over several invocations, and a kill loses at most the
 runs in progress.
 """
 
