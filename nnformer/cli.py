@@ -7,6 +7,7 @@ Bad input (a malformed arch string, a missing or altered data file, an unreadabl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -19,7 +20,8 @@ import numpy as np
 from . import __version__
 from .argtypes import OneLineParser, nonneg_int, positive_int
 from .errors import DataError, NNFormerError
-from .io import atomic_write_json
+from .io import (atomic_path, atomic_write_json, check_output_dir, check_output_file, exclusive_lock,
+                 remove_stale_temporaries)
 from .recipes import DEFAULT_RECIPE, RECIPES
 
 
@@ -83,9 +85,6 @@ def _settings(args) -> dict:
 def cmd_train(args) -> int:
     import torch
 
-    from .machine import code_version
-    from .machine import describe as describe_machine
-    from .plots import scatter_pred_true
     from .predictor import Predictor
     from .protocols import random_split, tnasp_split
 
@@ -98,7 +97,7 @@ def cmd_train(args) -> int:
 
     if args.n_train >= NUM_CELLS:
         raise NNFormerError(f"--n-train must be below the {NUM_CELLS:,} NAS-Bench-201 cells, got {args.n_train}")
-    out = Path(args.out)
+    out = check_output_dir(args.out)
     t_start = time.perf_counter()
     table = _load_nb201(args.data_dir)
     train_label = table.label(args.label)
@@ -111,12 +110,33 @@ def cmd_train(args) -> int:
     print(f"nnformer train: NB201, {len(split.train)} train / {len(split.val)} val cells ({args.split}), "
           f"recipe {args.recipe}: {model_cfg.n_layers} blocks, dim {model_cfg.dim}, {train_cfg.epochs} epochs, "
           f"masks {model_cfg.mask_mode}, ffn {model_cfg.ffn_mode}, seed {train_cfg.seed}", file=sys.stderr)
-    out.mkdir(parents=True, exist_ok=True)
-    predictor.fit(pick(split.train), train_label[split.train], pick(split.val), train_label[split.val],
-                  checkpoint=out / "checkpoint.pt")
-    train_s = time.perf_counter() - t_start
-    if rank != 0:
-        return 0  # every rank holds the same weights; rank 0 writes the results
+    with contextlib.ExitStack() as stack:
+        if rank == 0:  # one writer per output directory; what a killed writer left there goes first
+            stack.enter_context(exclusive_lock(out, "training run"))
+            remove_stale_temporaries(out, whole_directory=True)
+        predictor.fit(pick(split.train), train_label[split.train], pick(split.val), train_label[split.val],
+                      checkpoint=out / "checkpoint.pt")
+        if rank != 0:
+            return 0  # every rank holds the same weights; rank 0 writes the results
+        return _write_train_results(args, out, predictor, table, split, model_cfg, train_cfg, t_start)
+
+
+def _write_train_results(args, out, predictor, table, split, model_cfg, train_cfg, t_start) -> int:
+    import torch
+
+    from .machine import code_version
+    from .machine import describe as describe_machine
+    from .plots import scatter_pred_true
+
+    graphs = table.graphs
+    done = out / "metrics.json"
+    if predictor.result_.epochs_run == 0 and done.is_file() and (out / "predictor.pt").is_file():
+        m = json.loads(done.read_text())  # a finished run, rerun with the same settings: its record stands
+        print(f"nnformer train: {out} holds this run, finished; nothing to do (remove {done} to score it again)",
+              file=sys.stderr)
+        print(f"Kendall tau over all {len(table):,} cells: {m['tau_test']:.4f} (test label), "
+              f"{m['tau_val']:.4f} (val label); unseen cells only {m['tau_test_unseen']:.4f}")
+        return 0
     predictor.save(out / "predictor.pt")
     t_eval = time.perf_counter()
     pred = predictor.predict(graphs)
@@ -131,15 +151,21 @@ def cmd_train(args) -> int:
         "train_label": args.label, "recipe": predictor.recipe_.to_dict(), "settings": predictor.settings,
         "model_config": dataclasses.asdict(model_cfg), "train_config": dataclasses.asdict(train_cfg), **metrics,
         "best_val_tau": predictor.result_.best_val_tau, "best_epoch": predictor.result_.best_epoch,
-        "train_seconds": train_s, "eval_seconds": time.perf_counter() - t_eval, "command": args.command_line,
+        # training time of the whole run, across restarts; wall time of this invocation (data loading included)
+        "train_seconds": predictor.result_.seconds, "restarts": predictor.result_.restarts,
+        "wall_seconds": time.perf_counter() - t_start, "eval_seconds": time.perf_counter() - t_eval,
+        "command": args.command_line,
         "torch_threads": torch.get_num_threads(), "world_size": int(os.environ.get("WORLD_SIZE", 1)),
         "machine": describe_machine(), "code": code_version(),
     }
-    atomic_write_json(out / "metrics.json", result, indent=2)
-    np.save(out / "predictions.npy", pred)
+    with atomic_path(out / "predictions.npy") as tmp:
+        np.save(tmp, pred)
+    atomic_write_json(out / "metrics.json", result, indent=2)  # last: its presence marks a finished run
     print(f"Kendall tau over all {len(table):,} cells: {metrics['tau_test']:.4f} (test label), "
           f"{metrics['tau_val']:.4f} (val label); unseen cells only {metrics['tau_test_unseen']:.4f}")
-    print(f"time: {train_s:.0f}s to train, {result['eval_seconds']:.1f}s to score {len(table):,} cells; "
+    restarted = f" over {result['restarts'] + 1} invocations" if result["restarts"] else ""
+    print(f"time: {result['train_seconds']:.0f}s to train{restarted}, {result['eval_seconds']:.1f}s to score "
+          f"{len(table):,} cells; "
           f"wrote {out / 'predictor.pt'}, {out / 'metrics.json'}, {out / 'scatter.png'}")
     return 0
 
@@ -167,12 +193,13 @@ def _load_predictor(args):
 
 
 def cmd_evaluate(args) -> int:
-    from .batching import EncodedGraphs
     from .plots import scatter_pred_true
 
+    if args.plot:
+        check_output_file(args.plot, "--plot")
     p = _load_predictor(args)
     table = _load_nb201(args.data_dir)
-    pred = p.predict(EncodedGraphs(table.graphs), progress=not args.quiet)
+    pred = p.predict(table.graphs, progress=not args.quiet)
     metrics = _evaluate_nb201(pred, table)
     if args.plot:
         scatter_pred_true(pred, table.label("test"), args.plot, title=f"tau {metrics['tau_test']:.4f}",
@@ -206,6 +233,7 @@ def cmd_score(args) -> int:
     from .scoring import score_stream
     from .spaces.nb201 import arch_to_graph
 
+    check_output_file(args.out)
     p = _load_predictor(args)
     if args.space == "nb201":
         table = _load_nb201(args.data_dir)
@@ -232,6 +260,7 @@ def cmd_reproduce(args) -> int:
     from .harness.spaces import load_space
     from .recipes import get_recipe, parse_settings, typed_settings
 
+    check_output_dir(args.out)
     settings = typed_settings(parse_settings(args.set))  # typed: `mlp_ratio=2` and `=2.0` are one setting
     get_recipe(args.recipe).with_settings(settings)  # an unknown setting or bad value fails before any data is read
     if args.methods in (None, "all"):
@@ -285,6 +314,7 @@ def cmd_data(args) -> int:
     if args.action == "path":
         print(root)
     elif args.action == "download":
+        check_output_dir(root, "--data-dir")
         for path in download(args.files or None, root):
             print(f"ok  {path}")
     else:

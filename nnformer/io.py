@@ -1,8 +1,8 @@
 """Writing files so that a reader never sees half of one: write a temporary file beside the target, then rename.
 
 A kill at any point leaves either the old file or the new one under the final name; the temporary file, named
-``.tmp-*`` in the same directory, is removed on every error that Python sees (a SIGKILL can still leave one, which
-:func:`remove_stale_temporaries` clears on the next run).
+``.tmp-<name>.*`` in the same directory, is removed on every error that Python sees (a SIGKILL can still leave one,
+which :func:`remove_stale_temporaries` clears on the next run).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yields a temporary path beside ``path``; on normal exit it replaces ``path``, on an error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX, suffix=suffix or path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TMP_PREFIX}{path.name}.", suffix=suffix or path.suffix)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -66,13 +66,16 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def remove_stale_temporaries(directory: str | os.PathLike, suffix: str = "") -> int:
-    """Delete the ``.tmp-*<suffix>`` files a killed writer left in ``directory``; returns how many. Call it only
-    where no other writer can be at work (e.g. a run's own output directory, under its lock)."""
+def remove_stale_temporaries(target: str | os.PathLike, whole_directory: bool = False) -> int:
+    """Delete what a killed writer of ``target`` left beside it (``.tmp-<name>.*``); returns how many.
+
+    ``whole_directory=True`` clears every ``.tmp-*`` file of the directory ``target``: only where no other writer
+    can be at work (a directory held with :func:`exclusive_lock`)."""
+    target = Path(target)
+    folder, pattern = (target, TMP_PREFIX + "*") if whole_directory else (target.parent, f"{TMP_PREFIX}{target.name}.*")
     n = 0
-    d = Path(directory)
-    if d.is_dir():
-        for p in d.glob(TMP_PREFIX + "*" + suffix):
+    if folder.is_dir():
+        for p in folder.glob(pattern):
             try:
                 p.unlink()
                 n += 1
@@ -152,7 +155,8 @@ class JsonlAppender:
 
 @contextmanager
 def exclusive_lock(directory: str | os.PathLike, what: str) -> Iterator[None]:
-    """One writer per directory: a second process asking for the lock gets :class:`~nnformer.errors.DataError`."""
+    """One writer per directory: a second process asking for the lock gets :class:`~nnformer.errors.DataError`.
+    The lock is on the directory itself (no lock file is left behind) and ends with the process."""
     from .errors import DataError
 
     try:
@@ -162,9 +166,54 @@ def exclusive_lock(directory: str | os.PathLike, what: str) -> Iterator[None]:
         return
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
-    with open(d / ".lock", "w") as f:
+    fd = os.open(d, os.O_RDONLY)
+    try:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise DataError(f"another {what} is writing to {d}") from None
         yield
+    finally:
+        os.close(fd)
+
+
+def check_output_dir(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Refuse, before any work, an output directory that cannot be written: a path naming a file, or a place where
+    no directory can be made (read-only, /proc, no permission). Leaves the file system as it found it."""
+    return _probe(Path(path), what, directory=True)
+
+
+def check_output_file(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Refuse, before any work, an output file that cannot be written: a path naming a directory, or a folder where
+    no file can be made. An existing file is left alone (it is replaced only when the new one is complete)."""
+    return _probe(Path(path), what, directory=False)
+
+
+def _probe(path: Path, what: str, directory: bool) -> Path:
+    from .errors import NNFormerError
+
+    if directory and path.exists() and not path.is_dir():
+        raise NNFormerError(f"{what} {path} exists and is not a directory")
+    if not directory and path.is_dir():
+        raise NNFormerError(f"{what} {path} is a directory; name a file")
+    folder = path if directory else path.parent
+    made = []
+    try:
+        for d in reversed([folder, *folder.parents]):
+            if not d.exists():
+                d.mkdir()
+                made.append(d)
+            elif not d.is_dir():
+                raise NNFormerError(f"{what} {path}: {d} is a file, not a directory")
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=TMP_PREFIX)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise NNFormerError(f"cannot write {what} {path}: {e.strerror or e}") from None
+    finally:
+        for d in reversed(made):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+    return path

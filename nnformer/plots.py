@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .io import atomic_path
+
 
 def scatter_pred_true(pred, true, path, title: str, highlight=None, xlabel="true", ylabel="predicted") -> Path:
     """Predicted-vs-true scatter; ``highlight`` (indices, e.g. the training cells) drawn on top in another colour."""
@@ -27,7 +29,7 @@ def scatter_pred_true(pred, true, path, title: str, highlight=None, xlabel="true
     ax.legend(loc="upper left", fontsize=8, markerscale=3)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
     return path

@@ -59,6 +59,17 @@ def _dataclass_from(cls, d: dict, path):
         raise CheckpointError(f"{path}: invalid {cls.__name__}: {e}") from None
 
 
+def _fingerprint(train: EncodedGraphs, y, val: EncodedGraphs | None, yv) -> str:
+    """sha256 of the training and validation graphs and labels: a checkpoint resumes only on the same data."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for part in (train.ops, train.adj, train.depth, train.features, np.asarray(y, np.float64)) + (
+            () if val is None else (val.ops, val.adj, val.depth, val.features, np.asarray(yv, np.float64))):
+        h.update(b"|" if part is None else np.ascontiguousarray(part).tobytes())
+    return h.hexdigest()
+
+
 class Predictor:
     """NN-Former (or a baseline) accuracy predictor with the scikit-learn estimator contract.
 
@@ -136,7 +147,8 @@ class Predictor:
         if val_graphs is not None and len(val_graphs) > 1:
             yv = _labels(val_y, len(val_graphs), "validation set") * scale
             val = EncodedGraphs(val_graphs, vocab)
-        header = checkpoint_header(model_cfg, train_cfg, recipe=plan.to_dict(), vocab=vocab.to_dict(), scale=scale)
+        header = checkpoint_header(model_cfg, train_cfg, recipe=plan.to_dict(), vocab=vocab.to_dict(), scale=scale,
+                                   data=_fingerprint(data, y, val, yv))
         self.result_: TrainResult = fit(model_cfg, train_cfg, data, y * scale, val, yv, checkpoint=checkpoint,
                                         progress=self.progress, on_eval=on_eval, header=header)
         self.model_ = self.result_.model

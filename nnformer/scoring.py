@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .graph import ArchGraph
-from .io import atomic_open
+from .io import atomic_open, remove_stale_temporaries
 
 
 def score_stream(predictor, items: Iterable[tuple[object, str]], to_graph: Callable[[str], ArchGraph],
@@ -21,6 +21,7 @@ def score_stream(predictor, items: Iterable[tuple[object, str]], to_graph: Calla
                  progress: bool = True) -> Path:
     """Write ``key,arch,prediction`` rows for every ``(key, arch)`` of ``items`` to the CSV ``out``."""
     out = Path(out)
+    remove_stale_temporaries(out)  # of an earlier run killed while writing this file
     bar = None
     if progress:
         from tqdm.auto import tqdm

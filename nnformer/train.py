@@ -177,7 +177,9 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_val_tau: float = float("nan")
     best_epoch: int = -1
-    seconds: float = 0.0
+    seconds: float = 0.0  # training time of the whole run, across restarts (validation included, callbacks not)
+    restarts: int = 0  # how many times the run was resumed from its checkpoint
+    epochs_run: int = 0  # epochs trained by this call (0: the checkpoint held a finished run)
 
 
 @dataclass
@@ -197,6 +199,7 @@ class _Run:
     best_tau: float = -math.inf
     best_epoch: int = -1
     elapsed: float = 0.0
+    restarts: int = 0
 
 
 def _start(model_cfg, cfg: TrainConfig, world: int, rank: int) -> _Run:
@@ -224,12 +227,13 @@ def _resume(run: _Run, path: Path, header: dict, cuda: bool, device: str) -> Non
     if st is None:
         raise CheckpointError(f"{path} holds a finished predictor, not a training state to resume")
     if any(ck.get(k) != v for k, v in header.items()):
-        raise CheckpointError(f"{path} was written with other settings; remove it or use another --out")
+        raise CheckpointError(f"{path} was written with other settings or data; remove it or use another --out")
     run.model.load_state_dict(st["model"])
     run.ema.load_state_dict(ck["model"])
     run.opt.load_state_dict(st["optimizer"])
     run.best, run.epoch, run.step, run.history = st["best"], st["epoch"], st["step"], st["history"]
     run.best_tau, run.best_epoch, run.elapsed = st["best_tau"], st["best_epoch"], st["elapsed"]
+    run.restarts = st.get("restarts", 0) + 1
     torch.set_rng_state(st["torch_rng"])
     if cuda and st.get("cuda_rng") is not None:  # dropout's masks on a GPU come from its own generator
         torch.cuda.set_rng_state(st["cuda_rng"], torch.device(device))
@@ -277,7 +281,7 @@ def _state_payload(run: _Run, cfg: TrainConfig, cuda: bool) -> dict:
     return {
         "model": run.model.state_dict(), "optimizer": run.opt.state_dict(), "best": run.best, "epoch": run.epoch,
         "step": run.step, "history": run.history, "best_tau": run.best_tau, "best_epoch": run.best_epoch,
-        "elapsed": run.elapsed, "torch_rng": torch.get_rng_state(), "gen_rng": run.gen.get_state(),
+        "elapsed": run.elapsed, "restarts": run.restarts, "torch_rng": torch.get_rng_state(), "gen_rng": run.gen.get_state(),
         "cuda_rng": torch.cuda.get_rng_state(torch.device(cfg.device)) if cuda else None,
         "perm_rng": run.perm_gen.get_state(),
     }
@@ -316,7 +320,7 @@ def _fit(model_cfg, cfg, train, y_train, val, y_val, checkpoint, progress, on_ev
     total = cfg.epochs * len(train.batches(cfg.batch_size, cfg.bucket))
     ck_path = Path(checkpoint) if checkpoint else None
     if ck_path is not None:
-        remove_stale_temporaries(ck_path.parent, ".pt")
+        remove_stale_temporaries(ck_path)
         if ck_path.is_file():
             _resume(run, ck_path, header, cuda, cfg.device)
     if world > 1 and rank != 0:
@@ -327,6 +331,7 @@ def _fit(model_cfg, cfg, train, y_train, val, y_val, checkpoint, progress, on_ev
 
         bar = tqdm(total=cfg.epochs, initial=run.epoch, desc="train", unit="ep", dynamic_ncols=True)
     t0 = time.perf_counter() - run.elapsed
+    first_epoch = run.epoch
     while run.epoch < cfg.epochs:
         last = _train_epoch(run, cfg, train, y_all, total, world, rank, cfg.amp and cuda)
         if run.epoch % cfg.eval_every == 0 or run.epoch == cfg.epochs:
@@ -352,4 +357,6 @@ def _fit(model_cfg, cfg, train, y_train, val, y_val, checkpoint, progress, on_ev
     if cfg.select == "best_val" and run.best is not None:
         run.ema.load_state_dict(run.best)
     run.ema.eval()
-    return TrainResult(run.ema, run.history, run.best_tau, run.best_epoch, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0 if run.epoch > first_epoch else run.elapsed
+    return TrainResult(run.ema, run.history, run.best_tau, run.best_epoch, seconds, run.restarts,
+                       run.epoch - first_epoch)

@@ -35,3 +35,60 @@ def test_top_k_precision():
 def test_invalid_inputs(bad):
     with pytest.raises(ValueError):
         kendall_tau(*bad)
+
+
+def _tau_b_by_pairs(x, y) -> float:
+    """Kendall's tau-b counted pair by pair, independent of scipy: (C - D) / sqrt((n0 - n1)(n0 - n2))."""
+    n = len(x)
+    conc = disc = tx = ty = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+            if dx == 0 and dy == 0:
+                continue  # tied in both: in neither tie count's complement
+            if dx == 0:
+                tx += 1
+            elif dy == 0:
+                ty += 1
+            elif dx == dy:
+                conc += 1
+            else:
+                disc += 1
+    return (conc - disc) / np.sqrt((conc + disc + tx) * (conc + disc + ty))
+
+
+def test_kendall_tau_is_tau_b_on_small_tied_data():
+    x = np.array([1, 2, 2, 3, 4, 4, 4, 5.0])
+    y = np.array([2, 1, 3, 3, 5, 4, 4, 6.0])
+    assert kendall_tau(x, y) == pytest.approx(_tau_b_by_pairs(x, y), abs=1e-12)
+    # by hand: 28 pairs; 1 tied in both (the two (4, 4)), 22 concordant, 1 discordant ((1, 2) vs (2, 1)), 3 tied
+    # in x only ((2, 1)-(2, 3), (4, 5)-(4, 4) twice), 1 tied in y only ((2, 3)-(3, 3)): tau-b = 21 / sqrt(26 * 24)
+    assert kendall_tau(x, y) == pytest.approx(21 / np.sqrt(26 * 24), abs=1e-12)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a, b = rng.integers(0, 4, 12).astype(float), rng.integers(0, 4, 12).astype(float)
+        if np.ptp(a) and np.ptp(b):
+            assert kendall_tau(a, b) == pytest.approx(_tau_b_by_pairs(a, b), abs=1e-12)
+
+
+def test_tnasp_split_is_the_index_order():
+    from nnformer.protocols import tnasp_split
+
+    s = tnasp_split(15625, 781, 1024)
+    assert s.train.tolist() == list(range(781)) and s.val.tolist() == list(range(781, 1805))
+    assert len(s.test) == 15625 and not set(s.train) & set(s.val)
+    assert len(tnasp_split(100, 90, 1024).val) == 10  # the validation set shrinks to what is left
+    for bad in (0, 100):
+        with pytest.raises(ValueError, match="n_train"):
+            tnasp_split(100, bad)
+
+
+def test_random_split_is_seeded_disjoint_and_sized():
+    from nnformer.protocols import random_split
+
+    a, b, c = random_split(1000, 50, 200, seed=1), random_split(1000, 50, 200, seed=1), random_split(1000, 50, 200)
+    assert np.array_equal(a.train, b.train) and np.array_equal(a.val, b.val)
+    assert not np.array_equal(a.train, c.train)
+    assert len(a.train) == 50 and len(a.val) == 200 and not set(a.train) & set(a.val)
+    assert a.train.tolist() != list(range(50)) and np.all(np.diff(a.train) > 0)
+    assert len(random_split(100, 90, 1024).val) == 10

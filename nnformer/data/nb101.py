@@ -50,7 +50,7 @@ from ..io import atomic_path
 from ..graph import ArchGraph
 from ..spaces.nb101 import MAX_VERTICES, NODE_OPS, canonical_hash, canonical_spec
 from . import protowire as pw
-from .registry import RAW_FILES, processed_dir, sha256_of, verified_path
+from .registry import processed_dir, sha256_of, verified_path
 from .tfrecord import iter_tfrecords, write_tfrecords
 
 FORMAT_VERSION = 1
@@ -515,13 +515,13 @@ def load_nb101(data_dir=None, source: str | os.PathLike | None = None, cache: bo
                progress: bool = False) -> NB101Table:
     """The NAS-Bench-101 table from the best available source (see :func:`find_nb101_source`), cached as ``.npz``.
 
-    The cache key is the source file's sha256 (the registered one for the subset), so an edited file is
-    re-converted, never served stale.
+    The source file is hashed on every use and the cache key is that sha256, so an edited file is re-converted,
+    never served stale; the registered subset must also match its registered sha256.
     """
     kind, path = find_nb101_source(data_dir, source)
     if not cache:
         return _build(kind, path, data_dir, progress)
-    digest = RAW_FILES[SUBSET].sha256 if path is None else sha256_of(path)
+    digest = sha256_of(verified_path(SUBSET, data_dir) if path is None else path)  # checked on every use
     cpath = _cache_path(kind, digest)
     if cpath.is_file():
         try:

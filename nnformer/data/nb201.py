@@ -139,13 +139,14 @@ def build_nb201(data_dir=None) -> NB201Table:
 def load_nb201(data_dir=None, cache: bool = True) -> NB201Table:
     """The joined NAS-Bench-201 table, converted once and cached as ``.npz`` (see module docstring)."""
     path = processed_dir() / f"nb201_{_cache_key(data_dir)}.npz"
+    for name in SOURCES:  # every use: the converted table is read only after the files it came from check out
+        verified_path(name, data_dir)
     if cache and path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
                 return NB201Table(z["arch_strs"], {k: z[k] for k in LABELS})
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt from the verified raw files
-    # Raw files are verified even when only the cache is missing.
     table = build_nb201(data_dir)
     if cache:
         with atomic_path(path, ".npz") as tmp:

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from ..errors import NNFormerError
-from ..io import JsonlAppender, exclusive_lock, read_jsonl
+from ..io import JsonlAppender, exclusive_lock, read_jsonl, remove_stale_temporaries
 from ..machine import code_version, describe_line
 from .methods import METHODS, is_trained, predictor_for
 from .spaces import SpaceData, load_space
@@ -102,6 +102,7 @@ def sweep(space: SpaceData, methods, ns, seeds, recipe: str, directory: Path, se
     todo = [j for j in cells if j not in stored_runs(directory)] if train else []
     if todo:
         with exclusive_lock(directory, "reproduction sweep"), JsonlAppender(directory / "runs.jsonl") as store:
+            remove_stale_temporaries(directory, whole_directory=True)  # tables of a sweep killed while writing
             _run_all(space, todo, recipe, settings or {}, threads, progress, jobs, store.write)
     done = stored_runs(directory)
     return [done[j] for j in cells if j in done]

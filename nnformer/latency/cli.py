@@ -16,6 +16,7 @@ import json
 
 from ..argtypes import nonneg_int, positive_int
 from ..errors import NNFormerError
+from ..io import check_output_dir
 
 _DEFAULTS = {"threads": 1, "batch": 1, "rounds": 5, "runs": 20, "warmup": 10}  # = profiler.DEFAULTS (no import)
 # = nnformer.latency.families.FAMILIES (importing it would load torch just to print --help; a test keeps them equal)
@@ -29,6 +30,8 @@ def cmd_profile(args) -> int:
     if not args.model and (not args.out or args.per_family is None):
         raise NNFormerError("profile needs an ONNX file, or --per-family N and --out DIR "
                             "(and --families, default: all ten)")
+    if args.out:
+        check_output_dir(args.out)
     import torch
 
     from . import profiler

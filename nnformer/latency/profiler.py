@@ -390,7 +390,7 @@ def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.
     out.mkdir(parents=True, exist_ok=True)
     env = environment(threads, batch)
     with exclusive_lock(out, "profiling run"):
-        remove_stale_temporaries(out)  # left by a run killed mid-write (we hold the lock: no writer is active)
+        remove_stale_temporaries(out, whole_directory=True)  # left by a run killed mid-write (the lock is ours)
         old = _check_meta(out, settings, env)
         done = {r["id"] for r in read_jsonl(out / "latency.jsonl") if "id" in r}
         meta = {"format": "nnformer-latency/1", "settings": settings, "environment": old.get("environment", env),

@@ -26,33 +26,41 @@ for _i, _j in EDGES_8:
     ADJ_8[_i, _j] = 1
 # input index of each edge op, in arch-string order: |a~0|+|b~0|c~1|+|d~0|e~1|f~2|
 _INPUTS = (0, 0, 1, 0, 1, 2)
-_NODE = re.compile(r"([a-z0-9_]+)~(\d+)")
+_NODE = re.compile(r"([a-z0-9_]+)~([0-9])", re.ASCII)  # only what the format defines: ASCII names, one digit
+
+
+def _quoted(arch: str, limit: int = 100) -> str:
+    """``arch`` as an error message quotes it: at most ``limit`` characters."""
+    return repr(arch) if len(arch) <= limit else f"{arch[:limit]!r}... ({len(arch):,} characters)"
 
 
 def parse_arch_str(arch: str) -> tuple[str, ...]:
     """The six edge ops of a cell string, in arch-string order; raises :class:`ArchStringError`."""
     if not isinstance(arch, str):
         raise ArchStringError(f"arch string must be a str, got {type(arch).__name__}")
+    quoted = _quoted(arch)
     s = arch.strip()
     steps = s.split("+")
     if len(steps) != 3:
-        raise ArchStringError(f"malformed NAS-Bench-201 arch string {arch!r}: expected 3 '+'-separated nodes")
+        raise ArchStringError(f"malformed NAS-Bench-201 arch string {quoted}: expected 3 '+'-separated nodes")
     ops: list[str] = []
     for k, step in enumerate(steps, start=1):
         if len(step) < 2 or not (step.startswith("|") and step.endswith("|")):
-            raise ArchStringError(f"malformed NAS-Bench-201 arch string {arch!r}: node {k} must be '|op~i|...|'")
+            raise ArchStringError(f"malformed NAS-Bench-201 arch string {quoted}: node {k} must be '|op~i|...|'")
         items = step[1:-1].split("|")
         if len(items) != k:
-            raise ArchStringError(f"malformed NAS-Bench-201 arch string {arch!r}: node {k} needs {k} inputs")
+            raise ArchStringError(f"malformed NAS-Bench-201 arch string {quoted}: node {k} needs {k} inputs")
         for j, item in enumerate(items):
             m = _NODE.fullmatch(item)
             if not m:
-                raise ArchStringError(f"malformed NAS-Bench-201 arch string {arch!r}: bad edge {item!r}")
+                raise ArchStringError(f"malformed NAS-Bench-201 arch string {quoted}: bad edge {_quoted(item, 40)}")
             op, src = m.group(1), int(m.group(2))
             if src != j:
-                raise ArchStringError(f"malformed NAS-Bench-201 arch string {arch!r}: edge {item!r} must read ~{j}")
+                raise ArchStringError(f"malformed NAS-Bench-201 arch string {quoted}: edge {_quoted(item, 40)} "
+                                      f"must read ~{j}")
             if op not in OPS:
-                raise ArchStringError(f"unknown NAS-Bench-201 op {op!r} in {arch!r}; ops: {', '.join(OPS)}")
+                raise ArchStringError(f"unknown NAS-Bench-201 op {_quoted(op, 40)} in {quoted}; "
+                                      f"ops: {', '.join(OPS)}")
             ops.append(op)
     return tuple(ops)
 
