@@ -14,6 +14,7 @@ import copy
 import math
 import os
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -152,6 +153,13 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
     if magic != b"PK\x03\x04":  # torch.save writes a zip archive
         raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint (no zip archive)")
+    try:  # every member's CRC: a truncated or altered file is named as such, whatever torch would make of it
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        bad = "the archive's directory"
+    if bad is not None:
+        raise CheckpointError(f"cannot read checkpoint {path}: truncated or corrupt archive ({bad} fails its check)")
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come in many types, with messages of many lines
