@@ -96,3 +96,16 @@ def test_unpruned_graphs_keep_none_nodes_as_the_released_preprocessing_does():
     assert np.array_equal(g.adj, ADJ_8)
     assert g.depth_value == arch_to_graph(s).depth_value == 4  # input, two ops, output: the non-`none` nodes
     assert arch_to_graph(s).num_nodes == 3  # the default (paper) graph drops them
+
+
+@pytest.mark.parametrize("digit", ["٠", "١", "０", "𝟎"])  # Arabic-Indic, full-width and mathematical zeros/ones
+def test_only_ascii_input_indices_are_accepted(digit):
+    with pytest.raises(ArchStringError, match="bad edge"):
+        parse_arch_str(f"|nor_conv_3x3~{digit}|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")
+
+
+def test_errors_quote_at_most_a_hundred_characters_of_a_long_string():
+    with pytest.raises(ArchStringError) as e:
+        parse_arch_str("|" + "x" * 10_000 + "\n|")
+    msg = str(e.value)
+    assert len(msg) < 250 and "(10,003 characters)" in msg and "\n" not in msg
