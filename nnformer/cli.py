@@ -263,6 +263,8 @@ def cmd_reproduce(args) -> int:
     check_output_dir(args.out)
     settings = typed_settings(parse_settings(args.set))  # typed: `mlp_ratio=2` and `=2.0` are one setting
     get_recipe(args.recipe).with_settings(settings)  # an unknown setting or bad value fails before any data is read
+    if args.task == "latency":
+        return _reproduce_latency(args, settings)
     if args.methods in (None, "all"):
         methods = list(hm.QUICK_METHODS if args.quick and args.methods is None else hm.METHODS)
     else:
@@ -303,6 +305,51 @@ def cmd_reproduce(args) -> int:
     title = f"Accuracy prediction on {space.name}" + (" (--quick)" if args.quick else "")
     for p in report.write_tables(summary, ns, directory / ("quick" if args.quick else "table"), title,
                                  args.command_line, notes, answers, records):
+        print(f"wrote {p}")
+    return 0
+
+
+def _reproduce_latency(args, settings: dict) -> int:
+    from .data.help import help_devices
+    from .harness import methods as hm
+    from .harness import report, sweep
+    from .harness.spaces import load_space
+
+    methods = [m.strip() for m in (args.methods or "nnformer,gcn,flops-linear").split(",")]
+    unknown = [m for m in methods if m not in hm.LATENCY_METHODS]
+    if unknown:
+        raise NNFormerError(f"unknown latency method {unknown[0]!r}; known: {', '.join(hm.LATENCY_METHODS)}")
+    devices = [d.strip() for d in (args.devices or "titan_rtx_256,gold_6226,fpga,pixel2").split(",")]
+    known = help_devices("nb201")
+    bad = [d for d in devices if d not in known]
+    if bad:
+        raise NNFormerError(f"unknown HELP device {bad[0]!r}; devices: {', '.join(known)}")
+    try:
+        ns = tuple(int(n) for n in args.ns.split(",")) if args.ns else (100, 1000)
+    except ValueError:
+        raise NNFormerError(f"--ns must be comma-separated integers, got {args.ns!r}") from None
+    if any(not 0 < n < 15625 for n in ns):
+        raise NNFormerError("every N must be between 1 and 15624")
+    seeds = list(range(args.seeds))
+    records = []
+    for device in devices:
+        space = load_space("help-nb201", args.data_dir, device)
+        directory = sweep.run_dir(Path(args.out), space.name, args.recipe, settings)
+        records += sweep.sweep(space, methods, ns, seeds, args.recipe, directory, settings, threads=args.threads,
+                               progress=not args.quiet, jobs=args.jobs, train=not args.from_cache)
+    expected = len(devices) * len(sweep.grid(methods, ns, seeds, "latency"))
+    run_s = sum(r["seconds"] for r in records)
+    notes = (f"HELP's NAS-Bench-201 latencies (ms) per device. Protocol: per device and seed, N cells drawn at random "
+             f"(seeded) train, every other cell tests; no validation set (the last EMA weights are kept). "
+             f"Networks learn the standardised log latency with recipe `{args.recipe}`"
+             + (f" and {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}" if settings else "")
+             + f"; `flops-linear` fits log latency to log FLOPs and log parameters on the same N cells. "
+             f"The {len(records)} runs took {run_s / 3600:.2f} h of run time in all, at most {args.jobs} at a time.")
+    if len(records) < expected:
+        notes += f" **Incomplete: {len(records)} of {expected} runs are stored.**"
+    base = sweep.run_dir(Path(args.out), "help-nb201", args.recipe, settings) / "table"
+    for p in report.write_latency_tables(records, base, "Latency prediction on HELP's NAS-Bench-201 devices",
+                                         args.command_line, notes):
         print(f"wrote {p}")
     return 0
 
@@ -390,14 +437,19 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Runs the TNASP protocol for every method x N x seed, storing each result "
                                    "as it finishes (a rerun skips what is done), then writes Markdown/CSV/JSON "
                                    "tables and a tau-vs-N plot.")
-    r.add_argument("task", choices=["accuracy"])
+    r.add_argument("task", choices=["accuracy", "latency"],
+                   help="accuracy: the TNASP tables on NB201/NB101; latency: HELP's NB201 devices, N random cells "
+                        "train, the rest test (MAPE, Acc(10%%), Acc(5%%), tau, Spearman)")
     r.add_argument("--space", choices=["nb201", "nb101"], default="nb201")
     r.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet16"], default="cifar10",
                    help="NB201 labels to train and test on")
     r.add_argument("--methods", help="comma-separated subset of the methods, or 'all' (default: all; with --quick, "
                                      "the methods the paper's claims need: NN-Former with both masks, the plain "
-                                     "transformer, GCN, MLP, params, FLOPs)")
-    r.add_argument("--ns", help="comma-separated training sizes (default: the paper's)")
+                                     "transformer, GCN, MLP, params, FLOPs; latency: nnformer,gcn,flops-linear, "
+                                     "transformer also known)")
+    r.add_argument("--ns", help="comma-separated training sizes (default: the paper's; latency: 100,1000)")
+    r.add_argument("--devices", help="latency: comma-separated HELP devices (default: titan_rtx_256,gold_6226,fpga,"
+                                     "pixel2, HELP's test devices that the data holds)")
     r.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell (default 3)")
     r.add_argument("--quick", action="store_true", help="one seed, two N, no ablations (7 min on 2 cores with "
                                                         "--jobs 2)")

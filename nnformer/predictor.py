@@ -7,7 +7,7 @@ dataclasses); ``model=`` trains another network (e.g. a baseline's ``GCNConfig``
 the reproduction sweeps and the benchmark scripts all train through this class.
 
 Learned state has a trailing underscore. A saved predictor holds the resolved recipe, the op vocabulary, the
-selected EMA weights and the label scale, and is read back with ``torch.load(weights_only=True)``.
+selected EMA weights and the target transform, and is read back with ``torch.load(weights_only=True)``.
 
 Example:
     >>> from nnformer import Predictor
@@ -34,6 +34,7 @@ from .graph import ArchGraph
 from .io import atomic_torch_save
 from .model import build_model, model_types
 from .recipes import DEFAULT_RECIPE, Recipe, RecipeError, get_recipe
+from .targets import TASKS, Target
 from .train import TrainConfig, TrainResult, checkpoint_header, fit, load_checkpoint, predict_encoded
 from .vocab import OpVocab, vocab_for
 
@@ -82,13 +83,15 @@ class Predictor:
             recipe's training and step budget.
         settings: ``{key: value}`` overrides of the recipe, applied last (``nnformer train --set key=value``).
         vocab: the op vocabulary (default: the built-in one holding every op of the training graphs).
-        target_scale: labels are multiplied by this before training (``"auto"``: 0.01 when labels look like
-            percentages, i.e. exceed 1.5, else 1), so the model sees accuracies in [0, 1] as in the paper.
+        task: ``accuracy`` (labels as they are, scaled) or ``latency`` (positive labels, learnt as standardised
+            logs: :mod:`nnformer.targets`); predictions come back in the labels' units either way.
+        target_scale: for accuracy, labels are multiplied by this before training (``"auto"``: 0.01 when labels
+            look like percentages, i.e. exceed 1.5, else 1), so the model sees accuracies in [0, 1] as in the paper.
         progress: show a progress bar while fitting.
     """
 
     def __init__(self, recipe: str | Recipe = DEFAULT_RECIPE, *, model=None, train: TrainConfig | None = None,
-                 settings: Mapping[str, Any] | None = None, vocab: OpVocab | None = None,
+                 settings: Mapping[str, Any] | None = None, vocab: OpVocab | None = None, task: str = "accuracy",
                  target_scale: float | str = "auto", progress: bool = True):
         if not isinstance(recipe, (str, Recipe)):
             raise TypeError(f"recipe must be a recipe name or a Recipe, got {type(recipe).__name__} "
@@ -98,6 +101,9 @@ class Predictor:
         self.train = train
         self.settings = dict(settings or {})
         self.vocab = vocab
+        if task not in TASKS:
+            raise RecipeError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+        self.task = task
         self.target_scale = target_scale
         self.progress = progress
         self.recipe_at(1)  # an unknown recipe or setting fails here, before any data is read
@@ -137,23 +143,21 @@ class Predictor:
         if len(graphs) < 2:
             raise DataError("need at least 2 training graphs")
         vocab = self.vocab or vocab_for(g.ops for g in graphs)
-        if self.target_scale == "auto":
-            scale = 0.01 if np.abs(y).max() > 1.5 else 1.0
-        else:
-            scale = float(self.target_scale)
+        target = Target.for_labels(self.task, y, self.target_scale)
         data = EncodedGraphs(graphs, vocab)
         plan, model_cfg, train_cfg = self.plan(data)
         val = yv = None
         if val_graphs is not None and len(val_graphs) > 1:
-            yv = _labels(val_y, len(val_graphs), "validation set") * scale
+            yv = target.forward(_labels(val_y, len(val_graphs), "validation set"))
             val = EncodedGraphs(val_graphs, vocab)
-        header = checkpoint_header(model_cfg, train_cfg, recipe=plan.to_dict(), vocab=vocab.to_dict(), scale=scale,
-                                   data=_fingerprint(data, y, val, yv))
-        self.result_: TrainResult = fit(model_cfg, train_cfg, data, y * scale, val, yv, checkpoint=checkpoint,
-                                        progress=self.progress, on_eval=on_eval, header=header)
+        header = checkpoint_header(model_cfg, train_cfg, recipe=plan.to_dict(), vocab=vocab.to_dict(),
+                                   task=self.task, target=target.to_dict(), data=_fingerprint(data, y, val, yv))
+        self.result_: TrainResult = fit(model_cfg, train_cfg, data, target.forward(y), val, yv,
+                                        checkpoint=checkpoint, progress=self.progress, on_eval=on_eval,
+                                        header=header)
         self.model_ = self.result_.model
         self.model_config_, self.train_config_, self.recipe_ = model_cfg, train_cfg, plan
-        self.vocab_, self.scale_, self.header_ = vocab, scale, header
+        self.vocab_, self.target_, self.header_ = vocab, target, header
         self.history_ = self.result_.history
         return self
 
@@ -186,7 +190,12 @@ class Predictor:
         out = predict_encoded(self.model_, data, batch_size, device=str(device), progress=bar.update if bar else None)
         if bar:
             bar.close()
-        return out / self.scale_
+        return self.target_.inverse(out)
+
+    @property
+    def scale_(self) -> float:
+        """The factor accuracy labels were multiplied by (1 for a latency predictor)."""
+        return self.target_.factor
 
     def to(self, device) -> "Predictor":
         """Run the network on ``device`` (e.g. ``"cuda"``) from now on; predictions come back as NumPy either way."""
@@ -220,10 +229,13 @@ class Predictor:
             raise CheckpointError(f"{path}: weights do not match the saved config: {str(e).splitlines()[0]}") from None
         model.eval()
         rec = ck.get("recipe") or {}
-        p = cls(progress=False, vocab=vocab)
+        task = ck.get("task", "accuracy")
+        if task not in TASKS:
+            raise CheckpointError(f"{path}: unknown task {task!r}")
+        p = cls(progress=False, vocab=vocab, task=task)
         p.recipe = rec.get("name", DEFAULT_RECIPE)
         p.model_, p.model_config_, p.train_config_, p.vocab_ = model, mc, tc, vocab
-        p.scale_ = float(ck.get("scale", 1.0))
+        p.target_ = Target.from_dict(ck.get("target"), str(path))
         p.recipe_record_ = rec
         p.header_ = {k: ck[k] for k in ck if k not in ("model", "history", "train_state")}
         p.history_ = ck.get("history") or []

@@ -20,6 +20,14 @@ METHODS: dict[str, tuple[str, dict, str]] = {
     "params": ("zero-cost", {"proxy": "params"}, "parameter count (zero-cost)"),
     "flops": ("zero-cost", {"proxy": "flops"}, "FLOPs (zero-cost)"),
 }
+# latency methods: the same networks learning the standardised log latency, and a linear regression of the log
+# latency on the log of static costs (what a FLOPs-based estimate can do when fitted to the device)
+LATENCY_METHODS: dict[str, tuple[str, dict, str]] = {
+    "nnformer": METHODS["nnformer"],
+    "transformer": METHODS["transformer"],
+    "gcn": METHODS["gcn"],
+    "flops-linear": ("linear", {"features": ("flops", "params")}, "linear regression on log FLOPs + log params"),
+}
 # --quick: the comparisons the paper's claims rest on (masks, vs a plain transformer, vs GNN / MLP / zero-cost), not
 # the ablations, so that it fits in 15 minutes on 2 cores
 QUICK_METHODS = ("nnformer", "nnformer-released", "transformer", "gcn", "mlp", "params", "flops")
@@ -39,15 +47,15 @@ QUESTIONS = (("nnformer", "nnformer-released", "Do the paper's sibling masks bea
              ("nnformer", "asma-ffn", "Does BGIFFN beat a plain FFN (both with ASMA masks)?"))
 
 
+def method_table(task: str) -> dict[str, tuple[str, dict, str]]:
+    return LATENCY_METHODS if task == "latency" else METHODS
+
+
 def label(method: str) -> str:
-    return METHODS[method][2] if method in METHODS else method
+    return ({**METHODS, **LATENCY_METHODS}[method][2] if method in {**METHODS, **LATENCY_METHODS} else method)
 
 
-def is_trained(method: str) -> bool:
-    return METHODS[method][0] != "zero-cost"
-
-
-def predictor_for(method: str, recipe: str, settings: dict, seed: int, max_nodes: int):
+def predictor_for(method: str, recipe: str, settings: dict, seed: int, max_nodes: int, task: str = "accuracy"):
     """The :class:`~nnformer.Predictor` that trains ``method`` in a sweep (not for zero-cost methods).
 
     ``settings`` override the recipe; those of the recipe's network (NN-Former) do not reach a baseline, which
@@ -58,10 +66,10 @@ def predictor_for(method: str, recipe: str, settings: dict, seed: int, max_nodes
     from ..model import NNFormerConfig
     from ..predictor import Predictor
 
-    kind, over, _ = METHODS[method]
+    kind, over, _ = method_table(task)[method]
     model = {"nnformer": None, "gcn": GCNConfig(), "mlp": MLPConfig(max_nodes=max_nodes)}[kind]
     if model is not None:
         network = {f.name for f in dataclasses.fields(NNFormerConfig)}
         settings = {k: v for k, v in settings.items() if k not in network}
     return Predictor(recipe, model=model, settings={"evals": SWEEP_EVALS, **settings, "seed": seed, **over},
-                     progress=False)
+                     task=task, progress=False)

@@ -148,3 +148,82 @@ def _plot(summary: dict, path: Path, title: str) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
+
+
+LATENCY_METRICS = (("mape", "MAPE (%)", "{:.2f}"), ("acc10", "Acc(10%)", "{:.1f}"), ("acc5", "Acc(5%)", "{:.1f}"),
+                   ("tau_test", "Kendall tau", "{:.4f}"), ("spearman_test", "Spearman", "{:.4f}"))
+
+
+def summarise_latency(records: list[dict]) -> dict:
+    """(space, method, N) -> {metric: (mean, std), "k": seeds, "seconds": mean}."""
+    out: dict = {}
+    for key in sorted({(r["space"], r["method"], r["n_train"]) for r in records}):
+        rs = [r for r in records if (r["space"], r["method"], r["n_train"]) == key]
+        cell = {"k": len(rs), "seconds": float(np.mean([r["seconds"] for r in rs]))}
+        for m, *_ in LATENCY_METRICS:
+            v = np.array([r[m] for r in rs])
+            cell[m] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0)
+        out[key] = cell
+    return out
+
+
+def write_latency_tables(records: list[dict], out_base: Path, title: str, command: str, notes: str = "") -> list[Path]:
+    """``out_base``.md / .csv / .json (one row per device, method and N) and ``out_base``_mape.png."""
+    summary = summarise_latency(records)
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    machines = sorted({r.get("machine", "not recorded") for r in records})
+    codes = sorted({r.get("code", "not recorded") for r in records})
+    lines = [f"# {title}", "", f"Command: `{command}`  ", f"Machine of the runs: {'; '.join(machines) or '-'}  ",
+             f"Code of the runs: {', '.join(codes) or '-'}  ", f"Tables written: {date}", ""]
+    if notes:
+        lines += [notes, ""]
+    lines += ["## Errors on every cell not trained on (mean ± std over seeds; k = seeds)", "",
+              "| device | method | N | " + " | ".join(t for _, t, _ in LATENCY_METRICS) + " | k | mean s/run |",
+              "|---|---|---|" + "---|" * (len(LATENCY_METRICS) + 2)]
+    rows = ["space,method,n_train,k," + ",".join(f"{m}_mean,{m}_std" for m, *_ in LATENCY_METRICS) + ",seconds_mean"]
+    for (space, method, n), c in summary.items():
+        cells = [(fmt.format(c[m][0]) + (" ± " + fmt.format(c[m][1]) if c["k"] > 1 else ""))
+                 for m, _, fmt in LATENCY_METRICS]
+        lines.append(f"| {space.removeprefix('help-nb201-')} | {label(method)} (`{method}`) | {n} | "
+                     + " | ".join(cells) + f" | {c['k']} | {c['seconds']:.0f} |")
+        rows.append(f"{space},{method},{n},{c['k']}," + ",".join(f"{c[m][0]:.6f},{c[m][1]:.6f}"
+                                                             for m, *_ in LATENCY_METRICS) + f",{c['seconds']:.1f}")
+    md = atomic_write_text(out_base.with_suffix(".md"), "\n".join(lines) + "\n")
+    csv = atomic_write_text(out_base.with_suffix(".csv"), "\n".join(rows) + "\n")
+    js = atomic_write_json(out_base.with_suffix(".json"), {
+        "title": title, "command": command, "machines": machines, "code": codes, "date": date, "runs": len(records),
+        "summary": [{"space": s, "method": m, "n_train": n, **c} for (s, m, n), c in summary.items()]})
+    png = out_base.parent / (out_base.name + "_mape.png")
+    _plot_latency(summary, png, title)
+    return [md, csv, js, png]
+
+
+def _plot_latency(summary: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..io import atomic_path
+
+    spaces = sorted({s for s, _, _ in summary})
+    methods = list(dict.fromkeys(m for _, m, _ in summary))
+    ns = sorted({n for _, _, n in summary})
+    fig, axes = plt.subplots(1, len(ns), figsize=(4 + 2.2 * len(ns), 4), dpi=120, squeeze=False)
+    width = 0.8 / max(1, len(methods))
+    for ax, n in zip(axes[0], ns):
+        for k, m in enumerate(methods):
+            vals = [summary.get((s, m, n), {}).get("mape", (np.nan, 0)) for s in spaces]
+            ax.bar(np.arange(len(spaces)) + k * width, [v[0] for v in vals], width, yerr=[v[1] for v in vals],
+                   label=label(m), capsize=2)
+        ax.set_xticks(np.arange(len(spaces)) + width * (len(methods) - 1) / 2,
+                      [s.removeprefix("help-nb201-") for s in spaces], rotation=30, fontsize=7)
+        ax.set_title(f"N={n}", fontsize=9)
+        ax.set_ylabel("MAPE on unseen cells (%)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].legend(fontsize=6.5)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)

@@ -15,7 +15,12 @@ NB201_DATASETS = {"cifar10": ("cifar10_valid_val200", "cifar10_test200"),
 
 @dataclass
 class SpaceData:
-    """Labels are in the benchmark's units (NB201: percent; the predictor scales them)."""
+    """Labels are in the benchmark's units (NB201: percent; latency: ms; the predictor transforms them).
+
+    ``task="accuracy"``: the TNASP protocol (first N cells train, the next ``n_val`` validate, tau over all cells).
+    ``task="latency"``: a seeded random draw of N cells trains (no validation set: the last EMA weights are kept),
+    and every other cell tests; errors are reported as MAPE and Acc(d) beside tau and Spearman.
+    """
 
     name: str
     graphs: list
@@ -26,10 +31,27 @@ class SpaceData:
     proxies: dict[str, np.ndarray] | None = None
     max_nodes: int = 8
     source: tuple = ()  # arguments of load_space() that rebuild this space in a worker process
+    task: str = "accuracy"
 
 
 def load_space(space: str, data_dir=None, dataset: str = "cifar10") -> SpaceData:
+    """``nb201`` (``dataset``: cifar10, cifar100, imagenet16), ``nb101``, or ``help-nb201`` (``dataset``: a HELP
+    device)."""
+    if space == "help-nb201":
+        return help_nb201_space(data_dir, dataset)
     return nb201_space(data_dir, dataset) if space == "nb201" else nb101_space(data_dir)
+
+
+def help_nb201_space(data_dir, device: str) -> SpaceData:
+    """NAS-Bench-201 cells with HELP's latency on ``device`` (ms), for the latency protocol."""
+    from ..data.help import load_help_latency
+    from ..data.nb201 import load_nb201
+
+    ms = load_help_latency("nb201", device, data_dir)
+    t = load_nb201(data_dir)
+    return SpaceData(f"help-nb201-{device}", t.graphs, ms, {"test": ms}, (100, 1000), 0,
+                     proxies=_proxies("nb201", t.arch_strs.tolist()), max_nodes=8,
+                     source=("help-nb201", data_dir, device), task="latency")
 
 
 def nb201_space(data_dir, dataset: str = "cifar10") -> SpaceData:

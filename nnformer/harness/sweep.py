@@ -10,10 +10,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import NNFormerError
 from ..io import JsonlAppender, exclusive_lock, read_jsonl, remove_stale_temporaries
 from ..machine import code_version, describe_line
-from .methods import METHODS, is_trained, predictor_for
+from .methods import method_table, predictor_for
 from .spaces import SpaceData, load_space
 
 
@@ -34,33 +36,47 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, setti
     """Train (or rank) one method at one N and seed under the TNASP split; tau over all cells."""
     import torch
 
-    from ..metrics import kendall_tau
-    from ..protocols import tnasp_split
+    from ..metrics import acc_within, kendall_tau, mape, spearman_rho
+    from ..protocols import random_split, tnasp_split
 
     if threads:
         torch.set_num_threads(threads)
     settings = dict(settings or {})
-    split = tnasp_split(len(space.graphs), n, space.n_val)
+    latency = space.task == "latency"
+    kind, over, _ = method_table(space.task)[method]
+    split = (random_split(len(space.graphs), n, 0, seed) if latency else tnasp_split(len(space.graphs), n, space.n_val))
     t0 = time.perf_counter()
     rec = {"method": method, "space": space.name, "n_train": n, "seed": seed, "recipe": recipe}
     if settings:
         rec["settings"] = settings
-    if not is_trained(method):
-        if space.proxies is None:
-            raise NNFormerError("zero-cost proxies are not available (nnformer.zero_cost missing)")
-        pred = space.proxies[METHODS[method][1]["proxy"]]
+    y = space.train_label
+    if kind in ("zero-cost", "linear") and space.proxies is None:
+        raise NNFormerError("zero-cost proxies are not available (nnformer.zero_cost missing)")
+    if kind == "zero-cost":
+        pred = space.proxies[over["proxy"]]
+        rec["epochs"] = 0
+    elif kind == "linear":  # least squares of log y on the log static costs, fitted on the training cells
+        x = np.column_stack([np.log1p(space.proxies[f]) for f in over["features"]] + [np.ones(len(y))])
+        coef, *_ = np.linalg.lstsq(x[split.train], np.log(y[split.train]), rcond=None)
+        pred = np.exp(x @ coef)
         rec["epochs"] = 0
     else:
-        p = predictor_for(method, recipe, settings, seed, space.max_nodes)
-        y = space.train_label
+        p = predictor_for(method, recipe, settings, seed, space.max_nodes, space.task)
         p.fit([space.graphs[i] for i in split.train], y[split.train], [space.graphs[i] for i in split.val],
               y[split.val])
         pred = p.predict(space.graphs)
         rec.update(epochs=p.train_config_.epochs, best_epoch=p.result_.best_epoch,
                    best_val_tau=p.result_.best_val_tau, model_config=p.header_["model_config"],
                    train_config=p.header_["train_config"])
-    for name, lab in space.test_labels.items():
-        rec[f"tau_{name}"] = kendall_tau(pred, lab)
+    if latency:  # every cell not trained on
+        rest = np.setdiff1d(np.arange(len(y)), split.train)
+        true, est = space.test_labels["test"][rest], pred[rest]
+        rec.update(n_test=len(rest), mape=mape(est, true), acc10=acc_within(est, true, 0.10),
+                   acc5=acc_within(est, true, 0.05), tau_test=kendall_tau(est, true),
+                   spearman_test=spearman_rho(est, true))
+    else:
+        for name, lab in space.test_labels.items():
+            rec[f"tau_{name}"] = kendall_tau(pred, lab)
     rec["seconds"] = time.perf_counter() - t0
     rec["torch_threads"] = torch.get_num_threads()
     rec["code"] = code_version()  # which code produced the number (a stored run outlives code changes)
@@ -79,9 +95,10 @@ def _worker(source: tuple, job: tuple, recipe: str, settings: dict, threads: int
     return run_one(_WORKER_SPACE, m, n, s, recipe, settings, threads)
 
 
-def grid(methods, ns, seeds) -> list[tuple[str, int, int]]:
+def grid(methods, ns, seeds, task: str = "accuracy") -> list[tuple[str, int, int]]:
     """Every (method, N, seed) of a sweep; zero-cost methods have no seeds (one run each)."""
-    return [(m, n, s) for m in methods for n in ns for s in (seeds if is_trained(m) else [0])]
+    table = method_table(task)
+    return [(m, n, s) for m in methods for n in ns for s in (seeds if table[m][0] != "zero-cost" else [0])]
 
 
 def stored_runs(directory: Path) -> dict[tuple[str, int, int], dict]:
@@ -98,7 +115,7 @@ def sweep(space: SpaceData, methods, ns, seeds, recipe: str, directory: Path, se
     than two 2-thread runs one after the other).
     """
     directory = Path(directory)
-    cells = grid(methods, ns, seeds)
+    cells = grid(methods, ns, seeds, space.task)
     todo = [j for j in cells if j not in stored_runs(directory)] if train else []
     if todo:
         with exclusive_lock(directory, "reproduction sweep"), JsonlAppender(directory / "runs.jsonl") as store:

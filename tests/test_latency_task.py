@@ -1,0 +1,88 @@
+"""The latency task: positive labels learnt as standardised logs, HELP's device data, the latency sweep."""
+
+import numpy as np
+import pytest
+
+from nnformer import Predictor
+from nnformer.errors import DataError
+from nnformer.spaces.nb201 import all_arch_strs, arch_to_graph
+from nnformer.targets import Target
+
+GRAPHS = [arch_to_graph(s) for s in list(all_arch_strs())[::61]][:200]
+# a latency-like label: a cost per convolution, spanning a decade
+LAT = np.array([0.5 + 2.0 * sum(op == "nor_conv_3x3" for op in g.ops) + 0.7 * sum(op == "nor_conv_1x1" for op in g.ops)
+                for g in GRAPHS])
+
+
+def test_log_target_round_trips_and_refuses_non_positive_labels():
+    t = Target.for_labels("latency", LAT)
+    assert t.kind == "log" and abs(t.forward(LAT).mean()) < 1e-9 and abs(t.forward(LAT).std() - 1) < 1e-9
+    assert np.allclose(t.inverse(t.forward(LAT)), LAT)
+    with pytest.raises(DataError, match="latency label 2 is 0.0: latencies must be positive"):
+        Target.for_labels("latency", np.array([1.0, 2.0, 0.0]))
+    assert Target.for_labels("accuracy", np.array([50.0, 90.0])).factor == 0.01
+
+
+def test_a_latency_predictor_learns_and_answers_in_milliseconds(tmp_path):
+    p = Predictor(task="latency", settings={"n_layers": 1, "dim": 32, "steps": 1000, "lr": 3e-3}, progress=False)
+    p.fit(GRAPHS[:150], LAT[:150])
+    pred = p.predict(GRAPHS[150:])
+    err = np.abs(pred - LAT[150:]) / LAT[150:]
+    assert np.median(err) < 0.10 and (pred > 0).all()  # milliseconds, not logs (the mean alone: 0.60)
+    q = Predictor.load(p.save(tmp_path / "lat.pt"))
+    assert q.task == "latency" and np.array_equal(q.predict(GRAPHS[150:]), pred)
+    with pytest.raises(DataError, match="latencies must be positive"):
+        Predictor(task="latency", progress=False).fit(GRAPHS[:3], [1.0, -2.0, 3.0])
+
+
+def test_unknown_task_is_refused():
+    from nnformer.recipes import RecipeError
+
+    with pytest.raises(RecipeError, match="unknown task 'speed'"):
+        Predictor(task="speed")
+
+
+def test_help_latency_is_aligned_with_the_nb201_index(data_dir):
+    import torch
+
+    from nnformer.data.help import help_devices, load_help_latency
+    from nnformer.data.nb201 import load_nb201
+
+    assert len(help_devices("nb201")) == 23 and "fpga" in help_devices("nb201")
+    ms = load_help_latency("nb201", "fpga", data_dir)
+    assert ms.shape == (15625,) and ms.min() > 0
+    index = torch.load(data_dir / "latency/help/nasbench201/str_arch2idx.pt", weights_only=True)
+    strs = load_nb201(data_dir).arch_strs
+    assert all(strs[i] == s for s, i in index.items())  # position in a device file = row of the NB201 table
+    with pytest.raises(DataError, match="unknown HELP device 'tpu'"):
+        load_help_latency("nb201", "tpu", data_dir)
+
+
+def test_latency_sweep_stores_runs_and_writes_its_table(data_dir, tmp_path):
+    from nnformer.cli import main
+    from nnformer.harness import sweep
+
+    args = ["reproduce", "latency", "--devices", "fpga", "--ns", "60", "--seeds", "2", "--methods",
+            "flops-linear,gcn", "--set", "steps=20", "--out", str(tmp_path), "--data-dir", str(data_dir), "--quiet",
+            "--threads", "1"]
+    assert main(args) == 0
+    runs = sweep.stored_runs(tmp_path / "help-nb201-fpga" / "scaled-steps20")
+    assert sorted(runs) == [(m, 60, s) for m in ("flops-linear", "gcn") for s in (0, 1)]
+    r = runs["flops-linear", 60, 0]
+    assert r["n_test"] == 15625 - 60 and 0 < r["mape"] < 100 and 0 <= r["acc10"] <= 100 and r["spearman_test"] > 0.8
+    assert runs["flops-linear", 60, 0]["mape"] != runs["flops-linear", 60, 1]["mape"]  # seeds draw other cells
+    md = (tmp_path / "help-nb201" / "scaled-steps20" / "table.md").read_text()
+    assert "| fpga | linear regression on log FLOPs + log params (`flops-linear`) | 60 |" in md
+    assert (tmp_path / "help-nb201" / "scaled-steps20" / "table_mape.png").stat().st_size > 5000
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--devices", "tpu"], "unknown HELP device 'tpu'"),
+    (["--methods", "mlp"], "unknown latency method 'mlp'"),
+    (["--ns", "0"], "every N must be between 1 and 15624"),
+])
+def test_latency_sweep_refuses_bad_arguments(args, needle, tmp_path, capsys):
+    from nnformer.cli import main
+
+    assert main(["reproduce", "latency", "--out", str(tmp_path), *args]) == 2
+    assert needle in capsys.readouterr().err
