@@ -82,73 +82,132 @@ def _settings(args) -> dict:
     return out
 
 
+@dataclasses.dataclass
+class _TrainJob:
+    """What `nnformer train` trains on and how it scores the result."""
+
+    what: str  # for the messages
+    graphs: list
+    y: np.ndarray  # training label of every graph
+    split: object  # protocols.Split
+    record: dict  # what metrics.json says of the data and protocol
+    evaluate: object  # predictions of all graphs -> metrics
+    summary: object  # metrics -> the printed line
+    plot: dict  # true values and axis labels of the scatter plot
+
+
+def _accuracy_job(args, seed: int) -> _TrainJob:
+    from .protocols import random_split, tnasp_split
+
+    table = _load_nb201(args.data_dir)
+    split = (tnasp_split(len(table), args.n_train, args.n_val) if args.split == "tnasp"
+             else random_split(len(table), args.n_train, args.n_val, seed=seed))
+    n = len(table)
+    return _TrainJob(
+        "NB201", table.graphs, table.label(args.label), split,
+        {"space": "nb201", "split": args.split, "n_train": len(split.train), "n_val": len(split.val),
+         "train_label": args.label},
+        lambda pred: _evaluate_nb201(pred, table, split.train),
+        lambda m: (f"Kendall tau over all {n:,} cells: {m['tau_test']:.4f} (test label), {m['tau_val']:.4f} (val "
+                   f"label); unseen cells only {m['tau_test_unseen']:.4f}"),
+        {"true": table.label("test"), "xlabel": "true CIFAR-10 test accuracy (%)",
+         "ylabel": f"predicted {args.label} accuracy (%)", "name": "Kendall tau"})
+
+
+def _latency_job(args, seed: int) -> _TrainJob:
+    from .data.help import load_help_latency
+    from .metrics import acc_within, kendall_tau, mape, spearman_rho
+    from .protocols import random_split
+
+    kind, _, device = (args.data or "").partition(":")
+    if kind != "help-nb201" or not device:
+        raise NNFormerError(f"--task latency needs --data help-nb201:DEVICE (HELP's NB201 latencies), got "
+                            f"{args.data!r}; help-fbnet and dataset directories are not supported yet")
+    ms = load_help_latency("nb201", device, args.data_dir)  # an unknown device: one line, before any other data
+    table = _load_nb201(args.data_dir)
+    split = random_split(len(table), args.n_train, 0, seed=seed)
+    rest = np.setdiff1d(np.arange(len(ms)), split.train)
+
+    def evaluate(pred):
+        p, t = pred[rest], ms[rest]
+        return {"mape": mape(p, t), "acc10": acc_within(p, t, 0.10), "acc5": acc_within(p, t, 0.05),
+                "tau_test": kendall_tau(p, t), "spearman_test": spearman_rho(p, t), "n_test": len(rest)}
+
+    return _TrainJob(
+        f"HELP NB201 latency on {device}", table.graphs, ms, split,
+        {"space": f"help-nb201-{device}", "split": "random", "n_train": len(split.train), "n_val": 0},
+        evaluate,
+        lambda m: (f"on the {m['n_test']:,} cells not trained on: MAPE {m['mape']:.2f}%, Acc(10%) {m['acc10']:.1f}, "
+                   f"Acc(5%) {m['acc5']:.1f}, Kendall tau {m['tau_test']:.4f}, Spearman {m['spearman_test']:.4f}"),
+        {"true": ms, "xlabel": f"measured latency on {device} (ms)", "ylabel": "predicted latency (ms)",
+         "name": "MAPE", "key": "mape", "fmt": "{:.2f}%"})
+
+
 def cmd_train(args) -> int:
     import torch
 
     from .predictor import Predictor
-    from .protocols import random_split, tnasp_split
 
     torch.set_num_threads(args.threads) if args.threads else None
     if args.device is not None:
         _check_device(args.device)  # before torchrun's process group picks a GPU
     rank = _init_distributed(args)
-    predictor = Predictor(args.recipe, settings=_settings(args), progress=not args.quiet)  # bad settings: no data read
+    predictor = Predictor(args.recipe, settings=_settings(args), task=args.task,
+                          progress=not args.quiet)  # bad settings: refused before any data is read
     from .data.nb201 import NUM_CELLS
 
     if args.n_train >= NUM_CELLS:
         raise NNFormerError(f"--n-train must be below the {NUM_CELLS:,} NAS-Bench-201 cells, got {args.n_train}")
+    if args.task == "accuracy" and args.data:
+        raise NNFormerError("--data names latency data; accuracy trains on NB201 (--label picks the label)")
     out = check_output_dir(args.out)
     t_start = time.perf_counter()
-    table = _load_nb201(args.data_dir)
-    train_label = table.label(args.label)
     seed = predictor.recipe_at(args.n_train).train.seed
-    split = (tnasp_split(len(table), args.n_train, args.n_val) if args.split == "tnasp"
-             else random_split(len(table), args.n_train, args.n_val, seed=seed))
-    graphs = table.graphs
+    job = _latency_job(args, seed) if args.task == "latency" else _accuracy_job(args, seed)
+    split, graphs, y = job.split, job.graphs, job.y
     pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
     _, model_cfg, train_cfg = predictor.plan(pick(split.train))
-    print(f"nnformer train: NB201, {len(split.train)} train / {len(split.val)} val cells ({args.split}), "
-          f"recipe {args.recipe}: {model_cfg.n_layers} blocks, dim {model_cfg.dim}, {train_cfg.epochs} epochs, "
-          f"masks {model_cfg.mask_mode}, ffn {model_cfg.ffn_mode}, seed {train_cfg.seed}", file=sys.stderr)
+    print(f"nnformer train: {job.what}, {len(split.train)} train / {len(split.val)} val cells "
+          f"({job.record['split']}), recipe {args.recipe}: {model_cfg.n_layers} blocks, dim {model_cfg.dim}, "
+          f"{train_cfg.epochs} epochs, masks {model_cfg.mask_mode}, ffn {model_cfg.ffn_mode}, seed {train_cfg.seed}",
+          file=sys.stderr)
     with contextlib.ExitStack() as stack:
         if rank == 0:  # one writer per output directory; what a killed writer left there goes first
             stack.enter_context(exclusive_lock(out, "training run"))
             remove_stale_temporaries(out, whole_directory=True)
-        predictor.fit(pick(split.train), train_label[split.train], pick(split.val), train_label[split.val],
+        predictor.fit(pick(split.train), y[split.train], pick(split.val), y[split.val],
                       checkpoint=out / "checkpoint.pt")
         if rank != 0:
             return 0  # every rank holds the same weights; rank 0 writes the results
-        return _write_train_results(args, out, predictor, table, split, model_cfg, train_cfg, t_start)
+        return _write_train_results(args, out, predictor, job, model_cfg, train_cfg, t_start)
 
 
-def _write_train_results(args, out, predictor, table, split, model_cfg, train_cfg, t_start) -> int:
+def _write_train_results(args, out, predictor, job: _TrainJob, model_cfg, train_cfg, t_start) -> int:
     import torch
 
     from .machine import code_version
     from .machine import describe as describe_machine
     from .plots import scatter_pred_true
 
-    graphs = table.graphs
     done = out / "metrics.json"
     if predictor.result_.epochs_run == 0 and done.is_file() and (out / "predictor.pt").is_file():
         m = json.loads(done.read_text())  # a finished run, rerun with the same settings: its record stands
         print(f"nnformer train: {out} holds this run, finished; nothing to do (remove {done} to score it again)",
               file=sys.stderr)
-        print(f"Kendall tau over all {len(table):,} cells: {m['tau_test']:.4f} (test label), "
-              f"{m['tau_val']:.4f} (val label); unseen cells only {m['tau_test_unseen']:.4f}")
+        print(job.summary(m))
         return 0
     predictor.save(out / "predictor.pt")
     t_eval = time.perf_counter()
-    pred = predictor.predict(graphs)
-    metrics = _evaluate_nb201(pred, table, split.train)
-    test_y = table.label("test")
-    scatter_pred_true(pred, test_y, out / "scatter.png", highlight=split.train,
-                      title=f"NN-Former on NAS-Bench-201, N={len(split.train)}: Kendall tau "
-                            f"{metrics['tau_test']:.4f} over all {len(table):,} cells",
-                      xlabel="true CIFAR-10 test accuracy (%)", ylabel=f"predicted {args.label} accuracy (%)")
+    pred = predictor.predict(job.graphs)
+    metrics = job.evaluate(pred)
+    plot = job.plot
+    value = plot.get("fmt", "{:.4f}").format(metrics[plot.get("key", "tau_test")])
+    scatter_pred_true(pred, plot["true"], out / "scatter.png", highlight=job.split.train,
+                      title=f"NN-Former on {job.what}, N={len(job.split.train)}: {plot['name']} {value} over "
+                            f"{'all ' if args.task == 'accuracy' else 'the unseen of '}{len(job.graphs):,} cells",
+                      xlabel=plot["xlabel"], ylabel=plot["ylabel"])
     result = {
-        "space": "nb201", "split": args.split, "n_train": len(split.train), "n_val": len(split.val),
-        "train_label": args.label, "recipe": predictor.recipe_.to_dict(), "settings": predictor.settings,
+        **job.record, "task": args.task, "recipe": predictor.recipe_.to_dict(), "settings": predictor.settings,
         "model_config": dataclasses.asdict(model_cfg), "train_config": dataclasses.asdict(train_cfg), **metrics,
         "best_val_tau": predictor.result_.best_val_tau, "best_epoch": predictor.result_.best_epoch,
         # training time of the whole run, across restarts; wall time of this invocation (data loading included)
@@ -161,11 +220,10 @@ def _write_train_results(args, out, predictor, table, split, model_cfg, train_cf
     with atomic_path(out / "predictions.npy") as tmp:
         np.save(tmp, pred)
     atomic_write_json(out / "metrics.json", result, indent=2)  # last: its presence marks a finished run
-    print(f"Kendall tau over all {len(table):,} cells: {metrics['tau_test']:.4f} (test label), "
-          f"{metrics['tau_val']:.4f} (val label); unseen cells only {metrics['tau_test_unseen']:.4f}")
+    print(job.summary(metrics))
     restarted = f" over {result['restarts'] + 1} invocations" if result["restarts"] else ""
     print(f"time: {result['train_seconds']:.0f}s to train{restarted}, {result['eval_seconds']:.1f}s to score "
-          f"{len(table):,} cells; "
+          f"{len(job.graphs):,} cells; "
           f"wrote {out / 'predictor.pt'}, {out / 'metrics.json'}, {out / 'scatter.png'}")
     return 0
 
@@ -387,6 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "1,024 validate, tau over all 15,625), save the predictor, metrics and a "
                                    "predicted-vs-true scatter plot. Rerunning with the same --out resumes.")
     t.add_argument("--space", choices=["nb201"], default="nb201")
+    t.add_argument("--task", choices=["accuracy", "latency"], default="accuracy",
+                   help="accuracy (default): NB201 accuracy, TNASP split; latency: HELP's latency of the NB201 cells "
+                        "on one device (--data help-nb201:DEVICE), N random cells train and the rest test")
+    t.add_argument("--data", metavar="help-nb201:DEVICE", help="latency data: help-nb201:DEVICE, a device of "
+                                                               "`nnformer data verify` (e.g. help-nb201:fpga)")
     t.add_argument("--n-train", type=positive_int, default=781, help="training cells (default 781 = 5%%)")
     t.add_argument("--n-val", type=nonneg_int, default=1024, help="validation cells (default 1024)")
     t.add_argument("--split", choices=["tnasp", "random"], default="tnasp")

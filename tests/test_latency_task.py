@@ -86,3 +86,33 @@ def test_latency_sweep_refuses_bad_arguments(args, needle, tmp_path, capsys):
 
     assert main(["reproduce", "latency", "--out", str(tmp_path), *args]) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_train_latency_end_to_end(data_dir, tmp_path, capsys):
+    import json
+
+    from nnformer.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--task", "latency", "--data", "help-nb201:pixel2", "--n-train", "50", "--set", "steps=20",
+                 "--set", "n_layers=1", "--set", "dim=16", "--out", str(out), "--data-dir", str(data_dir),
+                 "--quiet"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["task"] == "latency" and m["space"] == "help-nb201-pixel2" and m["n_test"] == 15625 - 50
+    assert 0 < m["mape"] and 0 <= m["acc10"] <= 100 and "on the 15,575 cells not trained on: MAPE" in \
+        capsys.readouterr().out
+    pred = np.load(out / "predictions.npy")
+    assert pred.min() > 0  # milliseconds
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--task", "latency", "--data", "help-nb201:tpu"], "unknown HELP device 'tpu'"),
+    (["--task", "latency"], "--task latency needs --data help-nb201:DEVICE"),
+    (["--task", "latency", "--data", "help-fbnet:fpga"], "help-fbnet and dataset directories are not supported yet"),
+    (["--data", "help-nb201:fpga"], "--data names latency data"),
+])
+def test_train_latency_refuses_bad_data(args, needle, data_dir, tmp_path, capsys):
+    from nnformer.cli import main
+
+    assert main(["train", "--n-train", "50", "--out", str(tmp_path / "o"), "--data-dir", str(data_dir), *args]) == 2
+    assert needle in capsys.readouterr().err and not (tmp_path / "o").exists()
