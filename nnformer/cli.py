@@ -148,6 +148,9 @@ def cmd_train(args) -> int:
 
     from .predictor import Predictor
 
+    from .machine import code_version
+
+    code_version()  # asked now, recorded at the end: the code this process imported
     torch.set_num_threads(args.threads) if args.threads else None
     if args.device is not None:
         _check_device(args.device)  # before torchrun's process group picks a GPU

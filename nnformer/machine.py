@@ -7,6 +7,7 @@ seed can give another tau); a result names the CPU, the vector ISA torch dispatc
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -39,8 +40,12 @@ def describe_line(d: dict | None = None) -> str:
     return f"{d['cpu']} ({d['cpu_isa']}), {d['cores']} cores, torch {d['torch']}"
 
 
+@functools.lru_cache(maxsize=None)
 def code_version() -> str:
-    """The package version, plus the git commit (``+dirty`` with uncommitted changes) when run from a checkout."""
+    """The package version, plus the git commit (``+dirty`` with uncommitted changes) when run from a checkout.
+
+    Asked once per process, at its first call (a run calls it as it starts): the code a process runs is the code it
+    imported, whatever is committed or edited while it works."""
     from . import __version__
 
     root = Path(__file__).resolve().parents[1]

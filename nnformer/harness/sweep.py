@@ -41,6 +41,7 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, setti
 
     if threads:
         torch.set_num_threads(threads)
+    code = code_version()  # before the run: the code this process imported
     settings = dict(settings or {})
     latency = space.task == "latency"
     kind, over, _ = method_table(space.task)[method]
@@ -79,7 +80,7 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, setti
             rec[f"tau_{name}"] = kendall_tau(pred, lab)
     rec["seconds"] = time.perf_counter() - t0
     rec["torch_threads"] = torch.get_num_threads()
-    rec["code"] = code_version()  # which code produced the number (a stored run outlives code changes)
+    rec["code"] = code  # which code produced the number (a stored run outlives code changes)
     rec["machine"] = describe_line()
     return rec
 
