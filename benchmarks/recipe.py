@@ -6,13 +6,13 @@
 
 `run` trains one recipe (a name from nnformer.recipes plus optional overrides) and, at every validation, scores the
 current EMA model on all cells (test and validation labels); that scoring is not counted as training time. Each run
-is stored as benchmarks/results/recipe-study/runs/<key>.json and skipped when it exists (delete the file to rerun); while it
-trains, a checkpoint under runs/recipe-checkpoints/ lets the same command, restarted, resume a killed run, and the
-curve so far is kept in benchmarks/results/recipe-study/runs/partial/<key>.json (small, committed): a run longer than the
-machine stays up (the released recipe at N=781 took 4.5 h of training here, 1 thread beside another run) keeps its
-measured points even when its checkpoint, too large to commit, is gone with the machine.
-`plot` writes benchmarks/results/recipe-study/recipe.md and recipe_curves.png from the stored runs, beside the authors' released
-code's curve at N=156 measured on this kind of machine (docs/NNFORMER.md section 9).
+is stored as benchmarks/results/recipe-study/runs/<key>.json and skipped when it exists (delete the file to
+rerun); while it trains, a checkpoint under runs/recipe-checkpoints/ lets the same command, restarted, resume a
+killed run, and the curve so far is kept in benchmarks/results/recipe-study/runs/partial/<key>.json (small,
+committed): a run longer than the machine stays up (the released recipe at N=781 took 4.5 h of training here,
+1 thread beside another run) keeps its measured points even when its checkpoint, too large to commit, is gone with
+the machine. `plot` writes benchmarks/results/recipe-study/recipe.md and recipe_curves.png from the stored runs,
+beside the authors' released code's curve at N=156 measured on this kind of machine (docs/NNFORMER.md section 9).
 """
 
 from __future__ import annotations
@@ -226,7 +226,8 @@ def cmd_plot(a) -> None:
     lines = [
         "# Recipe study: NAS-Bench-201, TNASP split, tau over all 15,625 cells",
         "",
-        f"Written by `{command()}` on {now()} from the runs in `benchmarks/results/recipe-study/runs/` (one run per row; the",
+        f"Written by `{command()}` on {now()} from the runs in `benchmarks/results/recipe-study/runs/` (one run per "
+        "row; the",
         "command that made a run is in its file; a resumed run's training time adds up its processes). Training",
         "time excludes the scoring of all cells at each point.",
         "Runs were made two at a time with 1 torch thread each on the 2-core machine, as the reproduce sweeps run.",

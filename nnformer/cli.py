@@ -358,7 +358,8 @@ def cmd_reproduce(args) -> int:
              f"Each cell of the table comes from the runs stored in `{directory / 'runs.jsonl'}`.")
     run_s = sum(r["seconds"] for r in records)
     notes += (f" The {len(records)} runs took {run_s / 3600:.2f} h of run time in all"
-              + (f", {run_s / 3600 / args.jobs:.2f} h of wall time at {args.jobs} at a time." if args.jobs > 1 else "."))
+              + (f", {run_s / 3600 / args.jobs:.2f} h of wall time at {args.jobs} at a time." if args.jobs > 1
+                 else "."))
     if len(records) < expected:
         notes += (f" **Incomplete: {len(records)} of {expected} runs are stored**; empty cells and k below the seed "
                   f"count are runs not done yet (the same command without --from-cache runs them).")

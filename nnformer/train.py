@@ -289,7 +289,8 @@ def _state_payload(run: _Run, cfg: TrainConfig, cuda: bool) -> dict:
     return {
         "model": run.model.state_dict(), "optimizer": run.opt.state_dict(), "best": run.best, "epoch": run.epoch,
         "step": run.step, "history": run.history, "best_tau": run.best_tau, "best_epoch": run.best_epoch,
-        "elapsed": run.elapsed, "restarts": run.restarts, "torch_rng": torch.get_rng_state(), "gen_rng": run.gen.get_state(),
+        "elapsed": run.elapsed, "restarts": run.restarts, "torch_rng": torch.get_rng_state(),
+        "gen_rng": run.gen.get_state(),
         "cuda_rng": torch.cuda.get_rng_state(torch.device(cfg.device)) if cuda else None,
         "perm_rng": run.perm_gen.get_state(),
     }

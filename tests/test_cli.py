@@ -119,7 +119,8 @@ def test_score_streams_whole_spaces(data_dir, tmp_path):
     from nnformer.train import TrainConfig
 
     gs = [arch_to_graph(CELL), arch_to_graph("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")]
-    p = Predictor(model=MLPConfig(hidden=8, n_layers=1), train=TrainConfig(epochs=1), progress=False).fit(gs, [0.9, 0.1])
+    p = Predictor(model=MLPConfig(hidden=8, n_layers=1), train=TrainConfig(epochs=1), progress=False)
+    p.fit(gs, [0.9, 0.1])
     ck = p.save(tmp_path / "p.pt")
     out = tmp_path / "scores.csv"
     assert main(["score", "--checkpoint", str(ck), "--out", str(out), "--chunk", "5000", "--quiet",
