@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from nnformer.io import atomic_write_text
 from nnformer.machine import describe as machine  # noqa: F401  (re-exported for the scripts)
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -26,6 +27,4 @@ def write_json(name: str, obj) -> Path:
     path = Path(name)
     if path.parent == Path("."):
         path = RESULTS / "performance" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2) + "\n")
-    return path
+    return atomic_write_text(path, json.dumps(obj, indent=2) + "\n")

@@ -518,8 +518,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--devices", help="latency: comma-separated HELP devices (default: titan_rtx_256,gold_6226,fpga,"
                                      "pixel2, HELP's test devices that the data holds)")
     r.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell (default 3)")
-    r.add_argument("--quick", action="store_true", help="one seed, two N, no ablations (7 min on 2 cores with "
-                                                        "--jobs 2)")
+    r.add_argument("--quick", action="store_true", help="one seed, two N, no ablations (about 6 min on 2 cores "
+                                                        "with --jobs 2)")
     r.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE)
     r.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="override one setting of the recipe for every trained method (e.g. steps=6000), "

@@ -57,6 +57,26 @@ def test_readme_results_tables_match_their_csv_cell_by_cell():
     assert checked >= 60
 
 
+def test_readme_latency_table_matches_its_csv_cell_by_cell():
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("### Latency")
+    section = readme[start:readme.index("\n## ", start)]
+    path = re.search(r"\]\((benchmarks/results/help-nb201/[^)]+\.csv)\)", section).group(1)
+    with open(ROOT / path) as f:
+        rows = {(r["space"].removeprefix("help-nb201-"), r["method"], int(r["n_train"])): r for r in csv.DictReader(f)}
+    checked = 0
+    for line in section.splitlines():
+        m = re.match(r"\| (\S+) \| .*\(`([a-z-]+)`\) \| (\d+) \| (.*) \|$", line)
+        if not m:
+            continue
+        r = rows[m.group(1), m.group(2), int(m.group(3))]
+        cells = [c.strip() for c in m.group(4).split("|")]
+        assert cells == [f"{float(r['mape_mean']):.2f}", f"{float(r['acc10_mean']):.1f}",
+                         f"{float(r['spearman_test_mean']):.4f}"], line
+        checked += 1
+    assert checked >= 12
+
+
 def test_readme_main_job_numbers_are_the_runs():
     readme = (ROOT / "README.md").read_text()
     m = json.loads((RESULTS / "main-job" / "metrics.json").read_text())

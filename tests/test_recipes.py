@@ -125,3 +125,13 @@ def test_a_recipe_of_your_own():
     p = Predictor(mine, progress=False).fit(GRAPHS[:30], Y[:30])
     assert p.model_config_.dim == 32 and p.train_config_.epochs == 6  # 30 graphs, one batch an epoch
     assert p.recipe_.name == "mine"
+
+
+def test_a_checkpoint_of_an_older_format_is_refused_in_one_line(tmp_path):
+    from nnformer.errors import CheckpointError
+
+    old = tmp_path / "old.pt"
+    torch.save({"format": "nnformer-predictor-1", "model_config": {}, "model": {}}, old)
+    with pytest.raises(CheckpointError, match="format 'nnformer-predictor-1', this nnformer reads "
+                                              "'nnformer-predictor-2': train it again"):
+        Predictor.load(old)
