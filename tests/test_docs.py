@@ -86,6 +86,7 @@ def test_readme_main_job_numbers_are_the_runs():
     assert m["command"].startswith("nnformer train --space nb201 --n-train 781")
     printed = re.search(r"Kendall tau over all 15,625 cells: (.*)", readme).group(1)
     assert printed.startswith(f"{m['tau_test']:.4f} (test label), {m['tau_val']:.4f} (val label)")
+    assert f"time: {m['train_seconds']:.0f}s to train, {m['eval_seconds']:.1f}s to score" in readme
 
 
 def test_docs_accuracy_numbers_come_from_results_files():
