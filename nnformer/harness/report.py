@@ -68,19 +68,23 @@ def findings(records: list[dict], ns, space: str) -> list[str]:
     return out
 
 
-def write_tables(summary: dict, ns, out_base: Path, title: str, command: str, notes: str = "",
-                 answers: list[str] | None = None, records: list[dict] | None = None) -> list[Path]:
-    """``out_base``.md / .csv / .json and ``out_base``_tau_vs_n.png from a summary (+ findings() bullets); the
-    machines and code versions named are those of ``records``."""
-    out_base.parent.mkdir(parents=True, exist_ok=True)
+def _head(title: str, command: str, notes: str, records: list[dict]) -> tuple[list[str], tuple]:
+    """The Markdown head every table carries: command, the machines and code versions of its runs, the date; and
+    ``(date, machines, codes)`` for its JSON."""
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    records = records or []
     machines = sorted({r.get("machine", "not recorded") for r in records})
     codes = sorted({r.get("code", "not recorded") for r in records})
     lines = [f"# {title}", "", f"Command: `{command}`  ", f"Machine of the runs: {'; '.join(machines) or '-'}  ",
              f"Code of the runs: {', '.join(codes) or '-'}  ", f"Tables written: {date}", ""]
-    if notes:
-        lines += [notes, ""]
+    return lines + ([notes, ""] if notes else []), (date, machines, codes)
+
+
+def write_tables(summary: dict, ns, out_base: Path, title: str, command: str, notes: str = "",
+                 answers: list[str] | None = None, records: list[dict] | None = None) -> list[Path]:
+    """``out_base``.md / .csv / .json and ``out_base``_tau_vs_n.png from a summary (+ findings() bullets); the
+    machines and code versions named are those of ``records``."""
+    records = records or []
+    lines, (date, machines, codes) = _head(title, command, notes, records)
     one_label = all(c["test"] == c["val"] for row in summary.values() for c in row.values())
     tables = ((("test", "single accuracy label the data carries (its test and validation columns are the same)"),)
               if one_label else (("test", "test label"), ("val", "validation (training) label")))
@@ -170,13 +174,7 @@ def summarise_latency(records: list[dict]) -> dict:
 def write_latency_tables(records: list[dict], out_base: Path, title: str, command: str, notes: str = "") -> list[Path]:
     """``out_base``.md / .csv / .json (one row per device, method and N) and ``out_base``_mape.png."""
     summary = summarise_latency(records)
-    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    machines = sorted({r.get("machine", "not recorded") for r in records})
-    codes = sorted({r.get("code", "not recorded") for r in records})
-    lines = [f"# {title}", "", f"Command: `{command}`  ", f"Machine of the runs: {'; '.join(machines) or '-'}  ",
-             f"Code of the runs: {', '.join(codes) or '-'}  ", f"Tables written: {date}", ""]
-    if notes:
-        lines += [notes, ""]
+    lines, (date, machines, codes) = _head(title, command, notes, records)
     lines += ["## Errors on every cell not trained on (mean ± std over seeds; k = seeds)", "",
               "| device | method | N | " + " | ".join(t for _, t, _ in LATENCY_METRICS) + " | k | mean s/run |",
               "|---|---|---|" + "---|" * (len(LATENCY_METRICS) + 2)]
