@@ -24,25 +24,30 @@ class GraphBatch:
     n_nodes: torch.Tensor  # (B,) long
     depth: torch.Tensor  # (B,) long, value of the [DEPTH] token
     features: torch.Tensor | None = None  # (B, N, F) float
+    graph_features: torch.Tensor | None = None  # (B, S) float
 
     def __len__(self) -> int:
         return self.ops.shape[0]
 
     def to(self, device) -> "GraphBatch":
         f = None if self.features is None else self.features.to(device)
-        return GraphBatch(self.ops.to(device), self.adj.to(device), self.n_nodes.to(device), self.depth.to(device), f)
+        s = None if self.graph_features is None else self.graph_features.to(device)
+        return GraphBatch(self.ops.to(device), self.adj.to(device), self.n_nodes.to(device), self.depth.to(device), f,
+                          s)
 
     def slice(self, start: int, stop: int) -> "GraphBatch":
         """Graphs ``start:stop`` (views, no copy)."""
         f = None if self.features is None else self.features[start:stop]
+        s = None if self.graph_features is None else self.graph_features[start:stop]
         return GraphBatch(self.ops[start:stop], self.adj[start:stop], self.n_nodes[start:stop],
-                          self.depth[start:stop], f)
+                          self.depth[start:stop], f, s)
 
     def repeat(self, k: int) -> "GraphBatch":
         """Each graph ``k`` times, as blocks ``[batch, batch, ...]`` (NN-Former's consistency copy)."""
         f = None if self.features is None else self.features.repeat(k, 1, 1)
+        s = None if self.graph_features is None else self.graph_features.repeat(k, 1)
         return GraphBatch(self.ops.repeat(k, 1), self.adj.repeat(k, 1, 1), self.n_nodes.repeat(k),
-                          self.depth.repeat(k), f)
+                          self.depth.repeat(k), f, s)
 
 
 class EncodedGraphs:
@@ -66,6 +71,12 @@ class EncodedGraphs:
             raise ValueError(f"all graphs must have the same number of node features, found {sorted(nfeat)}")
         f = nfeat.pop() if nfeat else 0
         self.features = np.zeros((self.n, nmax, f), dtype=np.float32) if f else None
+        widths = {None if g.graph_features is None else len(g.graph_features) for g in graphs}
+        if len(widths) > 1:
+            raise ValueError(f"all graphs must have graph features of one width, or none; found "
+                             f"{sorted(widths, key=str)}")
+        self.graph_features = (np.stack([g.graph_features for g in graphs]).astype(np.float32)
+                               if graphs and widths != {None} else None)
         for b, g in enumerate(graphs):
             k = g.num_nodes
             self.ops[b, :k] = self.vocab.encode(g.ops)
@@ -80,8 +91,9 @@ class EncodedGraphs:
         idx = np.asarray(idx)
         k = int(self.sizes[idx].max())
         f = None if self.features is None else torch.from_numpy(self.features[idx, :k])
+        s = None if self.graph_features is None else torch.from_numpy(self.graph_features[idx])
         return GraphBatch(torch.from_numpy(self.ops[idx, :k]), torch.from_numpy(self.adj[idx, :k, :k]),
-                          torch.from_numpy(self.sizes[idx]), torch.from_numpy(self.depth[idx]), f)
+                          torch.from_numpy(self.sizes[idx]), torch.from_numpy(self.depth[idx]), f, s)
 
     def batches(self, batch_size: int, bucket: bool = True, generator: torch.Generator | None = None,
                 drop_last: bool = False) -> list[np.ndarray]:

@@ -65,6 +65,8 @@ class ArchGraph:
             vocabulary's business (:mod:`nnformer.vocab`), checked when graphs are encoded.
         adj: ``(n, n)`` 0/1 matrix, ``adj[i, j] = 1`` for an edge ``i -> j``; must be acyclic.
         features: optional ``(n, F)`` float per-node features (e.g. shapes and kernel sizes of ONNX nodes).
+        graph_features: optional ``(S,)`` float features of the whole network (e.g. its log FLOPs and parameters),
+            which NN-Former adds to its [CLS] token (``NNFormerConfig.n_graph_features``).
         depth: the value of NN-Former's [DEPTH] token (default: the node count). NAS-Bench-201 uses the number of
             non-``none`` nodes of the unpruned cell, as the released code does.
 
@@ -76,8 +78,9 @@ class ArchGraph:
     adj: np.ndarray
     features: np.ndarray | None = None
     depth: int | None = field(default=None)
+    graph_features: np.ndarray | None = None
 
-    def __init__(self, ops: Sequence[str], adj, features=None, depth: int | None = None):
+    def __init__(self, ops: Sequence[str], adj, features=None, depth: int | None = None, graph_features=None):
         ops = tuple(str(o) for o in ops)
         try:
             a = np.asarray(adj, dtype=np.float64)
@@ -109,12 +112,17 @@ class ArchGraph:
                 raise NotSquareError(f"features must have shape ({n}, F), got {features.shape}")
             if not np.isfinite(features).all():
                 raise NonBinaryError("node features contain NaN or infinity")
+        if graph_features is not None:
+            graph_features = np.asarray(graph_features, dtype=np.float32)
+            if graph_features.ndim != 1 or not np.isfinite(graph_features).all():
+                raise NonBinaryError(f"graph features must be a finite vector, got shape {graph_features.shape}")
         if depth is not None and not 0 <= int(depth):
             raise GraphSizeError(f"depth must be non-negative, got {depth}")
         a.setflags(write=False)
         object.__setattr__(self, "ops", ops)
         object.__setattr__(self, "adj", a)
         object.__setattr__(self, "features", features)
+        object.__setattr__(self, "graph_features", graph_features)
         object.__setattr__(self, "depth", None if depth is None else int(depth))
 
     @property
@@ -141,6 +149,8 @@ class ArchGraph:
             and self.depth == other.depth
             and (self.features is None) == (other.features is None)
             and (self.features is None or np.array_equal(self.features, other.features))
+            and (self.graph_features is None) == (other.graph_features is None)
+            and (self.graph_features is None or np.array_equal(self.graph_features, other.graph_features))
         )
 
     def __hash__(self) -> int:
@@ -159,6 +169,8 @@ class ArchGraph:
                              [[round(float(v), digits) for v in row] for row in self.features])
         if self.depth is not None:
             d["depth"] = self.depth
+        if self.graph_features is not None:
+            d["graph_features"] = self.graph_features.tolist()
         return d
 
     @classmethod
@@ -176,4 +188,4 @@ class ArchGraph:
             if not (0 <= i < n and 0 <= j < n):
                 raise NotSquareError(f"edge {e!r} names a node outside 0..{n - 1}")
             adj[i, j] = 1
-        return cls(d["ops"], adj, d.get("features"), d.get("depth"))
+        return cls(d["ops"], adj, d.get("features"), d.get("depth"), d.get("graph_features"))

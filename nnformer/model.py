@@ -41,6 +41,7 @@ class NNFormerConfig:
     n_op_types: int = 32  # one-hot width of op tokens (released: 32)
     n_depth: int = 32  # one-hot width of the [DEPTH] token; larger depths are clipped to n_depth - 1
     n_features: int = 0  # extra per-node features (e.g. ONNX attributes), projected and added to the op token
+    n_graph_features: int = 0  # features of the whole network (e.g. log FLOPs, params), projected and added to [CLS]
     mask_mode: str = "paper"  # paper | released | global | adjacency
     ffn_mode: str = "bgiffn"  # bgiffn | ffn (plain MLP) | forward (A only) | backward (A^T only)
     head_offset: float = 0.5  # the released head adds 0.5: accuracy targets live in [0, 1]
@@ -283,6 +284,7 @@ class NNFormer(nn.Module):
         self.op_embed = nn.Linear(cfg.n_op_types, cfg.dim, bias=False)
         self.depth_embed = nn.Linear(cfg.n_depth, cfg.dim, bias=False)
         self.feat_embed = nn.Linear(cfg.n_features, cfg.dim, bias=False) if cfg.n_features else None
+        self.graph_embed = nn.Linear(cfg.n_graph_features, cfg.dim, bias=False) if cfg.n_graph_features else None
         self.cls = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.ln_in = nn.LayerNorm(cfg.dim)
         rates = torch.linspace(0, cfg.drop_path, cfg.n_layers).tolist()
@@ -312,7 +314,10 @@ class NNFormer(nn.Module):
         if self.feat_embed is not None:
             x = x + self.feat_embed(batch.features)
         d = F.embedding(batch.depth.clamp(max=cfg.n_depth - 1), self.depth_embed.weight.T)[:, None]
-        x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x, d], dim=1)
+        cls = self.cls.expand(x.shape[0], -1, -1)
+        if self.graph_embed is not None:
+            cls = cls + self.graph_embed(batch.graph_features)[:, None]
+        x = torch.cat([cls, x, d], dim=1)
         return self.ln_in(x)
 
     def encode(self, batch: GraphBatch, cls_only: bool = False) -> torch.Tensor:

@@ -124,6 +124,12 @@ class Predictor:
         (the epoch count follows from the step budget and the number of batches an epoch)."""
         data = graphs if isinstance(graphs, EncodedGraphs) else EncodedGraphs(graphs, self.vocab)
         plan = self.recipe_at(len(data))
+        width = 0 if data.graph_features is None else data.graph_features.shape[1]
+        want = getattr(plan.model, "n_graph_features", None)  # None: a network that reads no graph features
+        if want == 0 and width:  # NN-Former reads the graphs' features: its input width follows them
+            plan = dataclasses.replace(plan, model=dataclasses.replace(plan.model, n_graph_features=width))
+        elif want and want != width:
+            raise RecipeError(f"the network reads {want} graph features, the graphs carry {width}")
         model_cfg, train_cfg = plan.configs(len(data.batches(plan.train.batch_size, plan.train.bucket)))
         try:
             data.vocab.check_width(getattr(model_cfg, "n_op_types", data.vocab.width))
@@ -181,6 +187,10 @@ class Predictor:
             data = graphs
         else:
             data = self.encode(graphs)
+        want = getattr(self.model_config_, "n_graph_features", None)
+        have = 0 if data.graph_features is None else data.graph_features.shape[1]
+        if want is not None and want != have:
+            raise DataError(f"this predictor reads {want} graph features per graph, the graphs carry {have}")
         bar = None
         if progress:
             from tqdm.auto import tqdm

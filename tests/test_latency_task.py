@@ -116,3 +116,24 @@ def test_train_latency_refuses_bad_data(args, needle, data_dir, tmp_path, capsys
 
     assert main(["train", "--n-train", "50", "--out", str(tmp_path / "o"), "--data-dir", str(data_dir), *args]) == 2
     assert needle in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_graph_features_reach_the_cls_token_and_are_checked(tmp_path):
+    from nnformer import ArchGraph
+    from nnformer.batching import EncodedGraphs
+
+    feats = np.column_stack([np.log(LAT), np.ones(len(LAT))])  # a feature that carries the label
+    gs = [ArchGraph(g.ops, g.adj, graph_features=f) for g, f in zip(GRAPHS, feats)]
+    assert ArchGraph.from_dict(gs[0].to_dict()) == gs[0] and gs[0] != GRAPHS[0]
+    assert EncodedGraphs(gs[:4]).batch([0, 2]).graph_features.shape == (2, 2)
+    p = Predictor(task="latency", settings={"n_layers": 1, "dim": 32, "steps": 300, "lr": 3e-3}, progress=False)
+    p.fit(gs[:150], LAT[:150])
+    assert p.model_config_.n_graph_features == 2  # the width follows the graphs
+    err = np.abs(p.predict(gs[150:]) - LAT[150:]) / LAT[150:]
+    assert np.median(err) < 0.10  # 300 steps without the features: 0.16
+    with pytest.raises(DataError, match="reads 2 graph features per graph, the graphs carry 0"):
+        p.predict(GRAPHS[:3])
+    q = Predictor.load(p.save(tmp_path / "g.pt"))
+    assert np.array_equal(q.predict(gs[150:]), p.predict(gs[150:]))
+    with pytest.raises(ValueError, match="graph features of one width"):
+        EncodedGraphs([gs[0], GRAPHS[1]])

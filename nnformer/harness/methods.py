@@ -24,6 +24,8 @@ METHODS: dict[str, tuple[str, dict, str]] = {
 # latency on the log of static costs (what a FLOPs-based estimate can do when fitted to the device)
 LATENCY_METHODS: dict[str, tuple[str, dict, str]] = {
     "nnformer": METHODS["nnformer"],
+    "nnformer-static": ("nnformer", {"mask_mode": "paper", "ffn_mode": "bgiffn", "graph_features": ("flops", "params")},
+                        "NN-Former + log FLOPs and params into [CLS]"),
     "transformer": METHODS["transformer"],
     "gcn": METHODS["gcn"],
     "flops-linear": ("linear", {"features": ("flops", "params")}, "linear regression on log FLOPs + log params"),
@@ -68,6 +70,7 @@ def predictor_for(method: str, recipe: str, settings: dict, seed: int, max_nodes
     from ..predictor import Predictor
 
     kind, over, _ = method_table(task)[method]
+    over = {k: v for k, v in over.items() if k != "graph_features"}  # what the graphs carry, not a setting
     model = {"nnformer": None, "gcn": GCNConfig(), "mlp": MLPConfig(max_nodes=max_nodes)}[kind]
     if model is not None:
         network = {f.name for f in dataclasses.fields(NNFormerConfig)}

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import NNFormerError
+from ..graph import ArchGraph
 from ..io import JsonlAppender, exclusive_lock, read_jsonl, remove_stale_temporaries
 from ..machine import code_version, describe_line
 from .methods import method_table, predictor_for
@@ -62,10 +63,14 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, setti
         pred = np.exp(x @ coef)
         rec["epochs"] = 0
     else:
+        graphs = space.graphs
+        if "graph_features" in over:  # log static costs, standardised on the training cells, into each graph
+            logs = np.column_stack([np.log1p(space.proxies[f]) for f in over["graph_features"]])
+            mean, std = logs[split.train].mean(0), logs[split.train].std(0) + 1e-8
+            graphs = [ArchGraph(g.ops, g.adj, g.features, g.depth, v) for g, v in zip(graphs, (logs - mean) / std)]
         p = predictor_for(method, recipe, settings, seed, space.max_nodes, space.task)
-        p.fit([space.graphs[i] for i in split.train], y[split.train], [space.graphs[i] for i in split.val],
-              y[split.val])
-        pred = p.predict(space.graphs)
+        p.fit([graphs[i] for i in split.train], y[split.train], [graphs[i] for i in split.val], y[split.val])
+        pred = p.predict(graphs)
         rec.update(epochs=p.train_config_.epochs, best_epoch=p.result_.best_epoch,
                    best_val_tau=p.result_.best_val_tau, model_config=p.header_["model_config"],
                    train_config=p.header_["train_config"])
