@@ -512,8 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NB201 labels to train and test on")
     r.add_argument("--methods", help="comma-separated subset of the methods, or 'all' (default: all; with --quick, "
                                      "the methods the paper's claims need: NN-Former with both masks, the plain "
-                                     "transformer, GCN, MLP, params, FLOPs; latency: nnformer,gcn,flops-linear, "
-                                     "transformer also known)")
+                                     "transformer, GCN, MLP, params, FLOPs; latency: nnformer,gcn,flops-linear (also "
+                                     "nnformer-static, transformer))")
     r.add_argument("--ns", help="comma-separated training sizes (default: the paper's; latency: 100,1000)")
     r.add_argument("--devices", help="latency: comma-separated HELP devices (default: titan_rtx_256,gold_6226,fpga,"
                                      "pixel2, HELP's test devices that the data holds)")
