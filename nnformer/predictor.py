@@ -246,7 +246,6 @@ class Predictor:
         p.recipe = rec.get("name", DEFAULT_RECIPE)
         p.model_, p.model_config_, p.train_config_, p.vocab_ = model, mc, tc, vocab
         p.target_ = Target.from_dict(ck.get("target"), str(path))
-        p.recipe_record_ = rec
         p.header_ = {k: ck[k] for k in ck if k not in ("model", "history", "train_state")}
         p.history_ = ck.get("history") or []
         return p

@@ -38,7 +38,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..errors import DataError, FamilyError, NNFormerError, OnnxError, one_line
-from ..io import JsonlAppender, atomic_path, exclusive_lock, read_jsonl, remove_stale_temporaries
+from ..io import JsonlAppender, atomic_path, atomic_write_json, exclusive_lock, read_jsonl, remove_stale_temporaries
 from ..machine import cpu_model
 
 OPSET = 17
@@ -329,9 +329,7 @@ def pack_graphs(out: Path) -> None:
 
 
 def _write_meta(out: Path, meta: dict) -> None:
-    with atomic_path(out / "meta.json") as tmp:
-        tmp.write_text(json.dumps(meta, indent=2))
-        os.chmod(tmp, 0o644)  # a temporary file is 0600; the dataset's files are readable like any other
+    atomic_write_json(out / "meta.json", meta, indent=2)
 
 
 def _check_meta(out: Path, settings: dict, env: dict) -> dict:
