@@ -2,7 +2,8 @@
 
 * :class:`GCNRegressor`: Neural Predictor (Wen et al., ECCV 2020) style bidirectional GCN: every layer mixes the
   row-normalised forward and backward adjacencies with separate weights, ``h' = ReLU(LN((Af h Wf + Ab h Wb) / 2))``,
-  then a mean over the nodes and a linear head.
+  then a mean over the nodes and a linear head; graph-level features (``n_graph_features``), when given, are
+  projected and added to the mean, as NNLP feeds static features to its head.
 * :class:`MLPRegressor`: an MLP on the one-hot ops and the flattened adjacency, padded to ``max_nodes``.
 
 Zero-cost rankings (parameter count, FLOPs) live in :mod:`nnformer.zero_cost`.
@@ -26,6 +27,7 @@ class GCNConfig:
     n_op_types: int = 32
     dropout: float = 0.1
     head_offset: float = 0.5
+    n_graph_features: int = 0  # graph-level features (e.g. log FLOPs) added to the pooled nodes through a Linear
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class GCNRegressor(nn.Module):
         self.norms = nn.ModuleList(nn.LayerNorm(cfg.dim) for _ in range(cfg.n_layers))
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cfg.dim, 1)
+        # created last, so that a GCN without graph features draws the same initial weights as before
+        self.graph_proj = nn.Linear(cfg.n_graph_features, cfg.dim) if cfg.n_graph_features else None
 
     def forward(self, batch: GraphBatch) -> torch.Tensor:
         B, N = batch.ops.shape
@@ -63,6 +67,8 @@ class GCNRegressor(nn.Module):
         for wf, wb, ln in zip(self.fwd, self.bwd, self.norms):
             h = self.drop(F.relu(ln((af @ wf(h) + ab @ wb(h)) / 2)))
         pooled = (h * valid[..., None]).sum(1) / valid.sum(1, keepdim=True)
+        if self.graph_proj is not None:
+            pooled = pooled + self.graph_proj(batch.graph_features.to(pooled.dtype))
         return self.head(pooled).squeeze(-1) + self.cfg.head_offset
 
 

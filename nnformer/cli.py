@@ -326,6 +326,8 @@ def cmd_reproduce(args) -> int:
     get_recipe(args.recipe).with_settings(settings)  # an unknown setting or bad value fails before any data is read
     if args.task == "latency":
         return _reproduce_latency(args, settings)
+    if args.task == "fewshot":
+        return _reproduce_fewshot(args, settings)
     if args.methods in (None, "all"):
         methods = list(hm.QUICK_METHODS if args.quick and args.methods is None else hm.METHODS)
     else:
@@ -416,6 +418,60 @@ def _reproduce_latency(args, settings: dict) -> int:
     return 0
 
 
+def _reproduce_fewshot(args, settings: dict) -> int:
+    from .harness import fewshot, report
+
+    methods = [m.strip() for m in (args.methods or ",".join(fewshot.FEWSHOT_METHODS)).split(",")]
+    fewshot.jobs_for(methods)  # an unknown method fails before any data is read
+    space_name = "help-nb201"
+    test = fewshot.HELP_NB201_DEVICES["test"]
+    devices = [d.strip() for d in (args.devices or ",".join(test)).split(",")]
+    seen = {*fewshot.HELP_NB201_DEVICES["train"], *fewshot.HELP_NB201_DEVICES["val"]}
+    bad = [d for d in devices if d in seen]
+    if bad:
+        raise NNFormerError(f"{bad[0]} is a meta-training or meta-validation device; few-shot test devices: "
+                            f"{', '.join(test)} (or another HELP device outside the meta split)")
+    from .data.help import help_devices
+
+    unknown = [d for d in devices if d not in help_devices("nb201")]
+    if unknown:
+        raise NNFormerError(f"unknown HELP device {unknown[0]!r}; devices: {', '.join(help_devices('nb201'))}")
+    try:
+        ns = tuple(sorted(int(n) for n in args.ns.split(","))) if args.ns else (10, 20, 100)
+    except ValueError:
+        raise NNFormerError(f"--ns must be comma-separated integers, got {args.ns!r}") from None
+    if any(not fewshot.N_REFERENCES <= n < 15625 for n in ns):
+        raise NNFormerError(f"every N must be at least {fewshot.N_REFERENCES} (the reference architectures)")
+    space = fewshot.load_device_space(space_name, args.data_dir)
+    directory = Path(args.out) / f"{space_name}-fewshot" / _tag(args.recipe, settings)
+    records = fewshot.sweep(space, methods, ns, list(range(args.seeds)), devices, args.recipe, directory, settings,
+                            threads=args.threads, progress=not args.quiet, jobs=args.jobs, train=not args.from_cache)
+    meta = sorted({round(r["meta_seconds"]) for r in records if "meta_seconds" in r})
+    notes = ("HELP's cross-device few-shot protocol on NAS-Bench-201. Meta-training devices (900 random cells each): "
+             + ", ".join(space.devices["train"]) + "; meta-validation (200 each, picks the EMA weights): "
+             + ", ".join(space.devices["val"]) + f". A device enters as the z-scored log latencies of "
+             f"{fewshot.N_REFERENCES} reference cells (drawn per seed; they are the first of the N target samples), "
+             f"fed with standardised log FLOPs and params as graph-level features; labels are log latencies z-scored "
+             f"by the references. `-ft` methods fine-tune on the N samples ({fewshot.FINETUNE_STEPS} steps). "
+             f"Tested on every cell outside the first {max(ns)} target samples of the seed. Recipe `{args.recipe}`"
+             + (f" with {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}" if settings else "")
+             + (f"; one meta-training took {min(meta)}-{max(meta)} s" if meta else "")
+             + f". Runs are stored in `{directory / 'runs.jsonl'}`.\n\n"
+             + "Targets (HELP, 10 samples, Spearman: titan_rtx_256 0.987, gold_6226 0.989, pixel2 0.802, fpga "
+               "0.985):\n" + "\n".join(fewshot.targets(records)))
+    for p in report.write_latency_tables(records, directory / "table", "Few-shot latency on a new device "
+                                         "(HELP's NAS-Bench-201 protocol)", args.command_line, notes,
+                                         metric_plot="spearman_test"):
+        print(f"wrote {p}")
+    return 0
+
+
+def _tag(recipe: str, settings: dict) -> str:
+    from .harness.sweep import recipe_tag
+
+    return recipe_tag(recipe, settings)
+
+
 def cmd_data(args) -> int:
     from .data.registry import RAW_FILES, download, resolve_data_dir, verified_path
 
@@ -504,18 +560,21 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Runs the TNASP protocol for every method x N x seed, storing each result "
                                    "as it finishes (a rerun skips what is done), then writes Markdown/CSV/JSON "
                                    "tables and a tau-vs-N plot.")
-    r.add_argument("task", choices=["accuracy", "latency"],
+    r.add_argument("task", choices=["accuracy", "latency", "fewshot"],
                    help="accuracy: the TNASP tables on NB201/NB101; latency: HELP's NB201 devices, N random cells "
-                        "train, the rest test (MAPE, Acc(10%%), Acc(5%%), tau, Spearman)")
+                        "train, the rest test (MAPE, Acc(10%%), Acc(5%%), tau, Spearman); fewshot: HELP's "
+                        "cross-device protocol (meta-train on other devices, N=10,20,100 samples of the new one)")
     r.add_argument("--space", choices=["nb201", "nb101"], default="nb201")
     r.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet16"], default="cifar10",
                    help="NB201 labels to train and test on")
     r.add_argument("--methods", help="comma-separated subset of the methods, or 'all' (default: all; with --quick, "
                                      "the methods the paper's claims need: NN-Former with both masks, the plain "
                                      "transformer, GCN, MLP, params, FLOPs; latency: nnformer,gcn,flops-linear (also "
-                                     "nnformer-static, transformer))")
-    r.add_argument("--ns", help="comma-separated training sizes (default: the paper's; latency: 100,1000)")
-    r.add_argument("--devices", help="latency: comma-separated HELP devices (default: titan_rtx_256,gold_6226,fpga,"
+                                     "nnformer-static, transformer, gcn-static); fewshot: all of nnformer-hw, nnformer-hw-ft, gcn-hw, "
+                                     "gcn-hw-ft, nnformer-static, flops-linear, flops)")
+    r.add_argument("--ns", help="comma-separated training sizes (default: the paper's; latency: 100,1000; fewshot: "
+                                "10,20,100 target samples)")
+    r.add_argument("--devices", help="latency, fewshot: comma-separated HELP devices (default: titan_rtx_256,gold_6226,fpga,"
                                      "pixel2, HELP's test devices that the data holds)")
     r.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell (default 3)")
     r.add_argument("--quick", action="store_true", help="one seed, two N, no ablations (about 6 min on 2 cores "

@@ -167,6 +167,45 @@ class Predictor:
         self.history_ = self.result_.history
         return self
 
+    def finetune(self, graphs: Sequence[ArchGraph], y, *, steps: int = 100, lr: float | None = None,
+                 seed: int | None = None) -> "Predictor":
+        """A new predictor: these weights trained further on ``graphs`` / ``y`` (e.g. a few measurements of a new
+        device) for ``steps`` optimizer steps, with the same network, op vocabulary and target transform.
+
+        No warm-up; the learning rate (default: the training's) decays by the cosine schedule and the last EMA
+        weights are kept (there is no validation set). ``self`` is left as it is.
+        """
+        import copy
+        import math
+
+        self._check_fitted()
+        if steps < 1:
+            raise DataError(f"steps must be at least 1, got {steps}")
+        y = _labels(y, len(graphs), "fine-tuning set")
+        data = self.encode(graphs)
+        self._check_graph_features(data)
+        tc = self.train_config_
+        per_epoch = len(data.batches(tc.batch_size, tc.bucket))
+        epochs = math.ceil(steps / per_epoch)
+        device = str(next(self.model_.parameters()).device)
+        cfg = dataclasses.replace(tc, epochs=epochs, lr=float(lr or tc.lr), warmup=0.0, select="last",
+                                  eval_every=epochs, seed=tc.seed if seed is None else int(seed), device=device)
+        header = {**self.header_, "train_config": dataclasses.asdict(cfg),
+                  "finetuned": {"steps": epochs * per_epoch, "n": len(graphs),
+                                "data": _fingerprint(data, y, None, None), "from": self.header_.get("data")}}
+        result = fit(self.model_config_, cfg, data, self.target_.forward(y), progress=False, header=header,
+                     init_state=self.model_.state_dict())
+        out = copy.copy(self)
+        out.result_, out.model_, out.train_config_, out.header_ = result, result.model, cfg, header
+        out.history_ = [*self.history_, *({**h, "finetune": True} for h in result.history)]
+        return out
+
+    def _check_graph_features(self, data: EncodedGraphs) -> None:
+        want = getattr(self.model_config_, "n_graph_features", None)
+        have = 0 if data.graph_features is None else data.graph_features.shape[1]
+        if want is not None and want != have:
+            raise DataError(f"this predictor reads {want} graph features per graph, the graphs carry {have}")
+
     def _check_fitted(self):
         if not hasattr(self, "model_"):
             raise RuntimeError("this Predictor is not fitted yet: call fit() or Predictor.load()")
@@ -187,10 +226,7 @@ class Predictor:
             data = graphs
         else:
             data = self.encode(graphs)
-        want = getattr(self.model_config_, "n_graph_features", None)
-        have = 0 if data.graph_features is None else data.graph_features.shape[1]
-        if want is not None and want != have:
-            raise DataError(f"this predictor reads {want} graph features per graph, the graphs carry {have}")
+        self._check_graph_features(data)
         bar = None
         if progress:
             from tqdm.auto import tqdm

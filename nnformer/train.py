@@ -305,7 +305,8 @@ def checkpoint_header(model_cfg, cfg: TrainConfig, **extra) -> dict:
 def fit(model_cfg, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
         val: EncodedGraphs | None = None, y_val: np.ndarray | None = None,
         checkpoint: str | os.PathLike | None = None, progress: bool = True,
-        on_eval: Callable[[dict, torch.nn.Module], None] | None = None, header: dict | None = None) -> TrainResult:
+        on_eval: Callable[[dict, torch.nn.Module], None] | None = None, header: dict | None = None,
+        init_state: dict | None = None) -> TrainResult:
     """The training loop behind :meth:`nnformer.Predictor.fit` (use that: it resolves the recipe, the vocabulary
     and the label scale). Resumes from ``checkpoint`` when it exists and writes it every ``eval_every`` epochs;
     ``header`` (the predictor's keys) goes into the checkpoint, and a resumed one must match it.
@@ -313,18 +314,23 @@ def fit(model_cfg, cfg: TrainConfig, train: EncodedGraphs, y_train: np.ndarray,
     Torch's global random state is the caller's again when this returns: training seeds and draws from it inside
     :func:`torch.random.fork_rng`. Under ``torchrun`` (an initialised process group) every rank sees the same batch
     order and trains on its shard of each batch through DistributedDataParallel; only rank 0 writes the checkpoint
-    and shows progress.
+    and shows progress. ``init_state``: start from these weights (and their EMA) instead of a fresh network: a
+    fine-tuning run.
     """
     cuda = torch.device(cfg.device).type == "cuda"
     devices = [torch.device(cfg.device).index or 0] if cuda else []
     with torch.random.fork_rng(devices=devices, device_type="cuda"):
         return _fit(model_cfg, cfg, train, y_train, val, y_val, checkpoint, progress, on_eval,
-                    header or checkpoint_header(model_cfg, cfg), cuda)
+                    header or checkpoint_header(model_cfg, cfg), cuda, init_state)
 
 
-def _fit(model_cfg, cfg, train, y_train, val, y_val, checkpoint, progress, on_eval, header, cuda) -> TrainResult:
+def _fit(model_cfg, cfg, train, y_train, val, y_val, checkpoint, progress, on_eval, header, cuda,
+         init_state=None) -> TrainResult:
     world, rank = distributed()
     run = _start(model_cfg, cfg, world, rank)
+    if init_state is not None:
+        run.model.load_state_dict(init_state)
+        run.ema.load_state_dict(init_state)
     y_all = torch.as_tensor(np.asarray(y_train), dtype=torch.float32)
     total = cfg.epochs * len(train.batches(cfg.batch_size, cfg.bucket))
     ck_path = Path(checkpoint) if checkpoint else None

@@ -28,6 +28,7 @@ LATENCY_METHODS: dict[str, tuple[str, dict, str]] = {
                         "NN-Former + log FLOPs and params into [CLS]"),
     "transformer": METHODS["transformer"],
     "gcn": METHODS["gcn"],
+    "gcn-static": ("gcn", {"graph_features": ("flops", "params")}, "GCN + log FLOPs and params added to the pooled nodes"),
     "flops-linear": ("linear", {"features": ("flops", "params")}, "linear regression on log FLOPs + log params"),
 }
 # --quick: the comparisons the paper's claims rest on (masks, vs a plain transformer, vs GNN / MLP / zero-cost), not
@@ -55,7 +56,10 @@ def method_table(task: str) -> dict[str, tuple[str, dict, str]]:
 
 
 def label(method: str) -> str:
-    return ({**METHODS, **LATENCY_METHODS}[method][2] if method in {**METHODS, **LATENCY_METHODS} else method)
+    from .fewshot import FEWSHOT_METHODS
+
+    known = {**{m: v[2] for m, v in FEWSHOT_METHODS.items()}, **{m: v[2] for m, v in {**METHODS, **LATENCY_METHODS}.items()}}
+    return known.get(method, method)
 
 
 def predictor_for(method: str, recipe: str, settings: dict, seed: int, max_nodes: int, task: str = "accuracy"):

@@ -171,8 +171,10 @@ def summarise_latency(records: list[dict]) -> dict:
     return out
 
 
-def write_latency_tables(records: list[dict], out_base: Path, title: str, command: str, notes: str = "") -> list[Path]:
-    """``out_base``.md / .csv / .json (one row per device, method and N) and ``out_base``_mape.png."""
+def write_latency_tables(records: list[dict], out_base: Path, title: str, command: str, notes: str = "",
+                         metric_plot: str = "mape") -> list[Path]:
+    """``out_base``.md / .csv / .json (one row per device, method and N) and ``out_base``_<metric_plot>.png (a bar
+    per method, device and N)."""
     summary = summarise_latency(records)
     lines, (date, machines, codes) = _head(title, command, notes, records)
     lines += ["## Errors on every cell not trained on (mean ± std over seeds; k = seeds)", "",
@@ -182,7 +184,7 @@ def write_latency_tables(records: list[dict], out_base: Path, title: str, comman
     for (space, method, n), c in summary.items():
         cells = [(fmt.format(c[m][0]) + (" ± " + fmt.format(c[m][1]) if c["k"] > 1 else ""))
                  for m, _, fmt in LATENCY_METRICS]
-        lines.append(f"| {space.removeprefix('help-nb201-')} | {label(method)} (`{method}`) | {n} | "
+        lines.append(f"| {space.split('-', 2)[-1]} | {label(method)} (`{method}`) | {n} | "
                      + " | ".join(cells) + f" | {c['k']} | {c['seconds']:.0f} |")
         rows.append(f"{space},{method},{n},{c['k']}," + ",".join(f"{c[m][0]:.6f},{c[m][1]:.6f}"
                                                              for m, *_ in LATENCY_METRICS) + f",{c['seconds']:.1f}")
@@ -191,12 +193,12 @@ def write_latency_tables(records: list[dict], out_base: Path, title: str, comman
     js = atomic_write_json(out_base.with_suffix(".json"), {
         "title": title, "command": command, "machines": machines, "code": codes, "date": date, "runs": len(records),
         "summary": [{"space": s, "method": m, "n_train": n, **c} for (s, m, n), c in summary.items()]})
-    png = out_base.parent / (out_base.name + "_mape.png")
-    _plot_latency(summary, png, title)
+    png = out_base.parent / (out_base.name + f"_{metric_plot.removesuffix('_test')}.png")
+    _plot_latency(summary, png, title, metric_plot)
     return [md, csv, js, png]
 
 
-def _plot_latency(summary: dict, path: Path, title: str) -> None:
+def _plot_latency(summary: dict, path: Path, title: str, metric: str = "mape") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -211,13 +213,13 @@ def _plot_latency(summary: dict, path: Path, title: str) -> None:
     width = 0.8 / max(1, len(methods))
     for ax, n in zip(axes[0], ns):
         for k, m in enumerate(methods):
-            vals = [summary.get((s, m, n), {}).get("mape", (np.nan, 0)) for s in spaces]
+            vals = [summary.get((s, m, n), {}).get(metric, (np.nan, 0)) for s in spaces]
             ax.bar(np.arange(len(spaces)) + k * width, [v[0] for v in vals], width, yerr=[v[1] for v in vals],
                    label=label(m), capsize=2)
         ax.set_xticks(np.arange(len(spaces)) + width * (len(methods) - 1) / 2,
-                      [s.removeprefix("help-nb201-") for s in spaces], rotation=30, fontsize=7)
+                      [s.split("-", 2)[-1] for s in spaces], rotation=30, fontsize=7)
         ax.set_title(f"N={n}", fontsize=9)
-        ax.set_ylabel("MAPE on unseen cells (%)")
+        ax.set_ylabel(f"{dict((m, t) for m, t, _ in LATENCY_METRICS).get(metric, metric)} on unseen cells")
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].legend(fontsize=6.5)
     fig.suptitle(title, fontsize=9)

@@ -1,0 +1,334 @@
+"""HELP's cross-device few-shot latency protocol: learn on some devices, predict a new one from a few measurements.
+
+Protocol (Lee et al., NeurIPS 2021; HayeonLee/HELP): one predictor is trained on the meta-training devices (900
+architectures each), the meta-validation devices pick its weights, and a held-out device is predicted from ``N``
+of its measurements (10, 20, 100); Spearman's rho over the other architectures is the headline.
+
+How the device enters the network: a fixed set of 10 **reference architectures** (drawn once per seed) is measured on
+every device, and the z-scored log latencies of the references are the device's hardware embedding (HELP's
+embedding is the latencies of reference architectures, too). Each (architecture, device) pair is one graph whose
+graph-level features are the architecture's standardised log FLOPs and parameters followed by the device's
+embedding (into NN-Former's [CLS] token, or added to the GCN's pooled nodes). The label is the architecture's log
+latency z-scored with the references' mean and standard deviation on that device, so that every device has the same
+scale and a prediction turns back into milliseconds with the target device's 10 reference latencies alone.
+
+With ``N`` target samples (the references first, then more at random): the ``*-hw`` methods use only the
+embedding; the ``*-hw-ft`` methods also fine-tune the meta-trained network on the ``N`` samples
+(:meth:`nnformer.Predictor.finetune`). Baselines: the same networks trained on the ``N`` target samples alone, a
+linear fit of log latency on log FLOPs and parameters, and FLOPs alone (no samples). Every method is tested on the
+same cells: every architecture outside the first ``max(ns)`` samples.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NNFormerError
+from ..graph import ArchGraph
+from ..io import JsonlAppender, exclusive_lock, read_jsonl, remove_stale_temporaries
+from ..machine import code_version, describe_line
+
+# HELP's device split for NAS-Bench-201 (its README); pixel3 (meta-train) is not in the data and is left out
+HELP_NB201_DEVICES = {
+    "train": ("1080ti_1", "1080ti_32", "1080ti_256", "silver_4114", "silver_4210r", "samsung_a50", "essential_ph_1",
+              "samsung_s7"),
+    "val": ("titanx_1", "titanx_32", "titanx_256", "gold_6240"),
+    "test": ("titan_rtx_256", "gold_6226", "fpga", "pixel2"),
+}
+N_REFERENCES = 10
+META_PER_DEVICE = 900  # HELP's meta-training samples per device
+VAL_PER_DEVICE = 200
+FINETUNE_STEPS = 100
+
+# method -> (network, role, label). role: "meta" (meta-trained, hardware embedding), "meta-ft" (and fine-tuned),
+# "scratch" (trained on the target's N samples only), "linear", "zero-cost"
+FEWSHOT_METHODS: dict[str, tuple[str, str, str]] = {
+    "nnformer-hw": ("nnformer", "meta", "NN-Former, meta-trained, hardware embedding (no fine-tuning)"),
+    "nnformer-hw-ft": ("nnformer", "meta-ft", "NN-Former, meta-trained, fine-tuned on the N samples"),
+    "gcn-hw": ("gcn", "meta", "GCN, meta-trained, hardware embedding (no fine-tuning)"),
+    "gcn-hw-ft": ("gcn", "meta-ft", "GCN, meta-trained, fine-tuned on the N samples"),
+    "nnformer-static": ("nnformer", "scratch", "NN-Former + log FLOPs/params, trained on the N samples only"),
+    "flops-linear": ("linear", "linear", "linear regression on log FLOPs + log params (N samples)"),
+    "flops": ("zero-cost", "zero-cost", "FLOPs alone (no samples)"),
+}
+NETWORK_SETTINGS = {"nnformer": {"mask_mode": "paper", "ffn_mode": "bgiffn"}, "gcn": {}}
+
+# HELP's published Spearman with 10 target samples (LATENCY.md section 3) and FLOPs over all cells measured here
+HELP_ANCHOR = {"titan_rtx_256": 0.987, "gold_6226": 0.989, "pixel2": 0.802, "fpga": 0.985}
+FLOPS_ANCHOR = {"titan_rtx_256": 0.972, "gold_6226": 0.889, "pixel2": 0.865, "fpga": 0.938}
+
+
+@dataclass
+class DeviceSpace:
+    """Architectures of a space (graphs, label-free static features) and a loader of each device's latencies."""
+
+    name: str  # e.g. "help-nb201"
+    graphs: list
+    static: np.ndarray  # (n, k) standardised log FLOPs and params of every architecture
+    flops: np.ndarray
+    devices: dict  # "train" / "val" / "test" -> device names
+    data_dir: object = None
+
+    def latency(self, device: str) -> np.ndarray:
+        from ..data.help import load_help_latency
+
+        return load_help_latency(self.name.removeprefix("help-"), device, self.data_dir)
+
+
+def load_device_space(space: str, data_dir=None) -> DeviceSpace:
+    if space != "help-nb201":
+        raise NNFormerError(f"the few-shot protocol knows help-nb201, not {space!r}")
+    from ..data.nb201 import load_nb201
+    from ..zero_cost import proxy_scores
+
+    t = load_nb201(data_dir)
+    archs = t.arch_strs.tolist()
+    flops = np.asarray(proxy_scores("nb201", "flops", archs), dtype=np.float64)
+    params = np.asarray(proxy_scores("nb201", "params", archs), dtype=np.float64)
+    logs = np.log1p(np.column_stack([flops, params]))
+    static = (logs - logs.mean(0)) / (logs.std(0) + 1e-8)
+    return DeviceSpace(space, t.graphs, static.astype(np.float32), flops, HELP_NB201_DEVICES, data_dir)
+
+
+def sample_order(n_total: int, seed: int) -> np.ndarray:
+    """The seed's draw of target samples: the first :data:`N_REFERENCES` are the reference architectures."""
+    return np.random.default_rng(10_000 + seed).permutation(n_total)
+
+
+def device_view(ms: np.ndarray, refs: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """(hardware embedding, mean, std) of a device from its latencies on the reference architectures."""
+    logs = np.log(ms[refs])
+    mean, std = float(logs.mean()), float(logs.std()) or 1.0
+    return ((logs - mean) / std).astype(np.float32), mean, std
+
+
+def _pairs(space: DeviceSpace, idx: np.ndarray, hw: np.ndarray, with_hw: bool = True) -> list[ArchGraph]:
+    out = []
+    for i in idx:
+        g = space.graphs[i]
+        feats = np.concatenate([space.static[i], hw]) if with_hw else space.static[i]
+        out.append(ArchGraph(g.ops, g.adj, g.features, g.depth, feats))
+    return out
+
+
+def meta_train(space: DeviceSpace, network: str, seed: int, recipe: str, settings: dict, lat: dict):
+    """The predictor trained on the meta-training devices (labels: reference-z-scored log latency)."""
+    from ..baselines import GCNConfig
+    from ..predictor import Predictor
+    from .methods import SWEEP_EVALS
+
+    refs = sample_order(len(space.graphs), seed)[:N_REFERENCES]
+    sets = {}
+    for role, per in (("train", META_PER_DEVICE), ("val", VAL_PER_DEVICE)):
+        graphs, y = [], []
+        for k, dev in enumerate(space.devices[role]):
+            ms = lat[dev]
+            hw, mean, std = device_view(ms, refs)
+            idx = np.random.default_rng([seed, k, 0 if role == "train" else 1]).choice(len(ms), per, replace=False)
+            graphs += _pairs(space, idx, hw)
+            y.append((np.log(ms[idx]) - mean) / std)
+        sets[role] = (graphs, np.concatenate(y))
+    model = GCNConfig() if network == "gcn" else None
+    over = {k: v for k, v in settings.items() if network == "nnformer" or k not in _network_fields()}
+    p = Predictor(recipe, model=model, settings={"evals": SWEEP_EVALS, **over, "seed": seed,
+                                                 **NETWORK_SETTINGS[network]},
+                  task="accuracy", target_scale=1.0, progress=False)  # labels are already z-scores
+    return p.fit(*sets["train"], *sets["val"])
+
+
+def _network_fields() -> set[str]:
+    import dataclasses
+
+    from ..model import NNFormerConfig
+
+    return {f.name for f in dataclasses.fields(NNFormerConfig)}
+
+
+def _metrics(est: np.ndarray, true: np.ndarray, ranking_only: bool = False) -> dict:
+    """Errors and rank correlations of ``est`` against ``true``; a ranking (FLOPs) has no errors (NaN)."""
+    from ..metrics import acc_within, kendall_tau, mape, spearman_rho
+
+    nan = float("nan")
+    return {"n_test": len(true), "mape": nan if ranking_only else mape(est, true),
+            "acc10": nan if ranking_only else acc_within(est, true, 0.10),
+            "acc5": nan if ranking_only else acc_within(est, true, 0.05), "tau_test": kendall_tau(est, true),
+            "spearman_test": spearman_rho(est, true)}
+
+
+def run_job(space: DeviceSpace, job: tuple[str, int], ns, test_devices, recipe: str, settings: dict,
+            threads: int | None = None) -> list[dict]:
+    """Every record of one job: a network meta-trained once for a seed (both ``-hw`` and ``-hw-ft`` methods), or one
+    baseline method for a seed, evaluated on every test device and N."""
+    import torch
+
+    from ..predictor import Predictor
+
+    if threads:
+        torch.set_num_threads(threads)
+    code = code_version()
+    kind, seed = job
+    order = sample_order(len(space.graphs), seed)
+    refs, test = order[:N_REFERENCES], np.sort(order[max(ns):])
+    base = {"space": None, "seed": seed, "recipe": recipe, "code": code, "machine": describe_line(),
+            "torch_threads": torch.get_num_threads(), **({"settings": settings} if settings else {})}
+    records = []
+    t0 = time.perf_counter()
+    if kind in ("nnformer", "gcn"):  # meta-train once, then every device and N
+        needed = [*space.devices["train"], *space.devices["val"], *test_devices]
+        lat = {d: space.latency(d) for d in needed}
+        p = meta_train(space, kind, seed, recipe, settings, lat)
+        meta_s = time.perf_counter() - t0
+        for dev in test_devices:
+            ms = lat[dev]
+            hw, mean, std = device_view(ms, refs)
+            test_graphs = p.encode(_pairs(space, test, hw))
+            zero = np.exp(p.predict(test_graphs) * std + mean)
+            for n in ns:
+                common = {**base, "space": f"{space.name}-{dev}", "n_train": n, "meta_seconds": meta_s,
+                          "epochs": p.train_config_.epochs, "best_epoch": p.result_.best_epoch,
+                          "best_val_tau": p.result_.best_val_tau}
+                records.append({**common, "method": f"{kind}-hw", **_metrics(zero, ms[test]), "seconds": meta_s})
+                t1 = time.perf_counter()
+                idx = order[:n]
+                ft = p.finetune(_pairs(space, idx, hw), (np.log(ms[idx]) - mean) / std, steps=FINETUNE_STEPS,
+                                seed=seed)
+                est = np.exp(ft.predict(test_graphs) * std + mean)
+                records.append({**common, "method": f"{kind}-hw-ft", **_metrics(est, ms[test]),
+                                "finetune_steps": FINETUNE_STEPS, "seconds": meta_s + time.perf_counter() - t1})
+        return records
+    for dev in test_devices:
+        ms = space.latency(dev)
+        for n in ns:
+            t1 = time.perf_counter()
+            idx = order[:n]
+            if kind == "flops":
+                if n != min(ns):
+                    continue  # needs no samples: one record per device
+                est = space.flops[test]
+            elif kind == "flops-linear":
+                x = np.column_stack([np.log1p(space.flops), space.static[:, 1], np.ones(len(space.flops))])
+                coef, *_ = np.linalg.lstsq(x[idx], np.log(ms[idx]), rcond=None)
+                est = np.exp(x[test] @ coef)
+            elif kind == "nnformer-static":
+                p = Predictor(recipe, settings={"evals": 10, **settings, "seed": seed, **NETWORK_SETTINGS["nnformer"]},
+                              task="latency", progress=False)
+                p.fit(_pairs(space, idx, np.zeros(0, np.float32), with_hw=False), ms[idx])
+                est = p.predict(_pairs(space, test, np.zeros(0, np.float32), with_hw=False))
+            else:
+                raise NNFormerError(f"unknown few-shot method {kind!r}")
+            records.append({**base, "space": f"{space.name}-{dev}", "method": kind, "n_train": n,
+                            **_metrics(est, ms[test], ranking_only=kind == "flops"), "seconds": time.perf_counter() - t1})
+    return records
+
+
+def jobs_for(methods) -> list[str]:
+    """The jobs that produce ``methods``: a meta-trained network serves both its ``-hw`` and ``-hw-ft`` methods."""
+    out = []
+    for m in methods:
+        if m not in FEWSHOT_METHODS:
+            raise NNFormerError(f"unknown few-shot method {m!r}; known: {', '.join(FEWSHOT_METHODS)}")
+        net, role, _ = FEWSHOT_METHODS[m]
+        kind = net if role.startswith("meta") else m
+        if kind not in out:
+            out.append(kind)
+    return out
+
+
+_WORKER: DeviceSpace | None = None
+
+
+def _worker(source, job, ns, devices, recipe, settings, threads):
+    global _WORKER
+    if _WORKER is None:
+        _WORKER = load_device_space(*source)
+    return run_job(_WORKER, job, ns, devices, recipe, settings, threads)
+
+
+def sweep(space: DeviceSpace, methods, ns, seeds, devices, recipe: str, directory: Path, settings: dict | None = None,
+          threads=None, progress=True, jobs: int = 1, train: bool = True) -> list[dict]:
+    """Run every missing (job, seed), appending its records to ``directory/runs.jsonl``; returns the stored records
+    of ``methods`` x ``devices`` x ``ns`` x ``seeds``. A job is done when all of its records are stored."""
+    directory = Path(directory)
+    settings = settings or {}
+
+    def stored():
+        return {(r["method"], r["space"], r["n_train"], r["seed"]): r for r in read_jsonl(directory / "runs.jsonl")}
+
+    def wanted(m):
+        return [(m, f"{space.name}-{d}", n, s) for d in devices for n in ((min(ns),) if m == "flops" else ns)
+                for s in seeds]
+
+    have = stored()
+    todo = []
+    for kind in jobs_for(methods):
+        ms = [m for m in FEWSHOT_METHODS if m == kind or FEWSHOT_METHODS[m][0] == kind and
+              FEWSHOT_METHODS[m][1].startswith("meta")] if kind in ("nnformer", "gcn") else [kind]
+        for s in seeds:
+            if any(k not in have for m in ms for k in wanted(m) if k[3] == s):
+                todo.append((kind, s))
+    if todo and train:
+        with exclusive_lock(directory, "few-shot sweep"), JsonlAppender(directory / "runs.jsonl") as store:
+            remove_stale_temporaries(directory, whole_directory=True)
+            _run_all(space, todo, tuple(ns), tuple(devices), recipe, settings, threads, progress, jobs, store.write)
+    have = stored()
+    return [have[k] for m in methods for k in wanted(m) if k in have]
+
+
+def _run_all(space, todo, ns, devices, recipe, settings, threads, progress, jobs, store) -> None:
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc=f"few-shot {space.name}", unit="job", dynamic_ncols=True)
+    try:
+        if jobs > 1 and len(todo) > 1:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            source = (space.name, space.data_dir)
+            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(_worker, source, j, ns, devices, recipe, settings, threads or 1) for j in todo]
+                for f in as_completed(futures):
+                    for r in f.result():
+                        store(r)
+                    if bar is not None:
+                        bar.update(1)
+        else:
+            for job in todo:
+                if bar is not None:
+                    bar.set_postfix_str(f"{job[0]} seed={job[1]}")
+                for r in run_job(space, job, ns, devices, recipe, settings, threads):
+                    store(r)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def targets(records: list[dict], method: str = "nnformer-hw-ft", n: int = 10) -> list[str]:
+    """Markdown bullets: the issue's targets (with 10 samples, above HELP's mean over the four test devices and above
+    FLOPs on each), met or missed, from the stored records."""
+    by = {}
+    for r in records:
+        if r["method"] == method and r["n_train"] == n:
+            by.setdefault(r["space"].split("-", 2)[-1], []).append(r["spearman_test"])
+    if not by:
+        return [f"- `{method}` at N={n}: not run yet."]
+    means = {d: float(np.mean(v)) for d, v in by.items()}
+    out = []
+    common = [d for d in HELP_ANCHOR if d in means]
+    if common:
+        ours = float(np.mean([means[d] for d in common]))
+        help_mean = float(np.mean([HELP_ANCHOR[d] for d in common]))
+        out.append(f"- Mean Spearman of `{method}` with {n} samples over {', '.join(common)}: {ours:.3f} vs HELP's "
+                   f"{help_mean:.3f} on the same devices: **{'met' if ours > help_mean else 'missed'}**.")
+    for d in common:
+        f = FLOPS_ANCHOR[d]
+        out.append(f"- {d}: {means[d]:.3f} vs FLOPs {f:.3f} (over all cells) and HELP {HELP_ANCHOR[d]:.3f}: "
+                   f"above FLOPs **{'met' if means[d] > f else 'missed'}**.")
+    return out
