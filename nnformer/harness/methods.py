@@ -58,7 +58,7 @@ def method_table(task: str) -> dict[str, tuple[str, dict, str]]:
 def label(method: str) -> str:
     from .fewshot import FEWSHOT_METHODS
 
-    known = {**{m: v[2] for m, v in FEWSHOT_METHODS.items()}, **{m: v[2] for m, v in {**METHODS, **LATENCY_METHODS}.items()}}
+    known = {m: v[2] for m, v in {**FEWSHOT_METHODS, **METHODS, **LATENCY_METHODS}.items()}
     return known.get(method, method)
 
 
