@@ -221,7 +221,8 @@ def run_job(space: DeviceSpace, job: tuple[str, int], ns, test_devices, recipe: 
             else:
                 raise NNFormerError(f"unknown few-shot method {kind!r}")
             records.append({**base, "space": f"{space.name}-{dev}", "method": kind, "n_train": n,
-                            **_metrics(est, ms[test], ranking_only=kind == "flops"), "seconds": time.perf_counter() - t1})
+                            **_metrics(est, ms[test], ranking_only=kind == "flops"),
+                            "seconds": time.perf_counter() - t1})
     return records
 
 

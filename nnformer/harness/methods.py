@@ -28,7 +28,8 @@ LATENCY_METHODS: dict[str, tuple[str, dict, str]] = {
                         "NN-Former + log FLOPs and params into [CLS]"),
     "transformer": METHODS["transformer"],
     "gcn": METHODS["gcn"],
-    "gcn-static": ("gcn", {"graph_features": ("flops", "params")}, "GCN + log FLOPs and params added to the pooled nodes"),
+    "gcn-static": ("gcn", {"graph_features": ("flops", "params")},
+                   "GCN + log FLOPs and params added to the pooled nodes"),
     "flops-linear": ("linear", {"features": ("flops", "params")}, "linear regression on log FLOPs + log params"),
 }
 # --quick: the comparisons the paper's claims rest on (masks, vs a plain transformer, vs GNN / MLP / zero-cost), not
