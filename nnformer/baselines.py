@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .batching import GraphBatch
+from .model import number_encoding
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class GCNConfig:
     dropout: float = 0.1
     head_offset: float = 0.5
     n_graph_features: int = 0  # graph-level features (e.g. log FLOPs) added to the pooled nodes through a Linear
+    n_features: int = 0  # per-node features (e.g. ONNX attributes), encoded as NN-Former does, added to the op's
+    feature_freqs: int = 4
 
 
 @dataclass(frozen=True)
@@ -58,12 +61,16 @@ class GCNRegressor(nn.Module):
         self.head = nn.Linear(cfg.dim, 1)
         # created last, so that a GCN without graph features draws the same initial weights as before
         self.graph_proj = nn.Linear(cfg.n_graph_features, cfg.dim) if cfg.n_graph_features else None
+        self.feat_proj = (nn.Linear(cfg.n_features * (1 + 2 * cfg.feature_freqs), cfg.dim, bias=False)
+                          if cfg.n_features else None)
 
     def forward(self, batch: GraphBatch) -> torch.Tensor:
         B, N = batch.ops.shape
         valid = (torch.arange(N, device=batch.ops.device) < batch.n_nodes[:, None]).to(batch.adj.dtype)
         af, ab = _normalise(batch.adj), _normalise(batch.adj.transpose(1, 2))
         h = self.embed(batch.ops)
+        if self.feat_proj is not None:
+            h = h + self.feat_proj(number_encoding(batch.features, self.cfg.feature_freqs))
         for wf, wb, ln in zip(self.fwd, self.bwd, self.norms):
             h = self.drop(F.relu(ln((af @ wf(h) + ab @ wb(h)) / 2)))
         pooled = (h * valid[..., None]).sum(1) / valid.sum(1, keepdim=True)

@@ -64,7 +64,7 @@ class EncodedGraphs:
         nmax = int(sizes.max()) if self.n else 2
         self.sizes = sizes
         self.ops = np.zeros((self.n, nmax), dtype=np.int64)
-        self.adj = np.zeros((self.n, nmax, nmax), dtype=np.float32)
+        self.adj = np.zeros((self.n, nmax, nmax), dtype=np.uint8)  # 0/1: a byte each (float32 in a batch)
         self.depth = np.array([g.depth_value for g in graphs], dtype=np.int64)
         nfeat = {0 if g.features is None else g.features.shape[1] for g in graphs}
         if len(nfeat) > 1:
@@ -92,20 +92,26 @@ class EncodedGraphs:
         k = int(self.sizes[idx].max())
         f = None if self.features is None else torch.from_numpy(self.features[idx, :k])
         s = None if self.graph_features is None else torch.from_numpy(self.graph_features[idx])
-        return GraphBatch(torch.from_numpy(self.ops[idx, :k]), torch.from_numpy(self.adj[idx, :k, :k]),
+        adj = torch.from_numpy(self.adj[idx, :k, :k].astype(np.float32))
+        return GraphBatch(torch.from_numpy(self.ops[idx, :k]), adj,
                           torch.from_numpy(self.sizes[idx]), torch.from_numpy(self.depth[idx]), f, s)
 
     def batches(self, batch_size: int, bucket: bool = True, generator: torch.Generator | None = None,
-                drop_last: bool = False) -> list[np.ndarray]:
+                drop_last: bool = False, size_sorted: bool = False) -> list[np.ndarray]:
         """Index arrays of the batches of one epoch.
 
-        ``bucket=True`` groups graphs of equal size (no padding, as the released code does); with a generator the
-        order inside each bucket and the order of the batches are shuffled.
+        ``bucket=True`` groups graphs of equal size (no padding, as the released code does); ``size_sorted=True``
+        cuts the graphs, ordered by size, into batches of neighbouring sizes (little padding, full batches: for
+        whole networks, whose sizes rarely repeat); with a generator the order inside each bucket (among equal
+        sizes) and the order of the batches are shuffled.
         """
         order = np.arange(self.n)
         if generator is not None:
             order = torch.randperm(self.n, generator=generator).numpy()
-        groups = [order[self.sizes[order] == s] for s in np.unique(self.sizes)] if bucket else [order]
+        if size_sorted:
+            groups = [order[np.argsort(self.sizes[order], kind="stable")]]
+        else:
+            groups = [order[self.sizes[order] == s] for s in np.unique(self.sizes)] if bucket else [order]
         out = [g[i:i + batch_size] for g in groups for i in range(0, len(g), batch_size)]
         if drop_last:
             out = [b for b in out if len(b) == batch_size] or out[:1]

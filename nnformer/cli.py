@@ -116,31 +116,75 @@ def _accuracy_job(args, seed: int) -> _TrainJob:
 
 def _latency_job(args, seed: int) -> _TrainJob:
     from .data.help import load_help_latency
-    from .metrics import acc_within, kendall_tau, mape, spearman_rho
     from .protocols import random_split
 
+    if args.data and os.path.isdir(args.data):
+        return _dataset_job(args)
     kind, _, device = (args.data or "").partition(":")
     if kind != "help-nb201" or not device:
-        raise NNFormerError(f"--task latency needs --data help-nb201:DEVICE (HELP's NB201 latencies), got "
-                            f"{args.data!r}; help-fbnet and dataset directories are not supported yet")
+        raise NNFormerError(f"--task latency needs --data help-nb201:DEVICE (HELP's NB201 latencies) or a latency "
+                            f"dataset directory (`nnformer profile --out DIR`), got {args.data!r}")
     ms = load_help_latency("nb201", device, args.data_dir)  # an unknown device: one line, before any other data
     table = _load_nb201(args.data_dir)
     split = random_split(len(table), args.n_train, 0, seed=seed)
     rest = np.setdiff1d(np.arange(len(ms)), split.train)
 
     def evaluate(pred):
-        p, t = pred[rest], ms[rest]
-        return {"mape": mape(p, t), "acc10": acc_within(p, t, 0.10), "acc5": acc_within(p, t, 0.05),
-                "tau_test": kendall_tau(p, t), "spearman_test": spearman_rho(p, t), "n_test": len(rest)}
+        return _latency_metrics(pred[rest], ms[rest])
 
     return _TrainJob(
         f"HELP NB201 latency on {device}", table.graphs, ms, split,
         {"space": f"help-nb201-{device}", "split": "random", "n_train": len(split.train), "n_val": 0},
-        evaluate,
-        lambda m: (f"on the {m['n_test']:,} cells not trained on: MAPE {m['mape']:.2f}%, Acc(10%) {m['acc10']:.1f}, "
-                   f"Acc(5%) {m['acc5']:.1f}, Kendall tau {m['tau_test']:.4f}, Spearman {m['spearman_test']:.4f}"),
+        evaluate, _latency_summary,
         {"true": ms, "xlabel": f"measured latency on {device} (ms)", "ylabel": "predicted latency (ms)",
          "name": "MAPE", "key": "mape", "fmt": "{:.2f}%"})
+
+
+def _latency_metrics(p, t) -> dict:
+    from .metrics import acc_within, kendall_tau, mape, spearman_rho
+
+    return {"mape": mape(p, t), "acc10": acc_within(p, t, 0.10), "acc5": acc_within(p, t, 0.05),
+            "tau_test": kendall_tau(p, t), "spearman_test": spearman_rho(p, t), "n_test": len(t)}
+
+
+def _latency_summary(m: dict) -> str:
+    return (f"on the {m['n_test']:,} {m.get('unit', 'cells')} not trained on: MAPE {m['mape']:.2f}%, Acc(10%) "
+            f"{m['acc10']:.1f}, Acc(5%) {m['acc5']:.1f}, Kendall tau {m['tau_test']:.4f}, Spearman "
+            f"{m['spearman_test']:.4f}")
+
+
+def load_latency_dir(path):
+    """(rows, graphs with static features, latency ms, families) of a dataset directory of `nnformer profile`."""
+    from .latency.onnx_graph import with_static
+    from .latency.profiler import load_dataset
+
+    rows = load_dataset(path)
+    return (rows, [with_static(r["graph"], r["static"]) for r in rows],
+            np.array([r["latency_ms"] for r in rows], dtype=np.float64), [r["family"] for r in rows])
+
+
+def _dataset_job(args) -> _TrainJob:
+    from .metrics import mape
+    from .protocols import family_split
+
+    rows, graphs, ms, families = load_latency_dir(args.data)
+    split = family_split(families, [r["index"] for r in rows])
+    fam = np.asarray(families)
+
+    def evaluate(pred):
+        m = {**_latency_metrics(pred[split.test], ms[split.test]), "unit": "models"}
+        m["per_family_mape"] = {f: mape(pred[idx], ms[idx])
+                                for f in dict.fromkeys(families) if len(idx := np.intersect1d(
+                                    split.test, np.flatnonzero(fam == f)))}
+        return m
+
+    return _TrainJob(
+        f"latency dataset {args.data}", graphs, ms, split,
+        {"space": f"dir:{args.data}", "split": "family-90/10", "n_train": len(split.train), "n_val": 0,
+         "families": sorted(set(families))},
+        evaluate, _latency_summary,
+        {"true": ms, "xlabel": "measured latency (ms)", "ylabel": "predicted latency (ms)", "name": "MAPE",
+         "key": "mape", "fmt": "{:.2f}%"})
 
 
 def cmd_train(args) -> int:
@@ -155,6 +199,8 @@ def cmd_train(args) -> int:
     if args.device is not None:
         _check_device(args.device)  # before torchrun's process group picks a GPU
     rank = _init_distributed(args)
+    if args.recipe is None:  # whole networks from a dataset directory train with their own recipe
+        args.recipe = "networks" if args.task == "latency" and args.data and os.path.isdir(args.data) else DEFAULT_RECIPE
     predictor = Predictor(args.recipe, settings=_settings(args), task=args.task,
                           progress=not args.quiet)  # bad settings: refused before any data is read
     from .data.nb201 import NUM_CELLS
@@ -259,6 +305,10 @@ def cmd_evaluate(args) -> int:
     if args.plot:
         check_output_file(args.plot, "--plot")
     p = _load_predictor(args)
+    if p.task == "latency":
+        return _evaluate_latency(args, p)
+    if args.data:
+        raise NNFormerError(f"{args.checkpoint} is an accuracy predictor: it is evaluated on NB201, without --data")
     table = _load_nb201(args.data_dir)
     pred = p.predict(table.graphs, progress=not args.quiet)
     metrics = _evaluate_nb201(pred, table)
@@ -266,6 +316,69 @@ def cmd_evaluate(args) -> int:
         scatter_pred_true(pred, table.label("test"), args.plot, title=f"tau {metrics['tau_test']:.4f}",
                           xlabel="true CIFAR-10 test accuracy (%)", ylabel="predicted accuracy (%)")
     print(json.dumps({"checkpoint": str(args.checkpoint), "n": len(table), **metrics}, indent=2))
+    return 0
+
+
+def _evaluate_latency(args, p) -> int:
+    """Errors of a latency predictor on a dataset: every model of a directory (and per family), or every HELP
+    cell of a device."""
+    from .metrics import mape
+    from .plots import scatter_pred_true
+
+    if not args.data:
+        raise NNFormerError(f"{args.checkpoint} is a latency predictor: --data help-nb201:DEVICE or a dataset "
+                            f"directory says what to evaluate it on")
+    if os.path.isdir(args.data):
+        _, graphs, ms, families = load_latency_dir(args.data)
+    else:
+        from .data.help import load_help_latency
+
+        kind, _, device = args.data.partition(":")
+        if kind != "help-nb201" or not device:
+            raise NNFormerError(f"--data must be help-nb201:DEVICE or a dataset directory, got {args.data!r}")
+        ms = load_help_latency("nb201", device, args.data_dir)
+        graphs, families = _load_nb201(args.data_dir).graphs, None
+    try:
+        pred = p.predict(graphs, progress=not args.quiet)
+    except DataError as e:
+        raise DataError(f"{args.checkpoint} cannot read these graphs: {e}") from None
+    metrics = _latency_metrics(pred, ms)
+    if families is not None:
+        fam = np.asarray(families)
+        metrics["per_family_mape"] = {f: mape(pred[fam == f], ms[fam == f])
+                                      for f in dict.fromkeys(families)}
+    if args.plot:
+        scatter_pred_true(pred, ms, args.plot, title=f"MAPE {metrics['mape']:.2f}% over {len(ms):,}",
+                          xlabel="measured latency (ms)", ylabel="predicted latency (ms)")
+    print(json.dumps({"checkpoint": str(args.checkpoint), "data": args.data, **metrics}, indent=2))
+    return 0
+
+
+def _predict_models(args, paths: list[str]) -> int:
+    """`nnformer predict model.onnx ...`: milliseconds from a latency predictor, and the operators it never saw."""
+    from .latency.onnx_graph import FEATURE_NAMES, onnx_to_graph, with_static
+    from .predictor import Predictor
+
+    converted = [onnx_to_graph(path, args.batch) for path in paths]  # every file checked before the predictor
+    p = Predictor.load(args.checkpoint)
+    if p.task != "latency":
+        raise NNFormerError(f"{args.checkpoint} predicts accuracy of NB201 cells; ONNX models need a latency "
+                            f"predictor (nnformer train --task latency --data DIR)")
+    if p.vocab_.name != "onnx":
+        raise NNFormerError(f"{args.checkpoint} was trained on {p.vocab_.name!r} graphs, not on ONNX models")
+    graphs = [with_static(g, s) for g, s in converted]
+    pred = p.predict(graphs)
+    flops_col = FEATURE_NAMES.index("log_flops")
+    for path, g, ms in zip(paths, graphs, pred):
+        print(f"{ms:.3f} ms\t{path}")
+        unseen = p.vocab_.unseen(g.ops)
+        if unseen:
+            mask = np.isin(np.asarray(g.ops), unseen)
+            flops = np.expm1(g.features[:, flops_col].astype(np.float64))
+            share = float(flops[mask].sum() / max(flops.sum(), 1.0))
+            print(f"nnformer: note: {path}: {int(mask.sum())} of {len(g.ops)} nodes are operators this predictor "
+                  f"does not know ({', '.join(o.removeprefix('onnx:') for o in unseen)}; {100 * share:.1f}% of the "
+                  f"FLOPs): read as one 'other' operator, the prediction is less reliable", file=sys.stderr)
     return 0
 
 
@@ -281,7 +394,12 @@ def cmd_predict(args) -> int:
             raise DataError(f"cannot read {args.file}: {e.strerror}") from None
         archs += [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     if not archs:
-        raise NNFormerError("no architectures given: pass arch strings or --file")
+        raise NNFormerError("no architectures given: pass arch strings, ONNX files or --file")
+    models = [a for a in archs if not a.startswith("|")]
+    if models:
+        if len(models) < len(archs):
+            raise NNFormerError("give either NB201 arch strings or ONNX files, not both")
+        return _predict_models(args, models)
     graphs = [arch_to_graph(a) for a in archs]  # validates every string before loading the model
     p = Predictor.load(args.checkpoint)
     pred = p.predict(graphs)
@@ -508,14 +626,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--task", choices=["accuracy", "latency"], default="accuracy",
                    help="accuracy (default): NB201 accuracy, TNASP split; latency: HELP's latency of the NB201 cells "
                         "on one device (--data help-nb201:DEVICE), N random cells train and the rest test")
-    t.add_argument("--data", metavar="help-nb201:DEVICE", help="latency data: help-nb201:DEVICE, a device of "
-                                                               "`nnformer data verify` (e.g. help-nb201:fpga)")
+    t.add_argument("--data", metavar="help-nb201:DEVICE|DIR",
+                   help="latency data: help-nb201:DEVICE, a device of `nnformer data verify` (e.g. help-nb201:fpga), "
+                        "or a dataset directory written by `nnformer profile` (per family, the first 90%% of the "
+                        "models train and the last 10%% test)")
     t.add_argument("--n-train", type=positive_int, default=781, help="training cells (default 781 = 5%%)")
     t.add_argument("--n-val", type=nonneg_int, default=1024, help="validation cells (default 1024)")
     t.add_argument("--split", choices=["tnasp", "random"], default="tnasp")
     t.add_argument("--label", default="val", help="training label (default: cifar10-valid validation acc., 200 ep)")
-    t.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE,
-                   help=f"network size + schedule preset (default {DEFAULT_RECIPE}; released: the authors')")
+    t.add_argument("--recipe", choices=sorted(RECIPES),
+                   help=f"network size + schedule preset (default {DEFAULT_RECIPE}; networks for a dataset directory; "
+                        f"released: the authors')")
     t.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                    help="override one setting of the recipe, repeatable: a field of the network config (n_layers, "
                         "dim, n_heads, mlp_ratio, dropout, mask_mode, ffn_mode, ...), of the training config (lr, "
@@ -527,8 +648,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(t)
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="Kendall's tau of a saved predictor over all NAS-Bench-201 cells")
+    e = sub.add_parser("evaluate", help="Kendall's tau of a saved predictor over all NAS-Bench-201 cells, or a "
+                                        "latency predictor's errors on a dataset")
     e.add_argument("--checkpoint", required=True)
+    e.add_argument("--data", metavar="help-nb201:DEVICE|DIR", help="latency predictors: the measurements to "
+                                                                   "compare with (MAPE, Acc(10%%), tau, Spearman)")
     e.add_argument("--space", choices=["nb201"], default="nb201")
     e.add_argument("--plot", help="also write a predicted-vs-true scatter plot (PNG) here")
     e.add_argument("--device", help="where the network runs: cpu (default), cuda or cuda:N")
@@ -536,9 +660,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(e)
     e.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("predict", help="predict NAS-Bench-201 arch strings with a saved predictor",
-                       description="Prints one line per architecture: prediction<TAB>arch string.")
-    p.add_argument("archs", nargs="*", help="arch strings like '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|'")
+    p = sub.add_parser("predict", help="predict NAS-Bench-201 arch strings, or the latency of ONNX models, with a "
+                                       "saved predictor",
+                       description="Prints one line per architecture: prediction<TAB>arch string; for ONNX files "
+                                   "and a latency predictor: milliseconds<TAB>file, and a note naming operators the "
+                                   "predictor does not know.")
+    p.add_argument("archs", nargs="*", help="arch strings like '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|', "
+                                            "or ONNX files (weight-stripped ones too)")
+    p.add_argument("--batch", type=positive_int, help="ONNX: batch size for a symbolic batch dimension (default 1)")
     p.add_argument("--file", help="file with one arch string per line ('-' = stdin)")
     p.add_argument("--checkpoint", required=True)
     p.set_defaults(func=cmd_predict)

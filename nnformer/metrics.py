@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def _check(pred, true) -> tuple[np.ndarray, np.ndarray]:
+def _check(pred, true, least: int = 2) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(pred, dtype=np.float64).ravel()
     t = np.asarray(true, dtype=np.float64).ravel()
     if p.shape != t.shape:
         raise ValueError(f"pred and true differ in length: {p.shape[0]} vs {t.shape[0]}")
-    if p.size < 2:
-        raise ValueError("need at least 2 values")
+    if p.size < least:
+        raise ValueError(f"need at least {least} value{'s' if least > 1 else ''}")
     if not (np.isfinite(p).all() and np.isfinite(t).all()):
         raise ValueError("pred or true contains NaN or infinity")
     return p, t
@@ -41,7 +41,7 @@ def spearman_rho(pred, true) -> float:
 
 def mape(pred, true) -> float:
     """Mean absolute percentage error, in percent."""
-    p, t = _check(pred, true)
+    p, t = _check(pred, true, least=1)
     if (t == 0).any():
         raise ValueError("MAPE is undefined when a true value is 0")
     return float(np.mean(np.abs(p - t) / np.abs(t)) * 100)
@@ -49,7 +49,7 @@ def mape(pred, true) -> float:
 
 def acc_within(pred, true, delta: float = 0.1) -> float:
     """Acc(delta): share (in percent) of predictions with ``|pred - true| / true <= delta``."""
-    p, t = _check(pred, true)
+    p, t = _check(pred, true, least=1)
     return float(np.mean(np.abs(p - t) / np.abs(t) <= delta + 1e-12) * 100)
 
 

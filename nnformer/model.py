@@ -41,6 +41,7 @@ class NNFormerConfig:
     n_op_types: int = 32  # one-hot width of op tokens (released: 32)
     n_depth: int = 32  # one-hot width of the [DEPTH] token; larger depths are clipped to n_depth - 1
     n_features: int = 0  # extra per-node features (e.g. ONNX attributes), projected and added to the op token
+    feature_freqs: int = 4  # node features enter as log1p(x) and sin/cos of it at this many frequencies
     n_graph_features: int = 0  # features of the whole network (e.g. log FLOPs, params), projected and added to [CLS]
     mask_mode: str = "paper"  # paper | released | global | adjacency
     ffn_mode: str = "bgiffn"  # bgiffn | ffn (plain MLP) | forward (A only) | backward (A^T only)
@@ -275,6 +276,17 @@ class Block(nn.Module):
         return x
 
 
+def number_encoding(x: torch.Tensor, freqs: int) -> torch.Tensor:
+    """Raw non-negative numbers (kernel sizes, channels, FLOPs; ``(..., k)``) as model inputs ``(..., k * (1 + 2 *
+    freqs))``: ``z = log1p(x)`` (channels and FLOPs span decades) and ``sin``/``cos`` of ``z`` at frequencies
+    ``2^i / 4`` (the sinusoidal encodings NAR-Former V2 and NNLP give attributes and shapes)."""
+    z = torch.log1p(x.clamp(min=0))
+    if not freqs:
+        return z
+    a = (z[..., None] * (2.0 ** torch.arange(freqs, device=x.device, dtype=z.dtype) / 4)).flatten(-2)
+    return torch.cat([z, torch.sin(a), torch.cos(a)], dim=-1)
+
+
 class NNFormer(nn.Module):
     """The NN-Former predictor: ``forward(batch) -> (B,)`` predictions."""
 
@@ -283,7 +295,8 @@ class NNFormer(nn.Module):
         self.cfg = cfg
         self.op_embed = nn.Linear(cfg.n_op_types, cfg.dim, bias=False)
         self.depth_embed = nn.Linear(cfg.n_depth, cfg.dim, bias=False)
-        self.feat_embed = nn.Linear(cfg.n_features, cfg.dim, bias=False) if cfg.n_features else None
+        self.feat_embed = (nn.Linear(cfg.n_features * (1 + 2 * cfg.feature_freqs), cfg.dim, bias=False)
+                           if cfg.n_features else None)
         self.graph_embed = nn.Linear(cfg.n_graph_features, cfg.dim, bias=False) if cfg.n_graph_features else None
         self.cls = nn.Parameter(torch.zeros(1, 1, cfg.dim))
         self.ln_in = nn.LayerNorm(cfg.dim)
@@ -312,7 +325,7 @@ class NNFormer(nn.Module):
         # embedding's backward is deterministic and, on one thread, bit-identical to the indexing it replaced.
         x = F.embedding(batch.ops, self.op_embed.weight.T)
         if self.feat_embed is not None:
-            x = x + self.feat_embed(batch.features)
+            x = x + self.feat_embed(number_encoding(batch.features, cfg.feature_freqs))
         d = F.embedding(batch.depth.clamp(max=cfg.n_depth - 1), self.depth_embed.weight.T)[:, None]
         cls = self.cls.expand(x.shape[0], -1, -1)
         if self.graph_embed is not None:

@@ -71,6 +71,22 @@ def _fingerprint(train: EncodedGraphs, y, val: EncodedGraphs | None, yv) -> str:
     return h.hexdigest()
 
 
+def _graph_norm(data: EncodedGraphs) -> dict | None:
+    """Mean and standard deviation of each graph-level feature over the training graphs (saved with the predictor:
+    graph features are standardised with them wherever the predictor meets a graph)."""
+    if data.graph_features is None:
+        return None
+    f = data.graph_features.astype(np.float64)
+    return {"mean": f.mean(0).tolist(), "std": np.where(f.std(0) > 1e-8, f.std(0), 1.0).tolist()}
+
+
+def _apply_norm(data: EncodedGraphs, norm: dict | None) -> EncodedGraphs:
+    if norm and data.graph_features is not None and data.graph_features.shape[1] == len(norm["mean"]):
+        data.graph_features = ((data.graph_features - np.asarray(norm["mean"])) / np.asarray(norm["std"])).astype(
+            np.float32)
+    return data
+
+
 class Predictor:
     """NN-Former (or a baseline) accuracy predictor with the scikit-learn estimator contract.
 
@@ -124,13 +140,16 @@ class Predictor:
         (the epoch count follows from the step budget and the number of batches an epoch)."""
         data = graphs if isinstance(graphs, EncodedGraphs) else EncodedGraphs(graphs, self.vocab)
         plan = self.recipe_at(len(data))
-        width = 0 if data.graph_features is None else data.graph_features.shape[1]
-        want = getattr(plan.model, "n_graph_features", None)  # None: a network that reads no graph features
-        if want == 0 and width:  # NN-Former reads the graphs' features: its input width follows them
-            plan = dataclasses.replace(plan, model=dataclasses.replace(plan.model, n_graph_features=width))
-        elif want and want != width:
-            raise RecipeError(f"the network reads {want} graph features, the graphs carry {width}")
-        model_cfg, train_cfg = plan.configs(len(data.batches(plan.train.batch_size, plan.train.bucket)))
+        for field, width in (("n_graph_features", 0 if data.graph_features is None else data.graph_features.shape[1]),
+                             ("n_features", 0 if data.features is None else data.features.shape[2])):
+            want = getattr(plan.model, field, None)  # None: a network that reads no such features
+            if want == 0 and width:  # the network reads the graphs' features: its input width follows them
+                plan = dataclasses.replace(plan, model=dataclasses.replace(plan.model, **{field: width}))
+            elif want and want != width:
+                what = "graph" if field == "n_graph_features" else "node"
+                raise RecipeError(f"the network reads {want} {what} features, the graphs carry {width}")
+        model_cfg, train_cfg = plan.configs(len(data.batches(plan.train.batch_size, plan.train.bucket,
+                                                             size_sorted=plan.train.size_sorted)))
         try:
             data.vocab.check_width(getattr(model_cfg, "n_op_types", data.vocab.width))
         except ValueError as e:
@@ -152,12 +171,15 @@ class Predictor:
         target = Target.for_labels(self.task, y, self.target_scale)
         data = EncodedGraphs(graphs, vocab)
         plan, model_cfg, train_cfg = self.plan(data)
+        norm = _graph_norm(data)
+        _apply_norm(data, norm)
         val = yv = None
         if val_graphs is not None and len(val_graphs) > 1:
             yv = target.forward(_labels(val_y, len(val_graphs), "validation set"))
-            val = EncodedGraphs(val_graphs, vocab)
+            val = _apply_norm(EncodedGraphs(val_graphs, vocab), norm)
         header = checkpoint_header(model_cfg, train_cfg, recipe=plan.to_dict(), vocab=vocab.to_dict(),
-                                   task=self.task, target=target.to_dict(), data=_fingerprint(data, y, val, yv))
+                                   task=self.task, target=target.to_dict(), data=_fingerprint(data, y, val, yv),
+                                   **({"graph_features_norm": norm} if norm else {}))
         self.result_: TrainResult = fit(model_cfg, train_cfg, data, target.forward(y), val, yv,
                                         checkpoint=checkpoint, progress=self.progress, on_eval=on_eval,
                                         header=header)
@@ -185,7 +207,7 @@ class Predictor:
         data = self.encode(graphs)
         self._check_graph_features(data)
         tc = self.train_config_
-        per_epoch = len(data.batches(tc.batch_size, tc.bucket))
+        per_epoch = len(data.batches(tc.batch_size, tc.bucket, size_sorted=tc.size_sorted))
         epochs = math.ceil(steps / per_epoch)
         device = str(next(self.model_.parameters()).device)
         cfg = dataclasses.replace(tc, epochs=epochs, lr=float(lr or tc.lr), warmup=0.0, select="last",
@@ -213,7 +235,7 @@ class Predictor:
     def encode(self, graphs: Sequence[ArchGraph]) -> EncodedGraphs:
         """``graphs`` padded and encoded with this predictor's op vocabulary (for repeated :meth:`predict` calls)."""
         self._check_fitted()
-        return EncodedGraphs(graphs, self.vocab_)
+        return _apply_norm(EncodedGraphs(graphs, self.vocab_), self.header_.get("graph_features_norm"))
 
     def predict(self, graphs: Sequence[ArchGraph] | EncodedGraphs, batch_size: int = 2048,
                 progress: bool = False) -> np.ndarray:

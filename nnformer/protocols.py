@@ -26,6 +26,28 @@ def tnasp_split(n_total: int, n_train: int, n_val: int = 1024) -> Split:
     return Split(np.arange(n_train), np.arange(n_train, n_train + n_val), np.arange(n_total))
 
 
+def family_split(families, order_keys, train_share: float = 0.9) -> Split:
+    """NNLQ's in-domain split of a multi-family dataset: per family, the first ``train_share`` of its models (by
+    ``order_keys``, e.g. the sample index) train and the rest test; no validation set."""
+    families, keys = np.asarray(families), np.asarray(order_keys)
+    train, test = [], []
+    for f in dict.fromkeys(families.tolist()):
+        idx = np.flatnonzero(families == f)
+        idx = idx[np.argsort(keys[idx], kind="stable")]
+        k = int(round(train_share * len(idx)))
+        train += idx[:k].tolist()
+        test += idx[k:].tolist()
+    return Split(np.sort(np.array(train, dtype=np.int64)), np.zeros(0, np.int64), np.sort(np.array(test, np.int64)))
+
+
+def leave_family_out(families, held: str) -> Split:
+    """NNLQ's out-of-domain split: every model of the other families trains, every model of ``held`` tests."""
+    families = np.asarray(families)
+    if held not in set(families.tolist()):
+        raise ValueError(f"no model of family {held!r} in the dataset")
+    return Split(np.flatnonzero(families != held), np.zeros(0, np.int64), np.flatnonzero(families == held))
+
+
 def random_split(n_total: int, n_train: int, n_val: int = 1024, seed: int = 0) -> Split:
     """``n_train`` and ``n_val`` cells drawn at random (seeded); testing on all cells, as in TNASP."""
     if not 0 < n_train < n_total:

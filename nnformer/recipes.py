@@ -221,6 +221,12 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({
     # budget, 1,875 steps (4 per graph at N=469), 3,000 from N=700: at small N neither change paid, at large N both
     "scaled": Recipe("scaled", **_EFFICIENT, steps=1500,
                      tiers=(Tier(400, {"mlp_ratio": 2.0, "steps": 1875}), Tier(700, {"steps": 3000}))),
+    # whole networks (ONNX graphs of 20-300 operators): the `efficient` network with the hidden layer of `scaled`,
+    # batches of 32 graphs of neighbouring sizes (a step over ~100-node graphs costs ~40x one over 8-node cells),
+    # 1,500 steps
+    "networks": Recipe("networks", model=NNFormerConfig(n_layers=4, dim=96, mlp_ratio=2.0),
+                       train=TrainConfig(lr=1e-3, w_cons=0.0, batch_size=32, bucket=False, size_sorted=True),
+                       steps=1500),
 })
 DEFAULT_RECIPE = "scaled"
 

@@ -42,6 +42,7 @@ class TrainConfig:
     w_rank: float = 0.2  # pairwise-difference L1 term
     w_cons: float = 1.0  # dropout-consistency L1 term (0 switches the consistency copy off)
     bucket: bool = True  # batches of equal-size graphs
+    size_sorted: bool = False  # batches of neighbouring sizes (whole networks: sizes rarely repeat); over bucket
     eval_every: int = 5  # epochs between validations (and checkpoints)
     select: str = "best_val"  # keep the EMA weights of the best validation tau, or the "last" ones
     seed: int = 0
@@ -254,7 +255,7 @@ def _train_epoch(run: _Run, cfg: TrainConfig, train: EncodedGraphs, y_all: torch
     """One epoch of optimizer steps; returns the last step's loss terms."""
     run.model.train()
     last = {}
-    for idx in train.batches(cfg.batch_size, cfg.bucket, generator=run.gen):
+    for idx in train.batches(cfg.batch_size, cfg.bucket, generator=run.gen, size_sorted=cfg.size_sorted):
         idx = shard(idx, world, rank)
         batch = train.batch(idx).to(cfg.device)
         y = y_all[idx].to(cfg.device)
@@ -332,7 +333,7 @@ def _fit(model_cfg, cfg, train, y_train, val, y_val, checkpoint, progress, on_ev
         run.model.load_state_dict(init_state)
         run.ema.load_state_dict(init_state)
     y_all = torch.as_tensor(np.asarray(y_train), dtype=torch.float32)
-    total = cfg.epochs * len(train.batches(cfg.batch_size, cfg.bucket))
+    total = cfg.epochs * len(train.batches(cfg.batch_size, cfg.bucket, size_sorted=cfg.size_sorted))
     ck_path = Path(checkpoint) if checkpoint else None
     if ck_path is not None:
         remove_stale_temporaries(ck_path)

@@ -6,8 +6,8 @@ did before; an op outside the vocabulary is an :class:`~nnformer.errors.UnknownO
 out-of-range index at the embedding.
 
 Ids are explicit. NAS-Bench-201's are those of the released NN-Former code (input 0 ... output 6); NAS-Bench-101's
-interior ops follow at 7-9 with the same input and output; the ONNX op set keeps input 0 and output 6 and puts its
-operators at 10-31, within the released one-hot width of 32.
+interior ops follow at 7-9 with the same input and output; the ONNX op set keeps input 0 and output 6, puts its
+operators at 10-31, within the released one-hot width of 32, and every other ONNX operator at 1 (``onnx:other``).
 
 Example:
     >>> NB201.encode(["input", "nor_conv_3x3", "output"])
@@ -34,10 +34,13 @@ class OpVocab:
     Args:
         name: what it serves (``nb201``, ``nb101``, ``onnx``, or a name of your own).
         ids: op name -> id; ids are distinct, non-negative integers.
+        other: the op (one of ``ids``, e.g. ``onnx:other``) that stands for every unlisted op of its family (the
+            ops sharing its ``family:`` prefix); ``None``: every unlisted op is an error.
     """
 
     name: str
     ids: Mapping[str, int] = field(repr=False)
+    other: str | None = None
 
     def __post_init__(self):
         ids = {str(k): int(v) for k, v in dict(self.ids).items()}
@@ -45,7 +48,17 @@ class OpVocab:
             raise ValueError(f"op vocabulary {self.name!r} is empty")
         if len(set(ids.values())) != len(ids) or min(ids.values()) < 0:
             raise ValueError(f"op vocabulary {self.name!r}: ids must be distinct and non-negative")
+        if self.other is not None and (self.other not in ids or ":" not in self.other):
+            raise ValueError(f"op vocabulary {self.name!r}: other={self.other!r} must be one of its ops, 'family:name'")
         object.__setattr__(self, "ids", MappingProxyType(ids))
+
+    def covers(self, op: str) -> bool:
+        """Whether ``op`` has an id: listed, or of the family that ``other`` stands for."""
+        return op in self.ids or (self.other is not None and op.startswith(self.other.split(":")[0] + ":"))
+
+    def unseen(self, ops: Iterable[str]) -> list[str]:
+        """The ops of ``ops`` that only ``other`` stands for (the network never learnt them apart), each once."""
+        return list(dict.fromkeys(o for o in ops if o not in self.ids and self.covers(o)))
 
     @classmethod
     def of(cls, name: str, ops: Iterable[str], start: int = 0) -> "OpVocab":
@@ -68,13 +81,17 @@ class OpVocab:
         return len(self.ids)
 
     def unknown(self, ops: Iterable[str]) -> list[str]:
-        """The names in ``ops`` outside this vocabulary, each once, in order of appearance."""
-        return list(dict.fromkeys(o for o in ops if o not in self.ids))
+        """The names in ``ops`` that this vocabulary has no id for, each once, in order of appearance."""
+        return list(dict.fromkeys(o for o in ops if not self.covers(o)))
 
     def encode(self, ops: Sequence[str]) -> list[int]:
-        """Ids of ``ops``; raises :class:`UnknownOpError` naming the first unknown op."""
+        """Ids of ``ops`` (an unlisted op of ``other``'s family gets ``other``'s id); raises
+        :class:`UnknownOpError` naming the first op without an id."""
         try:
-            return [self.ids[o] for o in ops]
+            if self.other is None:
+                return [self.ids[o] for o in ops]
+            fallback = self.ids[self.other]
+            return [self.ids[o] if o in self.ids else fallback if self.covers(o) else self.ids[o] for o in ops]
         except KeyError as e:
             raise UnknownOpError(f"unknown op {e.args[0]!r} for the {self.name!r} op vocabulary; known ops: "
                                  f"{_short(self.ids)}") from None
@@ -85,14 +102,15 @@ class OpVocab:
                              f"{n_op_types} (n_op_types)")
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "name": self.name, "ids": dict(self.ids)}
+        return {"format": FORMAT, "name": self.name, "ids": dict(self.ids),
+                **({"other": self.other} if self.other else {})}
 
     @classmethod
     def from_dict(cls, d, where: str = "checkpoint") -> "OpVocab":
         if not isinstance(d, dict) or d.get("format") != FORMAT or not isinstance(d.get("ids"), dict):
             raise CheckpointError(f"{where}: no valid op vocabulary (expected format {FORMAT!r})")
         try:
-            return cls(str(d.get("name", "")), d["ids"])
+            return cls(str(d.get("name", "")), d["ids"], d.get("other"))
         except (TypeError, ValueError) as e:
             raise CheckpointError(f"{where}: invalid op vocabulary: {e}") from None
 
@@ -110,7 +128,10 @@ ONNX_PREFIX = "onnx:"
 ONNX_OPS = ("Conv", "Relu", "Add", "Mul", "Sigmoid", "Clip", "HardSwish", "HardSigmoid", "MaxPool", "AveragePool",
             "GlobalAveragePool", "ReduceMean", "Concat", "Flatten", "Gemm", "MatMul", "Reshape",
             "BatchNormalization", "Softmax", "Transpose", "Pad", "Split")
-ONNX = OpVocab("onnx", {"input": 0, "output": 6, **{ONNX_PREFIX + o: 10 + i for i, o in enumerate(ONNX_OPS)}})
+# every other ONNX operator (LSTM, LayerNormalization, Resize, ...) is "onnx:other", id 1 (unused by NB201 here)
+ONNX_OTHER = ONNX_PREFIX + "other"
+ONNX = OpVocab("onnx", {"input": 0, ONNX_OTHER: 1, "output": 6,
+                        **{ONNX_PREFIX + o: 10 + i for i, o in enumerate(ONNX_OPS)}}, other=ONNX_OTHER)
 
 VOCABS: Mapping[str, OpVocab] = MappingProxyType({v.name: v for v in (NB201, NB101, ONNX)})
 

@@ -16,7 +16,7 @@ from nnformer.errors import OnnxError, UnknownOpError  # noqa: E402
 from nnformer.graph import MAX_NODES, ArchGraph  # noqa: E402
 from nnformer.latency.onnx_graph import (FEATURE_NAMES, STATIC_NAMES, from_compact, onnx_to_graph,  # noqa: E402
                                          static_vector, to_compact)
-from nnformer.vocab import ONNX, ONNX_OPS  # noqa: E402
+from nnformer.vocab import ONNX, ONNX_OPS, OpVocab  # noqa: E402
 
 F = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
@@ -121,12 +121,14 @@ def test_gemm_features_and_dynamic_batch():
     assert s4["flops"] == 4 * s1["flops"] and s4["batch"] == 4
 
 
-def test_unseen_op_converts_but_is_outside_the_onnx_vocabulary():
+def test_unseen_op_converts_and_is_the_onnx_vocabularys_other_op():
     nodes = [helper.make_node("Celu", ["x"], ["y"])]
     g, _ = onnx_to_graph(_handmade(nodes, [], [1, 3], [1, 3]))
     assert g.ops == ("input", "onnx:Celu", "output") and "onnx:Celu" not in ONNX
+    assert EncodedGraphs([g], ONNX).ops[0].tolist() == [0, ONNX.ids["onnx:other"], 6]
+    closed = OpVocab("closed", dict(ONNX.ids))  # without an "other" op, an unknown op stays an error
     with pytest.raises(UnknownOpError, match="onnx:Celu") as e:
-        EncodedGraphs([g], ONNX)
+        EncodedGraphs([g], closed)
     assert "\n" not in str(e.value)
 
 

@@ -3,8 +3,9 @@
 Nodes are ONNX operators (op names ``onnx:<OpType>``), plus a virtual ``input`` node per graph input and an
 ``output`` node per graph output, so a network has one source like the cell graphs; ``adj[i, j] = 1`` when node ``j``
 reads a tensor that node ``i`` writes. Any operator converts; the op vocabulary :data:`nnformer.vocab.ONNX` holds
-those of the ten model families, and encoding a graph with another one raises ``UnknownOpError``. What is left out,
-and why:
+those of the ten model families and encodes every other one as ``onnx:other``. Weight-stripped files (initializers
+with dims and no values) and files with external data import without their weights: only shapes are read. What is
+left out, and why:
 
 * weights: initializers, ``Constant`` nodes and nodes that only transform constants (the legacy exporter emits an
   ``Identity`` per shared initializer, hundreds for a MobileNet) are data, not computation;
@@ -37,7 +38,7 @@ from ..vocab import ONNX_PREFIX
 
 FEATURE_NAMES = ("kernel_h", "kernel_w", "stride_h", "stride_w", "pad_h", "pad_w", "dilation_h", "dilation_w",
                  "groups", "c_in", "c_out", "out_h", "out_w", "log_out_numel", "log_flops", "log_params", "log_mem")
-STATIC_NAMES = ("flops", "params", "memory_access", "batch", "num_ops")
+STATIC_NAMES = ("flops", "params", "memory_access", "batch", "num_ops", "input_numel")
 COMPACT_FORMAT = GRAPH_FORMAT  # what to_compact writes: ArchGraph.to_dict's format
 LEGACY_COMPACT_FORMAT = "nnformer-onnx-graph/1"  # same keys; the committed datasets/latency-cpu-b1 was written so
 _COMPACT_FORMATS = (COMPACT_FORMAT, LEGACY_COMPACT_FORMAT)
@@ -82,7 +83,9 @@ def load_model(model, batch: int | None = None):
     where = str(model) if isinstance(model, (str, os.PathLike)) else "ONNX model"
     try:
         if isinstance(model, (str, os.PathLike)):
-            m = onnx.load(os.fspath(model))
+            if os.path.isdir(model):
+                raise OnnxError(f"{where} is a directory, not an ONNX file")
+            m = onnx.load(os.fspath(model), load_external_data=False)  # weights are not needed, only their shapes
         elif isinstance(model, (bytes, bytearray)):
             m = onnx.load_from_string(bytes(model))
         elif isinstance(model, onnx.ModelProto):
@@ -91,7 +94,7 @@ def load_model(model, batch: int | None = None):
             raise OnnxError(f"expected a path, bytes or onnx.ModelProto, got {type(model).__name__}")
         if not m.graph.node:
             raise OnnxError(f"{where} has no operators (empty or not an ONNX file)")
-        onnx.checker.check_model(m)
+        onnx.checker.check_model(_checkable(m))
     except FileNotFoundError:
         raise OnnxError(f"no ONNX file at {where}") from None
     except OnnxError:
@@ -107,6 +110,37 @@ def load_model(model, batch: int | None = None):
         return onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
     except Exception:  # noqa: BLE001 - inference failures are not fatal: shapes become unknown (0)
         return m
+
+
+_DATA_FIELDS = ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data")
+
+
+def _has_data(t) -> bool:
+    """Whether an initializer carries its values (a weight-stripped or external-data file keeps only dims)."""
+    if t.data_location == 1:  # TensorProto.EXTERNAL: values in another file, not read here
+        return False
+    return _numel(list(t.dims)) == 0 or any(len(getattr(t, f)) for f in _DATA_FIELDS)
+
+
+def _checkable(m):
+    """``m`` as the ONNX checker accepts it: initializers without values (weight-stripped files, the usual way models
+    are shared for latency work, or external data) become typed graph inputs of a copy; ``m`` itself is returned
+    when every initializer has its values."""
+    stripped = [t for t in m.graph.initializer if not _has_data(t)]
+    if not stripped:
+        return m
+    from onnx import helper
+
+    c = type(m)()
+    c.CopyFrom(m)  # cheap: the stripped weights hold no values
+    names = {t.name for t in stripped}
+    kept = [t for t in c.graph.initializer if t.name not in names]
+    del c.graph.initializer[:]
+    c.graph.initializer.extend(kept)
+    have = {i.name for i in c.graph.input}
+    c.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)) for t in stripped
+                         if t.name not in have)
+    return c
 
 
 def _attrs(node) -> dict:
@@ -175,6 +209,12 @@ def _node_features(op: str, attrs: dict, ins: list, outs: list, weights: list) -
         k_dim = x[-1] if x else 0
         c_in, c_out = k_dim, (y[-1] if y else 0)
         flops = 2.0 * n_out * k_dim
+    elif op in ("LSTM", "GRU", "RNN") and len(x) == 3 and len(weights) >= 2 and weights[1][0]:
+        # x: (seq, batch, in) (layout 0); W: (dirs, gates * hidden, in), R: (dirs, gates * hidden, hidden)
+        w, r = weights[0][0], weights[1][0]
+        seq_batch = x[0] * x[1]
+        c_in, c_out = x[2], r[-1] if r else 0
+        flops = 2.0 * seq_batch * ((_numel(w) if w else 0) + _numel(r))
     elif op in _REDUCE:
         flops = float(_numel(x))
     elif op in _ELEMENTWISE:
@@ -203,7 +243,8 @@ def onnx_to_graph(model, batch: int | None = None, io_nodes: bool = True) -> Con
     Returns:
         ``(graph, static)``: ``graph.features`` has one row of :data:`FEATURE_NAMES` per node; ``static`` holds
         total ``flops``, ``params`` (unique float weights), ``memory_access`` (bytes read and written, summed over
-        operators), ``batch`` and ``num_ops`` (operators kept).
+        operators), ``batch``, ``num_ops`` (operators kept) and ``input_numel`` (elements of one sample of the
+        first input: the input resolution).
 
     Raises:
         OnnxError: the model cannot be read; GraphSizeError: more operators than ``nnformer.graph.MAX_NODES``.
@@ -275,13 +316,20 @@ def onnx_to_graph(model, batch: int | None = None, io_nodes: bool = True) -> Con
         adj[i, j] = 1
     first = info.get(graph_inputs[0].name, (None, 1))[0] if graph_inputs else None
     static = {"flops": float(tot_flops), "params": float(sum(_numel(info[t][0]) for t in weight_names)),
-              "memory_access": float(tot_mem), "batch": float(first[0] if first else 0), "num_ops": float(len(kept))}
+              "memory_access": float(tot_mem), "batch": float(first[0] if first else 0), "num_ops": float(len(kept)),
+              "input_numel": float(_numel(first[1:]) if first and len(first) > 1 else 0)}
     return ConvertedGraph(ArchGraph(ops, adj, np.asarray(rows, dtype=np.float32)), static)
 
 
 def static_vector(static: dict) -> np.ndarray:
     """The graph-level features in :data:`STATIC_NAMES` order, log1p-scaled (a model input of fixed width)."""
     return np.log1p(np.array([float(static.get(k, 0.0)) for k in STATIC_NAMES], dtype=np.float64)).astype(np.float32)
+
+
+def with_static(graph: ArchGraph, static: dict) -> ArchGraph:
+    """``graph`` carrying :func:`static_vector` of ``static`` as its graph-level features (what a latency predictor
+    reads beside the nodes)."""
+    return ArchGraph(graph.ops, graph.adj, graph.features, graph.depth, static_vector(static))
 
 
 def to_compact(graph: ArchGraph, static: dict | None = None, digits: int = 4) -> dict:

@@ -25,6 +25,7 @@ import datetime
 import gzip
 import io
 import json
+import math
 import os
 import platform
 import sys
@@ -182,6 +183,35 @@ def feeds(sess, batch: int | None = None, seed: int = 0) -> dict[str, np.ndarray
     return out
 
 
+def _with_weights(m) -> bytes | None:
+    """A weight-stripped model (float initializers with dims and no values) as bytes with seeded random weights,
+    which time the same as trained ones; ``None`` when every initializer has its values (or lives in an external
+    file, which ONNX Runtime reads itself)."""
+    from onnx import numpy_helper
+
+    from .onnx_graph import _has_data
+
+    stripped = [t for t in m.graph.initializer if not _has_data(t) and t.data_location != 1]
+    if not stripped:
+        return None
+    rng = np.random.default_rng(0)
+    c = type(m)()
+    c.CopyFrom(m)
+    by_name = {t.name: t for t in c.graph.initializer}
+    for t in stripped:
+        if t.data_type not in (1, 10, 11, 16):  # float, float16, double, bfloat16
+            raise OnnxError(f"initializer {t.name!r} (an integer tensor, e.g. a shape) has no values: ONNX Runtime "
+                            f"needs them; only float weights may be stripped")
+        dtype = {1: np.float32, 10: np.float16, 11: np.float64, 16: np.float32}[t.data_type]
+        arr = (0.02 * rng.standard_normal(list(t.dims))).astype(dtype)
+        filled = numpy_helper.from_array(arr, t.name)
+        if t.data_type == 16:
+            filled.data_type = 16
+            filled.raw_data = (arr.view(np.uint32) >> 16).astype(np.uint16).tobytes()
+        by_name[t.name].CopyFrom(filled)
+    return c.SerializeToString()
+
+
 def _ready(model, threads: int, batch: int | None):
     """A session and its inputs, after one checked run (the first run allocates; errors surface here)."""
     sess = session(model, threads)
@@ -287,9 +317,9 @@ def profile_onnx(path: str | os.PathLike, *, threads: int = 1, batch: int | None
     from ..errors import GraphSizeError
     from .onnx_graph import load_model, onnx_to_graph
 
-    load_model(path, batch)  # validates first: a clear message instead of an ONNX Runtime stack
+    m = load_model(path, batch)  # validates first: a clear message instead of an ONNX Runtime stack
     _check_counts(warmup, runs, rounds)
-    sess, x = _ready(path, threads, batch)
+    sess, x = _ready(_with_weights(m) or path, threads, batch)
     timing = measure(lambda: sess.run(None, x), warmup=warmup, runs=runs, rounds=rounds)
     out: dict = {"path": str(path), **timing.to_dict(), "inputs": {k: list(v.shape) for k, v in x.items()}}
     try:
@@ -436,16 +466,25 @@ def load_dataset(out_dir: str | os.PathLike) -> list[dict]:
     from .onnx_graph import from_compact
 
     out = Path(out_dir)
+    if not out.is_dir():
+        raise DataError(f"no latency dataset directory at {out}")
     if not (out / "latency.jsonl").is_file():
-        raise DataError(f"no latency dataset in {out} (latency.jsonl missing)")
+        raise DataError(f"no latency dataset in {out} (latency.jsonl missing: no labels)")
     graphs = read_graphs(out)
     rows, seen = [], set()
     for lat in read_jsonl(out / "latency.jsonl"):
         uid = lat.get("id")
         if lat.get("status") != "ok" or uid in seen or uid not in graphs:
             continue
+        ms = lat.get("latency_ms")
+        if not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms <= 0:
+            raise DataError(f"{out / 'latency.jsonl'}: model {uid} has latency {ms!r}; latencies must be positive")
         seen.add(uid)
         g = graphs[uid]
         graph, static = from_compact(g["graph"])
+        if "input_numel" not in static and lat.get("input_shape"):  # datasets written before it was recorded
+            static["input_numel"] = float(math.prod(lat["input_shape"][1:]))
         rows.append({**lat, "spec": ModelSpec.from_dict(g["spec"]), "graph": graph, "static": static})
+    if not rows:
+        raise DataError(f"{out}: no measured model (every latency.jsonl entry failed or has no graph)")
     return rows
