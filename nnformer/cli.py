@@ -200,7 +200,8 @@ def cmd_train(args) -> int:
         _check_device(args.device)  # before torchrun's process group picks a GPU
     rank = _init_distributed(args)
     if args.recipe is None:  # whole networks from a dataset directory train with their own recipe
-        args.recipe = "networks" if args.task == "latency" and args.data and os.path.isdir(args.data) else DEFAULT_RECIPE
+        whole_networks = args.task == "latency" and args.data and os.path.isdir(args.data)
+        args.recipe = "networks" if whole_networks else DEFAULT_RECIPE
     predictor = Predictor(args.recipe, settings=_settings(args), task=args.task,
                           progress=not args.quiet)  # bad settings: refused before any data is read
     from .data.nb201 import NUM_CELLS
