@@ -121,20 +121,28 @@ def _latency_job(args, seed: int) -> _TrainJob:
     if args.data and os.path.isdir(args.data):
         return _dataset_job(args)
     kind, _, device = (args.data or "").partition(":")
-    if kind != "help-nb201" or not device:
-        raise NNFormerError(f"--task latency needs --data help-nb201:DEVICE (HELP's NB201 latencies) or a latency "
-                            f"dataset directory (`nnformer profile --out DIR`), got {args.data!r}")
-    ms = load_help_latency("nb201", device, args.data_dir)  # an unknown device: one line, before any other data
-    table = _load_nb201(args.data_dir)
-    split = random_split(len(table), args.n_train, 0, seed=seed)
+    if kind not in ("help-nb201", "help-fbnet") or not device:
+        raise NNFormerError(f"--task latency needs --data help-nb201:DEVICE or help-fbnet:DEVICE (HELP's latencies) "
+                            f"or a latency dataset directory (`nnformer profile --out DIR`), got {args.data!r}")
+    space = kind.removeprefix("help-")
+    ms = load_help_latency(space, device, args.data_dir)  # an unknown device: one line, before any other data
+    if space == "fbnet":
+        from .harness.spaces import fbnet_graphs
+
+        graphs = fbnet_graphs(args.data_dir)[0]
+    else:
+        graphs = _load_nb201(args.data_dir).graphs
+    if args.n_train >= len(graphs):
+        raise NNFormerError(f"--n-train must be below the {len(graphs):,} architectures, got {args.n_train}")
+    split = random_split(len(graphs), args.n_train, 0, seed=seed)
     rest = np.setdiff1d(np.arange(len(ms)), split.train)
 
     def evaluate(pred):
         return _latency_metrics(pred[rest], ms[rest])
 
     return _TrainJob(
-        f"HELP NB201 latency on {device}", table.graphs, ms, split,
-        {"space": f"help-nb201-{device}", "split": "random", "n_train": len(split.train), "n_val": 0},
+        f"HELP {'FBNet' if space == 'fbnet' else 'NB201'} latency on {device}", graphs, ms, split,
+        {"space": f"{kind}-{device}", "split": "random", "n_train": len(split.train), "n_val": 0},
         evaluate, _latency_summary,
         {"true": ms, "xlabel": f"measured latency on {device} (ms)", "ylabel": "predicted latency (ms)",
          "name": "MAPE", "key": "mape", "fmt": "{:.2f}%"})
@@ -335,10 +343,17 @@ def _evaluate_latency(args, p) -> int:
         from .data.help import load_help_latency
 
         kind, _, device = args.data.partition(":")
-        if kind != "help-nb201" or not device:
-            raise NNFormerError(f"--data must be help-nb201:DEVICE or a dataset directory, got {args.data!r}")
-        ms = load_help_latency("nb201", device, args.data_dir)
-        graphs, families = _load_nb201(args.data_dir).graphs, None
+        if kind not in ("help-nb201", "help-fbnet") or not device:
+            raise NNFormerError(f"--data must be help-nb201:DEVICE, help-fbnet:DEVICE or a dataset directory, got "
+                                f"{args.data!r}")
+        ms = load_help_latency(kind.removeprefix("help-"), device, args.data_dir)
+        if kind == "help-fbnet":
+            from .harness.spaces import fbnet_graphs
+
+            graphs = fbnet_graphs(args.data_dir)[0]
+        else:
+            graphs = _load_nb201(args.data_dir).graphs
+        families = None
     try:
         pred = p.predict(graphs, progress=not args.quiet)
     except DataError as e:
@@ -447,6 +462,8 @@ def cmd_reproduce(args) -> int:
         return _reproduce_latency(args, settings)
     if args.task == "fewshot":
         return _reproduce_fewshot(args, settings)
+    if args.space == "fbnet":
+        raise NNFormerError("FBNet has latency measurements only: nnformer reproduce latency|fewshot --space fbnet")
     if args.methods in (None, "all"):
         methods = list(hm.QUICK_METHODS if args.quick and args.methods is None else hm.METHODS)
     else:
@@ -502,36 +519,44 @@ def _reproduce_latency(args, settings: dict) -> int:
     unknown = [m for m in methods if m not in hm.LATENCY_METHODS]
     if unknown:
         raise NNFormerError(f"unknown latency method {unknown[0]!r}; known: {', '.join(hm.LATENCY_METHODS)}")
-    devices = [d.strip() for d in (args.devices or "titan_rtx_256,gold_6226,fpga,pixel2").split(",")]
-    known = help_devices("nb201")
+    if args.space not in ("nb201", "fbnet"):
+        raise NNFormerError(f"latency runs on --space nb201 or fbnet (HELP's data), not {args.space}")
+    default = ("titan_rtx_256,gold_6226,fpga,pixel2" if args.space == "nb201"
+               else "fpga,gold_6226,pixel2,titan_rtx_64")
+    devices = [d.strip() for d in (args.devices or default).split(",")]
+    known = help_devices(args.space)
     bad = [d for d in devices if d not in known]
     if bad:
-        raise NNFormerError(f"unknown HELP device {bad[0]!r}; devices: {', '.join(known)}")
+        raise NNFormerError(f"unknown HELP device {bad[0]!r} for {args.space}; devices: {', '.join(known)}")
+    size = 15625 if args.space == "nb201" else 5000
     try:
         ns = tuple(int(n) for n in args.ns.split(",")) if args.ns else (100, 1000)
     except ValueError:
         raise NNFormerError(f"--ns must be comma-separated integers, got {args.ns!r}") from None
-    if any(not 0 < n < 15625 for n in ns):
-        raise NNFormerError("every N must be between 1 and 15624")
+    if any(not 0 < n < size for n in ns):
+        raise NNFormerError(f"every N must be between 1 and {size - 1}")
     seeds = list(range(args.seeds))
     records = []
     for device in devices:
-        space = load_space("help-nb201", args.data_dir, device)
+        space = load_space(f"help-{args.space}", args.data_dir, device)
         directory = sweep.run_dir(Path(args.out), space.name, args.recipe, settings)
         records += sweep.sweep(space, methods, ns, seeds, args.recipe, directory, settings, threads=args.threads,
                                progress=not args.quiet, jobs=args.jobs, train=not args.from_cache)
     expected = len(devices) * len(sweep.grid(methods, ns, seeds, "latency"))
     run_s = sum(r["seconds"] for r in records)
-    notes = (f"HELP's NAS-Bench-201 latencies (ms) per device. Protocol: per device and seed, N cells drawn at random "
-             f"(seeded) train, every other cell tests; no validation set (the last EMA weights are kept). "
+    what = "FBNet" if args.space == "fbnet" else "NAS-Bench-201"
+    notes = (f"HELP's {what} latencies (ms) per device. Protocol: per device and seed, N architectures drawn at "
+             f"random (seeded) train, every other one tests; no validation set (the last EMA weights are kept). "
              f"Networks learn the standardised log latency with recipe `{args.recipe}`"
              + (f" and {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}" if settings else "")
-             + f"; `flops-linear` fits log latency to log FLOPs and log parameters on the same N cells. "
+             + "; `flops-linear` fits log latency to log FLOPs and log parameters on the same N architectures"
+             + (" (FBNet's FLOPs and parameters are computed on the macro network of FBNet's paper at 32x32: "
+                "nnformer.spaces.fbnet)" if args.space == "fbnet" else "") + ". "
              f"The {len(records)} runs took {run_s / 3600:.2f} h of run time in all, at most {args.jobs} at a time.")
     if len(records) < expected:
         notes += f" **Incomplete: {len(records)} of {expected} runs are stored.**"
-    base = sweep.run_dir(Path(args.out), "help-nb201", args.recipe, settings) / "table"
-    for p in report.write_latency_tables(records, base, "Latency prediction on HELP's NAS-Bench-201 devices",
+    base = sweep.run_dir(Path(args.out), f"help-{args.space}", args.recipe, settings) / "table"
+    for p in report.write_latency_tables(records, base, f"Latency prediction on HELP's {what} devices",
                                          args.command_line, notes):
         print(f"wrote {p}")
     return 0
@@ -542,31 +567,38 @@ def _reproduce_fewshot(args, settings: dict) -> int:
 
     methods = [m.strip() for m in (args.methods or ",".join(fewshot.FEWSHOT_METHODS)).split(",")]
     fewshot.jobs_for(methods)  # an unknown method fails before any data is read
-    space_name = "help-nb201"
-    test = fewshot.HELP_NB201_DEVICES["test"]
+    if args.space not in ("nb201", "fbnet"):
+        raise NNFormerError(f"the few-shot protocol runs on --space nb201 or fbnet (HELP's data), not {args.space}")
+    space_name = f"help-{args.space}"
+    split = fewshot.HELP_FBNET_DEVICES if args.space == "fbnet" else fewshot.HELP_NB201_DEVICES
+    test = split["test"]
     devices = [d.strip() for d in (args.devices or ",".join(test)).split(",")]
-    seen = {*fewshot.HELP_NB201_DEVICES["train"], *fewshot.HELP_NB201_DEVICES["val"]}
-    bad = [d for d in devices if d in seen]
+    bad = [d for d in devices if d in {*split["train"], *split["val"]}]
     if bad:
         raise NNFormerError(f"{bad[0]} is a meta-training or meta-validation device; few-shot test devices: "
                             f"{', '.join(test)} (or another HELP device outside the meta split)")
     from .data.help import help_devices
 
-    unknown = [d for d in devices if d not in help_devices("nb201")]
+    known = help_devices(args.space)
+    unknown = [d for d in devices if d not in known]
     if unknown:
-        raise NNFormerError(f"unknown HELP device {unknown[0]!r}; devices: {', '.join(help_devices('nb201'))}")
+        raise NNFormerError(f"unknown HELP device {unknown[0]!r} for {args.space}; devices: {', '.join(known)}")
+    size = 15625 if args.space == "nb201" else 5000
     try:
         ns = tuple(sorted(int(n) for n in args.ns.split(","))) if args.ns else (10, 20, 100)
     except ValueError:
         raise NNFormerError(f"--ns must be comma-separated integers, got {args.ns!r}") from None
-    if any(not fewshot.N_REFERENCES <= n < 15625 for n in ns):
-        raise NNFormerError(f"every N must be at least {fewshot.N_REFERENCES} (the reference architectures)")
+    if any(not fewshot.N_REFERENCES <= n < size for n in ns):
+        raise NNFormerError(f"every N must be at least {fewshot.N_REFERENCES} (the reference architectures) and "
+                            f"below {size}")
     space = fewshot.load_device_space(space_name, args.data_dir)
     directory = Path(args.out) / f"{space_name}-fewshot" / _tag(args.recipe, settings)
     records = fewshot.sweep(space, methods, ns, list(range(args.seeds)), devices, args.recipe, directory, settings,
                             threads=args.threads, progress=not args.quiet, jobs=args.jobs, train=not args.from_cache)
     meta = sorted({round(r["meta_seconds"]) for r in records if "meta_seconds" in r})
-    notes = ("HELP's cross-device few-shot protocol on NAS-Bench-201. Meta-training devices (900 random cells each): "
+    what = "FBNet" if args.space == "fbnet" else "NAS-Bench-201"
+    notes = (f"HELP's cross-device few-shot protocol on {what}. Meta-training devices "
+             f"({fewshot.META_PER_DEVICE[space_name]} random architectures each): "
              + ", ".join(space.devices["train"]) + "; meta-validation (200 each, picks the EMA weights): "
              + ", ".join(space.devices["val"]) + f". A device enters as the z-scored log latencies of "
              f"{fewshot.N_REFERENCES} reference cells (drawn per seed; they are the first of the N target samples), "
@@ -576,10 +608,13 @@ def _reproduce_fewshot(args, settings: dict) -> int:
              + (f" with {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}" if settings else "")
              + (f"; one meta-training took {min(meta)}-{max(meta)} s" if meta else "")
              + f". Runs are stored in `{directory / 'runs.jsonl'}`.\n\n"
-             + "Targets (HELP, 10 samples, Spearman: titan_rtx_256 0.987, gold_6226 0.989, pixel2 0.802, fpga "
-               "0.985):\n" + "\n".join(fewshot.targets(records)))
-    for p in report.write_latency_tables(records, directory / "table", "Few-shot latency on a new device "
-                                         "(HELP's NAS-Bench-201 protocol)", args.command_line, notes,
+             + "Targets (Spearman with 10 samples above HELP's mean over its test devices, HELP "
+             + ", ".join(f"{d} {v:.3f}" for d, v in fewshot.HELP_ANCHOR[space_name].items())
+             + ", and above FLOPs on each device):\n"
+             + "\n".join(line for m in ("nnformer-hw", "nnformer-hw-ft") if m in methods
+                         for line in fewshot.targets(records, space_name, m)))
+    for p in report.write_latency_tables(records, directory / "table", f"Few-shot latency on a new device "
+                                         f"(HELP's {what} protocol)", args.command_line, notes,
                                          metric_plot="spearman_test"):
         print(f"wrote {p}")
     return 0
@@ -694,7 +729,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accuracy: the TNASP tables on NB201/NB101; latency: HELP's NB201 devices, N random cells "
                         "train, the rest test (MAPE, Acc(10%%), Acc(5%%), tau, Spearman); fewshot: HELP's "
                         "cross-device protocol (meta-train on other devices, N=10,20,100 samples of the new one)")
-    r.add_argument("--space", choices=["nb201", "nb101"], default="nb201")
+    r.add_argument("--space", choices=["nb201", "nb101", "fbnet"], default="nb201",
+                   help="accuracy: nb201 or nb101; latency, fewshot: nb201 or fbnet (HELP's measurements)")
     r.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet16"], default="cifar10",
                    help="NB201 labels to train and test on")
     r.add_argument("--methods", help="comma-separated subset of the methods, or 'all' (default: all; with --quick, "

@@ -133,7 +133,11 @@ ONNX_OTHER = ONNX_PREFIX + "other"
 ONNX = OpVocab("onnx", {"input": 0, ONNX_OTHER: 1, "output": 6,
                         **{ONNX_PREFIX + o: 10 + i for i, o in enumerate(ONNX_OPS)}}, other=ONNX_OTHER)
 
-VOCABS: Mapping[str, OpVocab] = MappingProxyType({v.name: v for v in (NB201, NB101, ONNX)})
+# HELP's FBNet blocks (nnformer.spaces.fbnet), in HELP's index order, at 10-18
+FBNET = OpVocab("fbnet", {"input": 0, "output": 6, **{f"fbnet:{b}": 10 + i for i, b in enumerate(
+    ("k3_e1", "k3_e1_g2", "k3_e3", "k3_e6", "k5_e1", "k5_e1_g2", "k5_e3", "k5_e6", "skip"))}})
+
+VOCABS: Mapping[str, OpVocab] = MappingProxyType({v.name: v for v in (NB201, NB101, ONNX, FBNET)})
 
 
 def vocab_for(op_lists: Iterable[Sequence[str]]) -> OpVocab:

@@ -39,8 +39,16 @@ HELP_NB201_DEVICES = {
     "val": ("titanx_1", "titanx_32", "titanx_256", "gold_6240"),
     "test": ("titan_rtx_256", "gold_6226", "fpga", "pixel2"),
 }
+# FBNet: the same split with the batch-64 GPU files HELP's FBNet data has instead of batch 256; HELP's FBNet test
+# devices are fpga, raspi4 and eyeriss (only fpga is in the data); three more outside the meta split are reported
+HELP_FBNET_DEVICES = {
+    "train": ("1080ti_1", "1080ti_32", "1080ti_64", "silver_4114", "silver_4210r", "samsung_a50", "essential_ph_1",
+              "samsung_s7"),
+    "val": ("titanx_1", "titanx_32", "titanx_64", "gold_6240"),
+    "test": ("fpga", "gold_6226", "pixel2", "titan_rtx_64"),
+}
 N_REFERENCES = 10
-META_PER_DEVICE = 900  # HELP's meta-training samples per device
+META_PER_DEVICE = {"help-nb201": 900, "help-fbnet": 4000}  # HELP's meta-training samples per device
 VAL_PER_DEVICE = 200
 FINETUNE_STEPS = 100
 
@@ -58,8 +66,9 @@ FEWSHOT_METHODS: dict[str, tuple[str, str, str]] = {
 NETWORK_SETTINGS = {"nnformer": {"mask_mode": "paper", "ffn_mode": "bgiffn"}, "gcn": {}}
 
 # HELP's published Spearman with 10 target samples (LATENCY.md section 3) and FLOPs over all cells measured here
-HELP_ANCHOR = {"titan_rtx_256": 0.987, "gold_6226": 0.989, "pixel2": 0.802, "fpga": 0.985}
-FLOPS_ANCHOR = {"titan_rtx_256": 0.972, "gold_6226": 0.889, "pixel2": 0.865, "fpga": 0.938}
+HELP_ANCHOR = {"help-nb201": {"titan_rtx_256": 0.987, "gold_6226": 0.989, "pixel2": 0.802, "fpga": 0.985},
+               "help-fbnet": {"fpga": 0.892}}
+FLOPS_ANCHOR = {"help-nb201": {"titan_rtx_256": 0.972, "gold_6226": 0.889, "pixel2": 0.865, "fpga": 0.938}}
 
 
 @dataclass
@@ -80,8 +89,15 @@ class DeviceSpace:
 
 
 def load_device_space(space: str, data_dir=None) -> DeviceSpace:
+    if space == "help-fbnet":
+        from .spaces import fbnet_graphs
+
+        graphs, proxies = fbnet_graphs(data_dir)
+        logs = np.log1p(np.column_stack([proxies["flops"], proxies["params"]]))
+        static = (logs - logs.mean(0)) / (logs.std(0) + 1e-8)
+        return DeviceSpace(space, graphs, static.astype(np.float32), proxies["flops"], HELP_FBNET_DEVICES, data_dir)
     if space != "help-nb201":
-        raise NNFormerError(f"the few-shot protocol knows help-nb201, not {space!r}")
+        raise NNFormerError(f"the few-shot protocol knows help-nb201 and help-fbnet, not {space!r}")
     from ..data.nb201 import load_nb201
     from ..zero_cost import proxy_scores
 
@@ -123,7 +139,7 @@ def meta_train(space: DeviceSpace, network: str, seed: int, recipe: str, setting
 
     refs = sample_order(len(space.graphs), seed)[:N_REFERENCES]
     sets = {}
-    for role, per in (("train", META_PER_DEVICE), ("val", VAL_PER_DEVICE)):
+    for role, per in (("train", META_PER_DEVICE[space.name]), ("val", VAL_PER_DEVICE)):
         graphs, y = [], []
         for k, dev in enumerate(space.devices[role]):
             ms = lat[dev]
@@ -311,25 +327,32 @@ def _run_all(space, todo, ns, devices, recipe, settings, threads, progress, jobs
             bar.close()
 
 
-def targets(records: list[dict], method: str = "nnformer-hw-ft", n: int = 10) -> list[str]:
-    """Markdown bullets: the issue's targets (with 10 samples, above HELP's mean over the four test devices and above
-    FLOPs on each), met or missed, from the stored records."""
-    by = {}
+def targets(records: list[dict], space: str, method: str, n: int = 10) -> list[str]:
+    """Markdown bullets: the issue's targets (with 10 samples, above HELP's mean over its test devices and above
+    FLOPs on each), met or missed by ``method``, from the stored records. FLOPs is measured on the same test cells
+    (the ``flops`` method) when stored, else taken from :data:`FLOPS_ANCHOR` (all cells)."""
+    by, flops = {}, {}
     for r in records:
+        dev = r["space"].split("-", 2)[-1]
         if r["method"] == method and r["n_train"] == n:
-            by.setdefault(r["space"].split("-", 2)[-1], []).append(r["spearman_test"])
+            by.setdefault(dev, []).append(r["spearman_test"])
+        elif r["method"] == "flops":
+            flops.setdefault(dev, []).append(r["spearman_test"])
     if not by:
         return [f"- `{method}` at N={n}: not run yet."]
     means = {d: float(np.mean(v)) for d, v in by.items()}
+    flops = {**FLOPS_ANCHOR.get(space, {}), **{d: float(np.mean(v)) for d, v in flops.items()}}
+    anchor = HELP_ANCHOR.get(space, {})
     out = []
-    common = [d for d in HELP_ANCHOR if d in means]
+    common = [d for d in anchor if d in means]
     if common:
         ours = float(np.mean([means[d] for d in common]))
-        help_mean = float(np.mean([HELP_ANCHOR[d] for d in common]))
-        out.append(f"- Mean Spearman of `{method}` with {n} samples over {', '.join(common)}: {ours:.3f} vs HELP's "
+        help_mean = float(np.mean([anchor[d] for d in common]))
+        out.append(f"- `{method}`, mean Spearman with {n} samples over {', '.join(common)}: {ours:.3f} vs HELP's "
                    f"{help_mean:.3f} on the same devices: **{'met' if ours > help_mean else 'missed'}**.")
-    for d in common:
-        f = FLOPS_ANCHOR[d]
-        out.append(f"- {d}: {means[d]:.3f} vs FLOPs {f:.3f} (over all cells) and HELP {HELP_ANCHOR[d]:.3f}: "
-                   f"above FLOPs **{'met' if means[d] > f else 'missed'}**.")
+    for d in means:
+        if d in flops:
+            out.append(f"- `{method}` on {d}: {means[d]:.3f} vs FLOPs {flops[d]:.3f}"
+                       + (f" and HELP {anchor[d]:.3f}" if d in anchor else "")
+                       + f": above FLOPs **{'met' if means[d] > flops[d] else 'missed'}**.")
     return out

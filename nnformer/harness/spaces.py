@@ -35,10 +35,12 @@ class SpaceData:
 
 
 def load_space(space: str, data_dir=None, dataset: str = "cifar10") -> SpaceData:
-    """``nb201`` (``dataset``: cifar10, cifar100, imagenet16), ``nb101``, or ``help-nb201`` (``dataset``: a HELP
-    device)."""
+    """``nb201`` (``dataset``: cifar10, cifar100, imagenet16), ``nb101``, or ``help-nb201`` / ``help-fbnet``
+    (``dataset``: a HELP device)."""
     if space == "help-nb201":
         return help_nb201_space(data_dir, dataset)
+    if space == "help-fbnet":
+        return help_fbnet_space(data_dir, dataset)
     return nb201_space(data_dir, dataset) if space == "nb201" else nb101_space(data_dir)
 
 
@@ -52,6 +54,25 @@ def help_nb201_space(data_dir, device: str) -> SpaceData:
     return SpaceData(f"help-nb201-{device}", t.graphs, ms, {"test": ms}, (100, 1000), 0,
                      proxies=_proxies("nb201", t.arch_strs.tolist()), max_nodes=8,
                      source=("help-nb201", data_dir, device), task="latency")
+
+
+def help_fbnet_space(data_dir, device: str) -> SpaceData:
+    """HELP's 5,000 FBNet networks as chain graphs with HELP's latency on ``device`` (ms), for the latency
+    protocol; the proxies are the networks' FLOPs and parameters (:func:`nnformer.spaces.fbnet.fbnet_cost`)."""
+    from ..data.help import load_help_latency
+
+    ms = load_help_latency("fbnet", device, data_dir)
+    graphs, proxies = fbnet_graphs(data_dir)
+    return SpaceData(f"help-fbnet-{device}", graphs, ms, {"test": ms}, (100, 1000), 0, proxies=proxies,
+                     max_nodes=24, source=("help-fbnet", data_dir, device), task="latency")
+
+
+def fbnet_graphs(data_dir) -> tuple[list, dict[str, np.ndarray]]:
+    from ..spaces.fbnet import arch_to_graph, fbnet_cost, load_fbnet_archs
+
+    archs = load_fbnet_archs(data_dir)
+    cost = np.array([fbnet_cost(a) for a in archs], dtype=np.float64)
+    return [arch_to_graph(a) for a in archs], {"flops": cost[:, 0], "params": cost[:, 1]}
 
 
 def nb201_space(data_dir, dataset: str = "cifar10") -> SpaceData:
