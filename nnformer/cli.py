@@ -462,6 +462,8 @@ def cmd_reproduce(args) -> int:
         return _reproduce_latency(args, settings)
     if args.task == "fewshot":
         return _reproduce_fewshot(args, settings)
+    if args.task == "networks":
+        return _reproduce_networks(args, settings)
     if args.space == "fbnet":
         raise NNFormerError("FBNet has latency measurements only: nnformer reproduce latency|fewshot --space fbnet")
     if args.methods in (None, "all"):
@@ -620,6 +622,41 @@ def _reproduce_fewshot(args, settings: dict) -> int:
     return 0
 
 
+def _reproduce_networks(args, settings: dict) -> int:
+    from .harness import networks
+
+    methods = [m.strip() for m in (args.methods or "nnformer,gcn-static,flops-linear").split(",")]
+    unknown = [m for m in methods if m not in networks.METHODS]
+    if unknown:
+        raise NNFormerError(f"unknown method {unknown[0]!r}; known: {', '.join(networks.METHODS)}")
+    protocols = [p.strip() for p in (args.protocols or "in-domain,ood").split(",")]
+    bad = [p for p in protocols if p not in networks.PROTOCOLS]
+    if bad:
+        raise NNFormerError(f"unknown protocol {bad[0]!r}; protocols: {', '.join(networks.PROTOCOLS)}")
+    if not args.data or not os.path.isdir(args.data):
+        raise NNFormerError(f"--data must be a latency dataset directory (`nnformer profile --out DIR`), got "
+                            f"{args.data!r}")
+    recipe = "networks" if args.recipe == DEFAULT_RECIPE else args.recipe
+    data = load_latency_dir(args.data)
+    families = [f.strip() for f in args.families.split(",")] if args.families else None
+    missing = [f for f in families or [] if f not in set(data[3])]
+    if missing:
+        raise NNFormerError(f"no model of family {missing[0]!r} in {args.data}")
+    directory = Path(args.out) / f"networks-{Path(args.data).name}" / _tag(recipe, settings)
+    records = networks.sweep(data, methods, protocols, list(range(args.seeds)), recipe, directory, settings,
+                             progress=not args.quiet, train=not args.from_cache, families=families)
+    run_s = sum(r["seconds"] for r in records)
+    notes = (f"Dataset `{args.data}` ({len(data[2]):,} models, {len(set(data[3]))} families). Recipe `{recipe}`"
+             + (f" with {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}" if settings else "")
+             + f"; networks learn the standardised log latency from node features (op attributes, shapes, "
+             f"per-node FLOPs/params/memory) and static features. The {len(records)} runs took "
+             f"{run_s / 3600:.2f} h of run time, one at a time. Runs are stored in `{directory / 'runs.jsonl'}`. "
+             f"The paper's column is NN-Former on NNLQ (a GPU with TensorRT): another dataset and device.")
+    for p in networks.write_tables(records, directory / "table", args.command_line, notes, sorted(set(data[3]))):
+        print(f"wrote {p}")
+    return 0
+
+
 def _tag(recipe: str, settings: dict) -> str:
     from .harness.sweep import recipe_tag
 
@@ -725,10 +762,15 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Runs the TNASP protocol for every method x N x seed, storing each result "
                                    "as it finishes (a rerun skips what is done), then writes Markdown/CSV/JSON "
                                    "tables and a tau-vs-N plot.")
-    r.add_argument("task", choices=["accuracy", "latency", "fewshot"],
+    r.add_argument("task", choices=["accuracy", "latency", "fewshot", "networks"],
                    help="accuracy: the TNASP tables on NB201/NB101; latency: HELP's NB201 devices, N random cells "
                         "train, the rest test (MAPE, Acc(10%%), Acc(5%%), tau, Spearman); fewshot: HELP's "
-                        "cross-device protocol (meta-train on other devices, N=10,20,100 samples of the new one)")
+                        "cross-device protocol (meta-train on other devices, N=10,20,100 samples of the new one); "
+                        "networks: NNLQ's in-domain and out-of-domain protocols on a latency dataset directory "
+                        "(--data)")
+    r.add_argument("--data", metavar="DIR", help="networks: the latency dataset directory (nnformer profile --out)")
+    r.add_argument("--protocols", help="networks: in-domain,ood (default both)")
+    r.add_argument("--families", help="networks, ood: the held-out families to run (default: every family)")
     r.add_argument("--space", choices=["nb201", "nb101", "fbnet"], default="nb201",
                    help="accuracy: nb201 or nb101; latency, fewshot: nb201 or fbnet (HELP's measurements)")
     r.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet16"], default="cifar10",
