@@ -182,8 +182,8 @@ def write_latency_tables(records: list[dict], out_base: Path, title: str, comman
               "|---|---|---|" + "---|" * (len(LATENCY_METRICS) + 2)]
     rows = ["space,method,n_train,k," + ",".join(f"{m}_mean,{m}_std" for m, *_ in LATENCY_METRICS) + ",seconds_mean"]
     for (space, method, n), c in summary.items():
-        cells = [(fmt.format(c[m][0]) + (" ± " + fmt.format(c[m][1]) if c["k"] > 1 else ""))
-                 for m, _, fmt in LATENCY_METRICS]
+        cells = ["-" if np.isnan(c[m][0]) else (fmt.format(c[m][0]) + (" ± " + fmt.format(c[m][1]) if c["k"] > 1
+                                                                         else "")) for m, _, fmt in LATENCY_METRICS]
         lines.append(f"| {space.split('-', 2)[-1]} | {label(method)} (`{method}`) | {n} | "
                      + " | ".join(cells) + f" | {c['k']} | {c['seconds']:.0f} |")
         rows.append(f"{space},{method},{n},{c['k']}," + ",".join(f"{c[m][0]:.6f},{c[m][1]:.6f}"
