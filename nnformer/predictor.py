@@ -171,6 +171,10 @@ class Predictor:
         target = Target.for_labels(self.task, y, self.target_scale)
         data = EncodedGraphs(graphs, vocab)
         plan, model_cfg, train_cfg = self.plan(data)
+        if train_cfg.loss == "relative":
+            if target.kind != "log":
+                raise RecipeError("loss=relative is for latency predictors (task='latency'), whose targets are logs")
+            train_cfg = dataclasses.replace(train_cfg, relative_scale=target.std)
         norm = _graph_norm(data)
         _apply_norm(data, norm)
         val = yv = None

@@ -48,6 +48,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"  # "cuda" to train on a GPU
     amp: bool = False  # automatic mixed precision (bfloat16 autocast) on CUDA; ignored on CPU
+    # regression term: "mse" on the targets, or "relative": the squared relative error of the label itself,
+    # (y_hat / y - 1)^2 as NNLP trains latency, for targets that are logs scaled by 1 / relative_scale
+    loss: str = "mse"
+    relative_scale: float = 1.0  # set by the Predictor: the latency target's standard deviation of log labels
 
     def __post_init__(self):
         checks = [("epochs", self.epochs >= 1, "at least 1"), ("batch_size", self.batch_size >= 1, "at least 1"),
@@ -56,7 +60,9 @@ class TrainConfig:
                   ("min_lr_ratio", 0 <= self.min_lr_ratio <= 1, "in [0, 1]"),
                   ("ema_decay", 0 <= self.ema_decay < 1, "in [0, 1)"), ("w_rank", self.w_rank >= 0, "non-negative"),
                   ("w_cons", self.w_cons >= 0, "non-negative"), ("eval_every", self.eval_every >= 1, "at least 1"),
-                  ("select", self.select in ("best_val", "last"), "'best_val' or 'last'")]
+                  ("select", self.select in ("best_val", "last"), "'best_val' or 'last'"),
+                  ("loss", self.loss in ("mse", "relative"), "'mse' or 'relative'"),
+                  ("relative_scale", self.relative_scale > 0, "positive")]
         for name, ok, want in checks:
             # NaN fails every comparison, so it is refused here too
             if not ok:
@@ -64,9 +70,16 @@ class TrainConfig:
 
 
 def nnformer_loss(pred: torch.Tensor, y: torch.Tensor, w_rank: float, w_cons: float,
-                  perm: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-    """The three-term loss. With ``w_cons > 0``, ``pred`` and ``y`` are ``[pass1, pass2]`` halves of one batch."""
-    mse = F.mse_loss(pred, y)
+                  perm: torch.Tensor | None = None, relative: float | None = None) -> tuple[torch.Tensor, dict]:
+    """The three-term loss. With ``w_cons > 0``, ``pred`` and ``y`` are ``[pass1, pass2]`` halves of one batch.
+
+    ``relative``: the first term is the squared relative error of the labels, ``(exp(relative * (pred - y)) - 1)^2``
+    for targets that are ``log(label) / relative`` (the difference is clipped to +-5 in log space), instead of MSE.
+    """
+    if relative is None:
+        mse = F.mse_loss(pred, y)
+    else:
+        mse = torch.expm1((relative * (pred - y)).clamp(-5.0, 5.0)).pow(2).mean()
     if perm is None:
         perm = torch.randperm(len(pred))
     rank = F.l1_loss(pred - pred[perm], y - y[perm])
@@ -266,7 +279,8 @@ def _train_epoch(run: _Run, cfg: TrainConfig, train: EncodedGraphs, y_all: torch
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
             pred = run.net(batch).float()
         perm = torch.randperm(len(y), generator=run.perm_gen).to(cfg.device)
-        loss, parts = nnformer_loss(pred, y, cfg.w_rank, cfg.w_cons, perm)
+        loss, parts = nnformer_loss(pred, y, cfg.w_rank, cfg.w_cons, perm,
+                                    cfg.relative_scale if cfg.loss == "relative" else None)
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()

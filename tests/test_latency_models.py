@@ -262,3 +262,29 @@ def test_profile_times_a_weight_stripped_model(tmp_path):
     path.write_bytes(strip(export(CNN, (1, 3, 32, 32))))
     r = profile_onnx(path, warmup=1, runs=2, rounds=1)
     assert r["latency_ms"] > 0 and r["num_nodes"] == onnx_to_graph(path)[0].num_nodes
+
+
+def test_a_pytorch_module_imports_through_the_exporter():
+    from nnformer.latency.onnx_graph import torch_to_graph
+
+    g, s = torch_to_graph(CNN, torch.zeros(1, 3, 32, 32))
+    assert g == onnx_to_graph(export(CNN, (1, 3, 32, 32)))[0] and s["input_numel"] == 3072
+    with pytest.raises(OnnxError, match="expected a torch.nn.Module"):
+        torch_to_graph("not a module", (1, 3))
+
+
+def test_relative_error_loss_is_for_latency_and_uses_the_log_scale():
+    gs = [arch_to_graph(s) for s in list(all_arch_strs())[::500]][:20]
+    y = np.linspace(1.0, 9.0, 20)
+    p = Predictor(task="latency", settings={"n_layers": 1, "dim": 16, "epochs": 2, "loss": "relative"},
+                  progress=False).fit(gs, y)
+    assert p.train_config_.loss == "relative" and p.train_config_.relative_scale == pytest.approx(np.log(y).std())
+    from nnformer.recipes import RecipeError
+
+    with pytest.raises(RecipeError, match="loss=relative is for latency"):
+        Predictor(settings={"epochs": 1, "loss": "relative"}, progress=False).fit(gs, y * 10)
+    from nnformer.train import nnformer_loss
+
+    pred, t = torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0])
+    loss, _ = nnformer_loss(pred, t, 0.0, 0.0, relative=0.5)
+    assert float(loss) == pytest.approx(((np.exp(0.5) - 1) ** 2) / 2)

@@ -321,6 +321,14 @@ def onnx_to_graph(model, batch: int | None = None, io_nodes: bool = True) -> Con
     return ConvertedGraph(ArchGraph(ops, adj, np.asarray(rows, dtype=np.float32)), static)
 
 
+def torch_to_graph(model, example_input, opset: int = 17) -> ConvertedGraph:
+    """A PyTorch module's graph: exported in memory through the ONNX exporter with ``example_input`` (a tensor or a
+    shape), then converted as :func:`onnx_to_graph` does. Raises :class:`OnnxError` when the export fails."""
+    from .profiler import export_onnx
+
+    return onnx_to_graph(export_onnx(model, example_input, None, opset))
+
+
 def static_vector(static: dict) -> np.ndarray:
     """The graph-level features in :data:`STATIC_NAMES` order, log1p-scaled (a model input of fixed width)."""
     return np.log1p(np.array([float(static.get(k, 0.0)) for k in STATIC_NAMES], dtype=np.float64)).astype(np.float32)

@@ -248,21 +248,25 @@ def _quiet_stdout():
         os.close(null)
 
 
-def export_onnx(model, input_shape: tuple[int, ...], path: str | os.PathLike, opset: int = OPSET) -> Path:
+def export_onnx(model, input_shape, path: str | os.PathLike | None, opset: int = OPSET) -> Path | bytes:
     """Export a module to ONNX with the TorchScript exporter (``dynamo=False``: no onnxscript needed, and it folds
-    BatchNorm into Conv as deployment does). Any failure becomes an :class:`OnnxError` with a one-line message."""
+    BatchNorm into Conv as deployment does). ``input_shape``: a shape (zeros are fed) or an example tensor;
+    ``path=None`` exports in memory and returns the bytes. Any failure becomes an :class:`OnnxError` with a one-line
+    message."""
     import torch
 
-    path = Path(path)
+    if not isinstance(model, torch.nn.Module):
+        raise OnnxError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    x = input_shape if isinstance(input_shape, torch.Tensor) else torch.zeros(tuple(int(d) for d in input_shape))
+    target = io.BytesIO() if path is None else str(path)
     try:
         with torch.no_grad(), warnings.catch_warnings(), _quiet_stdout():
             warnings.simplefilter("ignore")
-            torch.onnx.export(model.eval(), (torch.zeros(input_shape),), str(path), dynamo=False,
-                              opset_version=opset, input_names=["input"], output_names=["output"],
-                              do_constant_folding=True)
+            torch.onnx.export(model.eval(), (x,), target, dynamo=False, opset_version=opset, input_names=["input"],
+                              output_names=["output"], do_constant_folding=True)
     except Exception as e:  # noqa: BLE001 - exporter errors are RuntimeError, OnnxExporterError, TypeError, ...
         raise OnnxError(f"cannot export {type(model).__name__} to ONNX: {one_line(e)}") from None
-    return path
+    return target.getvalue() if path is None else Path(path)
 
 
 # ---------------------------------------------------------------------------------------------------- one model
