@@ -644,13 +644,14 @@ def _reproduce_networks(args, settings: dict) -> int:
         raise NNFormerError(f"no model of family {missing[0]!r} in {args.data}")
     directory = Path(args.out) / f"networks-{Path(args.data).name}" / _tag(recipe, settings)
     records = networks.sweep(data, methods, protocols, list(range(args.seeds)), recipe, directory, settings,
-                             progress=not args.quiet, train=not args.from_cache, families=families)
+                             progress=not args.quiet, train=not args.from_cache, families=families, jobs=args.jobs,
+                             path=args.data)
     run_s = sum(r["seconds"] for r in records)
     notes = (f"Dataset `{args.data}` ({len(data[2]):,} models, {len(set(data[3]))} families). Recipe `{recipe}`"
              + (f" with {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}" if settings else "")
              + f"; networks learn the standardised log latency from node features (op attributes, shapes, "
              f"per-node FLOPs/params/memory) and static features. The {len(records)} runs took "
-             f"{run_s / 3600:.2f} h of run time, one at a time. Runs are stored in `{directory / 'runs.jsonl'}`. "
+             f"{run_s / 3600:.2f} h of run time, at most {args.jobs} at a time. Runs are stored in `{directory / 'runs.jsonl'}`. "
              f"The paper's column is NN-Former on NNLQ (a GPU with TensorRT): another dataset and device.")
     for p in networks.write_tables(records, directory / "table", args.command_line, notes, sorted(set(data[3]))):
         print(f"wrote {p}")

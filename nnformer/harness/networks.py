@@ -79,10 +79,26 @@ def run_one(data: tuple, method: str, protocol: str, held: str, seed: int, recip
     return rec
 
 
+_WORKER_DATA: tuple | None = None
+
+
+def _worker(path, job, recipe, settings, threads) -> dict:
+    global _WORKER_DATA
+    import torch
+
+    from ..cli import load_latency_dir
+
+    torch.set_num_threads(threads)
+    if _WORKER_DATA is None:
+        _WORKER_DATA = load_latency_dir(path)
+    return run_one(_WORKER_DATA, *job, recipe, settings)
+
+
 def sweep(data: tuple, methods, protocols, seeds, recipe: str, directory: Path, settings: dict | None = None,
-          progress: bool = True, train: bool = True, families=None) -> list[dict]:
+          progress: bool = True, train: bool = True, families=None, jobs: int = 1, path=None) -> list[dict]:
     """Run every missing (method, protocol, held-out family, seed) into ``directory/runs.jsonl``; return the
-    records of the grid."""
+    records of the grid. ``jobs > 1``: that many single-threaded worker processes, each reading the dataset at
+    ``path``."""
     for m in methods:
         if m not in METHODS:
             raise NNFormerError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
@@ -99,9 +115,22 @@ def sweep(data: tuple, methods, protocols, seeds, recipe: str, directory: Path, 
     if todo:
         from tqdm.auto import tqdm
 
+        bar = tqdm(total=len(todo), desc="networks", unit="run", disable=not progress, dynamic_ncols=True)
         with exclusive_lock(directory, "networks sweep"), JsonlAppender(directory / "runs.jsonl") as store:
-            for m, p, h, s in tqdm(todo, desc="networks", unit="run", disable=not progress, dynamic_ncols=True):
-                store.write(run_one(data, m, p, h, s, recipe, settings or {}))
+            if jobs > 1 and len(todo) > 1 and path is not None:
+                import multiprocessing as mp
+                from concurrent.futures import ProcessPoolExecutor, as_completed
+
+                with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+                    futures = [pool.submit(_worker, str(path), job, recipe, settings or {}, 1) for job in todo]
+                    for f in as_completed(futures):
+                        store.write(f.result())
+                        bar.update(1)
+            else:
+                for m, p, h, s in todo:
+                    store.write(run_one(data, m, p, h, s, recipe, settings or {}))
+                    bar.update(1)
+        bar.close()
     have = stored()
     return [have[k] for k in grid if k in have]
 
