@@ -20,7 +20,7 @@ from nnformer.io import atomic_write_text  # noqa: E402
 def _table_rows(root: Path, latency: bool = False) -> list[str]:
     rows = []
     for js in sorted(root.glob("*/*/table.json")) + sorted(root.glob("*/*/quick.json")):
-        if js.parts[-3].startswith("help-") != latency:
+        if js.parts[-3].startswith(("help-", "networks-")) != latency:
             continue
         d = json.loads(js.read_text())
         rel = js.relative_to(RESULTS).with_suffix(".md").as_posix()
@@ -35,7 +35,7 @@ def main() -> None:
              "beside it from the runs stored next to it (`runs.jsonl`, one line per run); rerunning that command "
              "with `--from-cache` rewrites it without training.", "",
              "## Accuracy prediction, current default recipe (`scaled`)", "", head, *_table_rows(RESULTS), "",
-             "## Latency prediction (HELP's NAS-Bench-201 devices)", "", head, *_table_rows(RESULTS, latency=True), "",
+             "## Latency prediction (HELP's NAS-Bench-201 and FBNet devices, few-shot, whole networks)", "", head, *_table_rows(RESULTS, latency=True), "",
              "## Superseded recipes and one-off copies (archive)", "",
              "Earlier defaults (`fast`, `efficient`), a step-budget study (`efficient-steps6000`) and two fresh "
              "`--quick` runs on an empty store (`quick-fresh*`, which showed that a fresh `--quick` gives the "
