@@ -177,6 +177,7 @@ def write_latency_tables(records: list[dict], out_base: Path, title: str, comman
     per method, device and N)."""
     summary = summarise_latency(records)
     lines, (date, machines, codes) = _head(title, command, notes, records)
+    lines += _pivots(summary)
     lines += ["## Errors on every cell not trained on (mean ± std over seeds; k = seeds)", "",
               "| device | method | N | " + " | ".join(t for _, t, _ in LATENCY_METRICS) + " | k | mean s/run |",
               "|---|---|---|" + "---|" * (len(LATENCY_METRICS) + 2)]
@@ -196,6 +197,24 @@ def write_latency_tables(records: list[dict], out_base: Path, title: str, comman
     png = out_base.parent / (out_base.name + f"_{metric_plot.removesuffix('_test')}.png")
     _plot_latency(summary, png, title, metric_plot)
     return [md, csv, js, png]
+
+
+def _pivots(summary: dict) -> list[str]:
+    """Spearman and MAPE, method x device, one table per N (means over seeds): the summary a reader compares."""
+    devices = list(dict.fromkeys(s for s, _, _ in summary))
+    methods = list(dict.fromkeys(m for _, m, _ in summary))
+    out = []
+    for metric, name, fmt in (("spearman_test", "Spearman", "{:.4f}"), ("mape", "MAPE (%)", "{:.2f}")):
+        out += [f"## {name} by device (mean over seeds)", ""]
+        for n in sorted({n for _, _, n in summary}):
+            rows = [m for m in methods if any((d, m, n) in summary for d in devices)]
+            out += [f"N={n}:", "", "| method | " + " | ".join(d.split("-", 2)[-1] for d in devices) + " |",
+                    "|---|" + "---|" * len(devices)]
+            for m in rows:
+                cells = [summary.get((d, m, n), {}).get(metric, (np.nan,))[0] for d in devices]
+                out.append(f"| `{m}` | " + " | ".join("-" if np.isnan(v) else fmt.format(v) for v in cells) + " |")
+            out.append("")
+    return out
 
 
 def _plot_latency(summary: dict, path: Path, title: str, metric: str = "mape") -> None:
