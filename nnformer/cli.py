@@ -511,16 +511,22 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def _method_list(args, default: str, known) -> list[str]:
+    """``--methods`` (or ``default``), each checked against ``known``."""
+    methods = [m.strip() for m in (args.methods or default).split(",")]
+    unknown = [m for m in methods if m not in known]
+    if unknown:
+        raise NNFormerError(f"unknown method {unknown[0]!r}; known: {', '.join(known)}")
+    return methods
+
+
 def _reproduce_latency(args, settings: dict) -> int:
     from .data.help import help_devices
     from .harness import methods as hm
     from .harness import report, sweep
     from .harness.spaces import load_space
 
-    methods = [m.strip() for m in (args.methods or "nnformer,gcn,flops-linear").split(",")]
-    unknown = [m for m in methods if m not in hm.LATENCY_METHODS]
-    if unknown:
-        raise NNFormerError(f"unknown latency method {unknown[0]!r}; known: {', '.join(hm.LATENCY_METHODS)}")
+    methods = _method_list(args, "nnformer,gcn,flops-linear", hm.LATENCY_METHODS)
     if args.space not in ("nb201", "fbnet"):
         raise NNFormerError(f"latency runs on --space nb201 or fbnet (HELP's data), not {args.space}")
     default = ("titan_rtx_256,gold_6226,fpga,pixel2" if args.space == "nb201"
@@ -625,10 +631,7 @@ def _reproduce_fewshot(args, settings: dict) -> int:
 def _reproduce_networks(args, settings: dict) -> int:
     from .harness import networks
 
-    methods = [m.strip() for m in (args.methods or "nnformer,gcn-static,flops-linear").split(",")]
-    unknown = [m for m in methods if m not in networks.METHODS]
-    if unknown:
-        raise NNFormerError(f"unknown method {unknown[0]!r}; known: {', '.join(networks.METHODS)}")
+    methods = _method_list(args, "nnformer,gcn-static,flops-linear", networks.METHODS)
     protocols = [p.strip() for p in (args.protocols or "in-domain,ood").split(",")]
     bad = [p for p in protocols if p not in networks.PROTOCOLS]
     if bad:
