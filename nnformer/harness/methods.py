@@ -31,6 +31,8 @@ LATENCY_METHODS: dict[str, tuple[str, dict, str]] = {
     "gcn-static": ("gcn", {"graph_features": ("flops", "params")},
                    "GCN + log FLOPs and params added to the pooled nodes"),
     "flops-linear": ("linear", {"features": ("flops", "params")}, "linear regression on log FLOPs + log params"),
+    # nn-Meter's and HW-NAS-Bench's idea: a network's latency as the sum of one cost per (layer, op)
+    "layer-lut": ("lut", {}, "per-layer lookup table: least squares on one-hot (position, op), additive"),
 }
 # --quick: the comparisons the paper's claims rest on (masks, vs a plain transformer, vs GNN / MLP / zero-cost), not
 # the ablations, so that it fits in 15 minutes on 2 cores

@@ -29,6 +29,7 @@ class SpaceData:
     ns: tuple[int, ...]
     n_val: int
     proxies: dict[str, np.ndarray] | None = None
+    lut: np.ndarray | None = None  # one-hot (position, op) per architecture: a per-layer lookup table's inputs
     max_nodes: int = 8
     source: tuple = ()  # arguments of load_space() that rebuild this space in a worker process
     task: str = "accuracy"
@@ -49,11 +50,14 @@ def help_nb201_space(data_dir, device: str) -> SpaceData:
     from ..data.help import load_help_latency
     from ..data.nb201 import load_nb201
 
+    from ..spaces.nb201 import OPS, parse_arch_str
+
     ms = load_help_latency("nb201", device, data_dir)
     t = load_nb201(data_dir)
+    ops = np.array([[OPS.index(o) for o in parse_arch_str(s)] for s in t.arch_strs.tolist()])
     return SpaceData(f"help-nb201-{device}", t.graphs, ms, {"test": ms}, (100, 1000), 0,
                      proxies=_proxies("nb201", t.arch_strs.tolist()), max_nodes=8,
-                     source=("help-nb201", data_dir, device), task="latency")
+                     source=("help-nb201", data_dir, device), task="latency", lut=_one_hot(ops, len(OPS)))
 
 
 def help_fbnet_space(data_dir, device: str) -> SpaceData:
@@ -61,10 +65,21 @@ def help_fbnet_space(data_dir, device: str) -> SpaceData:
     protocol; the proxies are the networks' FLOPs and parameters (:func:`nnformer.spaces.fbnet.fbnet_cost`)."""
     from ..data.help import load_help_latency
 
+    from ..spaces.fbnet import BLOCKS, load_fbnet_archs
+
     ms = load_help_latency("fbnet", device, data_dir)
     graphs, proxies = fbnet_graphs(data_dir)
+    lut = _one_hot(np.array(load_fbnet_archs(data_dir)), len(BLOCKS))
     return SpaceData(f"help-fbnet-{device}", graphs, ms, {"test": ms}, (100, 1000), 0, proxies=proxies,
-                     max_nodes=24, source=("help-fbnet", data_dir, device), task="latency")
+                     max_nodes=24, source=("help-fbnet", data_dir, device), task="latency", lut=lut)
+
+
+def _one_hot(choices: np.ndarray, k: int) -> np.ndarray:
+    """(n, positions * k) indicators of the op at each position (an edge of a cell, a layer of a network)."""
+    n, pos = choices.shape
+    out = np.zeros((n, pos * k), dtype=np.float64)
+    out[np.arange(n)[:, None], np.arange(pos) * k + choices] = 1.0
+    return out
 
 
 def fbnet_graphs(data_dir) -> tuple[list, dict[str, np.ndarray]]:
