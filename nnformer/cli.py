@@ -640,6 +640,10 @@ def _reproduce_networks(args, settings: dict) -> int:
         raise NNFormerError(f"--data must be a latency dataset directory (`nnformer profile --out DIR`), got "
                             f"{args.data!r}")
     recipe = "networks" if args.recipe == DEFAULT_RECIPE else args.recipe
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     data = load_latency_dir(args.data)
     families = [f.strip() for f in args.families.split(",")] if args.families else None
     missing = [f for f in families or [] if f not in set(data[3])]
