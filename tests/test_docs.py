@@ -114,3 +114,13 @@ def test_docs_accuracy_numbers_come_from_results_files():
     assert len(quoted) > 100
     missing = [(x, line[:50]) for x, line in quoted if x not in results]
     assert not missing, f"numbers in docs/accuracy-tables.md not in any results table: {missing}"
+
+
+def test_docs_latency_numbers_come_from_results_files():
+    doc = (ROOT / "docs" / "latency.md").read_text()
+    results = " ".join(p.read_text() for p in RESULTS.rglob("*.md"))
+    quoted = [(x, line) for line in doc.splitlines() if line.startswith("| `")
+              for x in re.findall(r"\b\d+\.\d{2}(?:\d{2})?\b", line)]
+    assert len(quoted) > 40
+    missing = [(x, line[:40]) for x, line in quoted if x not in results]
+    assert not missing, f"numbers in docs/latency.md not in any results table: {missing}"
