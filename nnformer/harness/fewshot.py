@@ -282,10 +282,9 @@ def sweep(space: DeviceSpace, methods, ns, seeds, devices, recipe: str, director
     have = stored()
     todo = []
     for kind in jobs_for(methods):
-        ms = [m for m in FEWSHOT_METHODS if m == kind or FEWSHOT_METHODS[m][0] == kind and
-              FEWSHOT_METHODS[m][1].startswith("meta")] if kind in ("nnformer", "gcn") else [kind]
+        produced = [f"{kind}-hw", f"{kind}-hw-ft"] if kind in NETWORK_SETTINGS else [kind]
         for s in seeds:
-            if any(k not in have for m in ms for k in wanted(m) if k[3] == s):
+            if any(k not in have for m in produced for k in wanted(m) if k[3] == s):
                 todo.append((kind, s))
     if todo and train:
         with exclusive_lock(directory, "few-shot sweep"), JsonlAppender(directory / "runs.jsonl") as store:
