@@ -520,8 +520,27 @@ def _method_list(args, default: str, known) -> list[str]:
     return methods
 
 
-def _reproduce_latency(args, settings: dict) -> int:
+def _devices_and_ns(args, default_devices: str, default_ns: tuple, least: int) -> tuple[list[str], tuple]:
+    """``--devices`` (HELP devices of ``--space``) and ``--ns`` (sorted; each at least ``least``), checked."""
     from .data.help import help_devices
+
+    devices = [d.strip() for d in (args.devices or default_devices).split(",")]
+    known = help_devices(args.space)
+    unknown = [d for d in devices if d not in known]
+    if unknown:
+        raise NNFormerError(f"unknown HELP device {unknown[0]!r} for {args.space}; devices: {', '.join(known)}")
+    size = 15625 if args.space == "nb201" else 5000
+    try:
+        ns = tuple(sorted(int(n) for n in args.ns.split(","))) if args.ns else default_ns
+    except ValueError:
+        raise NNFormerError(f"--ns must be comma-separated integers, got {args.ns!r}") from None
+    if any(not least <= n < size for n in ns):
+        raise NNFormerError(f"every N must be at least {least} and below {size}"
+                            + (" (the first N are the reference architectures)" if least > 1 else ""))
+    return devices, ns
+
+
+def _reproduce_latency(args, settings: dict) -> int:
     from .harness import methods as hm
     from .harness import report, sweep
     from .harness.spaces import load_space
@@ -531,18 +550,7 @@ def _reproduce_latency(args, settings: dict) -> int:
         raise NNFormerError(f"latency runs on --space nb201 or fbnet (HELP's data), not {args.space}")
     default = ("titan_rtx_256,gold_6226,fpga,pixel2" if args.space == "nb201"
                else "fpga,gold_6226,pixel2,titan_rtx_64")
-    devices = [d.strip() for d in (args.devices or default).split(",")]
-    known = help_devices(args.space)
-    bad = [d for d in devices if d not in known]
-    if bad:
-        raise NNFormerError(f"unknown HELP device {bad[0]!r} for {args.space}; devices: {', '.join(known)}")
-    size = 15625 if args.space == "nb201" else 5000
-    try:
-        ns = tuple(int(n) for n in args.ns.split(",")) if args.ns else (100, 1000)
-    except ValueError:
-        raise NNFormerError(f"--ns must be comma-separated integers, got {args.ns!r}") from None
-    if any(not 0 < n < size for n in ns):
-        raise NNFormerError(f"every N must be between 1 and {size - 1}")
+    devices, ns = _devices_and_ns(args, default, (100, 1000), 1)
     seeds = list(range(args.seeds))
     records = []
     for device in devices:
@@ -585,20 +593,7 @@ def _reproduce_fewshot(args, settings: dict) -> int:
     if bad:
         raise NNFormerError(f"{bad[0]} is a meta-training or meta-validation device; few-shot test devices: "
                             f"{', '.join(test)} (or another HELP device outside the meta split)")
-    from .data.help import help_devices
-
-    known = help_devices(args.space)
-    unknown = [d for d in devices if d not in known]
-    if unknown:
-        raise NNFormerError(f"unknown HELP device {unknown[0]!r} for {args.space}; devices: {', '.join(known)}")
-    size = 15625 if args.space == "nb201" else 5000
-    try:
-        ns = tuple(sorted(int(n) for n in args.ns.split(","))) if args.ns else (10, 20, 100)
-    except ValueError:
-        raise NNFormerError(f"--ns must be comma-separated integers, got {args.ns!r}") from None
-    if any(not fewshot.N_REFERENCES <= n < size for n in ns):
-        raise NNFormerError(f"every N must be at least {fewshot.N_REFERENCES} (the reference architectures) and "
-                            f"below {size}")
+    devices, ns = _devices_and_ns(args, ",".join(test), (10, 20, 100), fewshot.N_REFERENCES)
     space = fewshot.load_device_space(space_name, args.data_dir)
     directory = Path(args.out) / f"{space_name}-fewshot" / _tag(args.recipe, settings)
     records = fewshot.sweep(space, methods, ns, list(range(args.seeds)), devices, args.recipe, directory, settings,
@@ -658,7 +653,8 @@ def _reproduce_networks(args, settings: dict) -> int:
              + (f" with {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}" if settings else "")
              + f"; networks learn the standardised log latency from node features (op attributes, shapes, "
              f"per-node FLOPs/params/memory) and static features. The {len(records)} runs took "
-             f"{run_s / 3600:.2f} h of run time, at most {args.jobs} at a time. Runs are stored in `{directory / 'runs.jsonl'}`. "
+             f"{run_s / 3600:.2f} h of run time, at most {args.jobs} at a time. Runs are stored in "
+             f"`{directory / 'runs.jsonl'}`. "
              f"The paper's column is NN-Former on NNLQ (a GPU with TensorRT): another dataset and device.")
     for p in networks.write_tables(records, directory / "table", args.command_line, notes, sorted(set(data[3]))):
         print(f"wrote {p}")

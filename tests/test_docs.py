@@ -106,21 +106,19 @@ def test_readme_main_job_numbers_are_the_runs():
     assert f"time: {m['train_seconds']:.0f}s to train, {m['eval_seconds']:.1f}s to score" in readme
 
 
-def test_docs_accuracy_numbers_come_from_results_files():
-    doc = (ROOT / "docs" / "accuracy-tables.md").read_text()
+def _quoted_numbers(doc: str, row_start: str, number: str) -> tuple[int, list]:
+    """(how many numbers the table rows of ``docs/<doc>`` quote, those found in no results table)."""
+    text = (ROOT / "docs" / doc).read_text()
     results = " ".join(p.read_text() for p in RESULTS.rglob("*.md"))
-    quoted = [(x, line) for line in doc.splitlines() if line.startswith("|")
-              for x in re.findall(r"\b0\.\d{4}\b", line)]
-    assert len(quoted) > 100
-    missing = [(x, line[:50]) for x, line in quoted if x not in results]
-    assert not missing, f"numbers in docs/accuracy-tables.md not in any results table: {missing}"
+    quoted = [(x, line) for line in text.splitlines() if line.startswith(row_start) for x in re.findall(number, line)]
+    return len(quoted), [(x, line[:50]) for x, line in quoted if x not in results]
+
+
+def test_docs_accuracy_numbers_come_from_results_files():
+    n, missing = _quoted_numbers("accuracy-tables.md", "|", r"\b0\.\d{4}\b")
+    assert n > 100 and not missing, f"numbers in docs/accuracy-tables.md not in any results table: {missing}"
 
 
 def test_docs_latency_numbers_come_from_results_files():
-    doc = (ROOT / "docs" / "latency.md").read_text()
-    results = " ".join(p.read_text() for p in RESULTS.rglob("*.md"))
-    quoted = [(x, line) for line in doc.splitlines() if line.startswith("| `")
-              for x in re.findall(r"\b\d+\.\d{2}(?:\d{2})?\b", line)]
-    assert len(quoted) > 40
-    missing = [(x, line[:40]) for x, line in quoted if x not in results]
-    assert not missing, f"numbers in docs/latency.md not in any results table: {missing}"
+    n, missing = _quoted_numbers("latency.md", "| `", r"\b\d+\.\d{2}(?:\d{2})?\b")
+    assert n > 40 and not missing, f"numbers in docs/latency.md not in any results table: {missing}"

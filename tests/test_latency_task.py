@@ -79,7 +79,7 @@ def test_latency_sweep_stores_runs_and_writes_its_table(data_dir, tmp_path):
 @pytest.mark.parametrize("args, needle", [
     (["--devices", "tpu"], "unknown HELP device 'tpu'"),
     (["--methods", "mlp"], "unknown method 'mlp'"),
-    (["--ns", "0"], "every N must be between 1 and 15624"),
+    (["--ns", "0"], "every N must be at least 1 and below 15625"),
 ])
 def test_latency_sweep_refuses_bad_arguments(args, needle, tmp_path, capsys):
     from nnformer.cli import main
