@@ -161,21 +161,17 @@ def _latency_summary(m: dict) -> str:
             f"{m['spearman_test']:.4f}")
 
 
-def load_latency_dir(path):
-    """(rows, graphs with static features, latency ms, families) of a dataset directory of `nnformer profile`."""
-    from .latency.onnx_graph import with_static
-    from .latency.profiler import load_dataset
+def _training_set(path):
+    from .latency.profiler import load_training_set  # ONNX is imported only for a dataset directory
 
-    rows = load_dataset(path)
-    return (rows, [with_static(r["graph"], r["static"]) for r in rows],
-            np.array([r["latency_ms"] for r in rows], dtype=np.float64), [r["family"] for r in rows])
+    return load_training_set(path)
 
 
 def _dataset_job(args) -> _TrainJob:
     from .metrics import mape
     from .protocols import family_split
 
-    rows, graphs, ms, families = load_latency_dir(args.data)
+    rows, graphs, ms, families = _training_set(args.data)
     split = family_split(families, [r["index"] for r in rows])
     fam = np.asarray(families)
 
@@ -338,7 +334,7 @@ def _evaluate_latency(args, p) -> int:
         raise NNFormerError(f"{args.checkpoint} is a latency predictor: --data help-nb201:DEVICE or a dataset "
                             f"directory says what to evaluate it on")
     if os.path.isdir(args.data):
-        _, graphs, ms, families = load_latency_dir(args.data)
+        _, graphs, ms, families = _training_set(args.data)
     else:
         from .data.help import load_help_latency
 
@@ -639,7 +635,7 @@ def _reproduce_networks(args, settings: dict) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    data = load_latency_dir(args.data)
+    data = _training_set(args.data)
     families = [f.strip() for f in args.families.split(",")] if args.families else None
     missing = [f for f in families or [] if f not in set(data[3])]
     if missing:

@@ -86,11 +86,11 @@ def _worker(path, job, recipe, settings, threads) -> dict:
     global _WORKER_DATA
     import torch
 
-    from ..cli import load_latency_dir
+    from ..latency.profiler import load_training_set
 
     torch.set_num_threads(threads)
     if _WORKER_DATA is None:
-        _WORKER_DATA = load_latency_dir(path)
+        _WORKER_DATA = load_training_set(path)
     return run_one(_WORKER_DATA, *job, recipe, settings)
 
 

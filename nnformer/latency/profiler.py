@@ -492,3 +492,13 @@ def load_dataset(out_dir: str | os.PathLike) -> list[dict]:
     if not rows:
         raise DataError(f"{out}: no measured model (every latency.jsonl entry failed or has no graph)")
     return rows
+
+
+def load_training_set(out_dir: str | os.PathLike) -> tuple[list[dict], list, np.ndarray, list[str]]:
+    """``(rows, graphs, latency_ms, families)`` of a dataset directory, ready to train on: :func:`load_dataset`'s rows
+    and each model's graph carrying its static features (:func:`~nnformer.latency.onnx_graph.with_static`)."""
+    from .onnx_graph import with_static
+
+    rows = load_dataset(out_dir)
+    return (rows, [with_static(r["graph"], r["static"]) for r in rows],
+            np.array([r["latency_ms"] for r in rows], dtype=np.float64), [r["family"] for r in rows])
