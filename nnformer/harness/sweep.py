@@ -71,10 +71,9 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, setti
         rec["epochs"] = 0
     else:
         graphs = space.graphs
-        if "graph_features" in over:  # log static costs, standardised on the training cells, into each graph
+        if "graph_features" in over:  # log static costs into each graph (the Predictor standardises them)
             logs = np.column_stack([np.log1p(space.proxies[f]) for f in over["graph_features"]])
-            mean, std = logs[split.train].mean(0), logs[split.train].std(0) + 1e-8
-            graphs = [ArchGraph(g.ops, g.adj, g.features, g.depth, v) for g, v in zip(graphs, (logs - mean) / std)]
+            graphs = [ArchGraph(g.ops, g.adj, g.features, g.depth, v) for g, v in zip(graphs, logs)]
         p = predictor_for(method, recipe, settings, seed, space.max_nodes, space.task)
         p.fit([graphs[i] for i in split.train], y[split.train], [graphs[i] for i in split.val], y[split.val])
         pred = p.predict(graphs)
