@@ -4,11 +4,12 @@
 #   bash benchmarks/gpu_check.sh DATA_DIR OUT_DIR
 #
 # DATA_DIR holds nasbench201/ as ../shared/data does; the package runs from this checkout (PYTHONPATH), so nothing
-# is installed. OUT_DIR receives one log (gpu_check.log) and four JSON files: speed_cuda.json (training step fp32
-# and bf16 autocast, inference, GPU memory), and the metrics.json of the main job trained on the GPU in fp32
-# (metrics_fp32.json), with --set amp=true (metrics_amp.json) and launched by torchrun (metrics_torchrun.json; one process:
-# NCCL refuses two ranks on one GPU, so DDP across GPUs needs a machine with two); it also scores all 15,625 cells
-# on the GPU with the fp32 predictor (`nnformer score --device`). The runs' own folders go to
+# is installed. OUT_DIR receives one log (gpu_check.log), a summary (gpu_check.md) and four JSON files:
+# speed_cuda.json (training step fp32 and bf16 autocast, inference, GPU memory), and the metrics.json of the main
+# job trained on the GPU in fp32 (metrics_fp32.json), with --set amp=true (metrics_amp.json) and launched by torchrun
+# (metrics_torchrun.json; one process: NCCL refuses two ranks on one GPU, so DDP across GPUs needs a machine with
+# two); it also scores all 15,625 cells on the GPU with the fp32 predictor (`nnformer score --device`). The runs' own
+# folders go to
 # $WORK (default /tmp/nnformer-gpu). Exit status 0 when every step passed; each step's status is in the log.
 # A smoke test of the script itself without a GPU: DEVICE=cpu STEPS=30 bash benchmarks/gpu_check.sh DATA OUT
 #
@@ -16,8 +17,9 @@
 # `carry` does, and never gets committed):
 #   echo /.gpudata/ >> .git/info/exclude; mkdir -p .gpudata && cp -r ../shared/data/nasbench201 .gpudata/
 #   run: command "bash benchmarks/gpu_check.sh .gpudata $OUT", carry [".gpudata"], timeout_s 560
-# Not yet run on a GPU (none lent so far): its cost there is unmeasured; the work is three main-job trainings of
-# 3,000 steps, nine speed processes and the CUDA tests.
+# Cost on one NVIDIA H200 (torch 2.11.0+cu130): 376 s for all steps (first run; its files and summary in
+# benchmarks/results/performance/gpu-h200/), plus a minute or two to start the machine; give it timeout_s 480.
+# OUT_DIR/gpu_check.md summarises the run (benchmarks/gpu_summary.py).
 set -uo pipefail
 data=${1:?usage: gpu_check.sh DATA_DIR OUT_DIR}
 out=${2:?usage: gpu_check.sh DATA_DIR OUT_DIR}
@@ -39,7 +41,8 @@ step() {
     [ "$rc" -eq 0 ] || failed+=("$name")
 }
 
-main_job=(train --space nb201 --n-train 781 --device "$device" --data-dir "$data" --quiet ${STEPS:+--set steps="$STEPS"})
+main_job=(train --space nb201 --n-train 781 --device "$device" --data-dir "$data" --quiet
+          ${STEPS:+--set steps="$STEPS"})
 step env $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda,
     torch.cuda.get_device_name() if torch.cuda.is_available() else 'no CUDA device')"
 step tests $py -m pytest -q -p no:cacheprovider tests/test_cuda.py
@@ -53,19 +56,7 @@ step torchrun $py -m torch.distributed.run --nproc_per_node=1 -m nnformer "${mai
 for run in fp32 amp torchrun; do
     [ -f "$work/$run/metrics.json" ] && cp "$work/$run/metrics.json" "$out/metrics_$run.json"
 done
-$py - "$out" <<'EOF' | tee -a "$log"
-import json, pathlib, sys
-out = pathlib.Path(sys.argv[1])
-for f in sorted(out.glob("metrics_*.json")):
-    m = json.loads(f.read_text())
-    keys = [k for k in m if "tau" in k or "second" in k]
-    print(f.name, {k: m[k] for k in keys})
-if (out / "speed_cuda.json").is_file():
-    s = json.loads((out / "speed_cuda.json").read_text())
-    for k in ("train", "train_amp", "infer"):
-        if k in s:
-            print(k, {a: b for a, b in s[k].items() if a != "per_process"})
-EOF
+$py benchmarks/gpu_summary.py "$out" | tee -a "$log"
 if [ ${#failed[@]} -gt 0 ]; then
     echo "failed steps: ${failed[*]}" | tee -a "$log"
     exit 1

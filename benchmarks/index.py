@@ -49,13 +49,21 @@ def main() -> None:
     lines += [f"- [recipe-study/recipe.md](recipe-study/recipe.md) and "
               f"[recipe_curves.png](recipe-study/recipe_curves.png): {n} runs, written by "
               "`python benchmarks/recipe.py plot` from `recipe-study/runs/` (each run's file names its command)."]
-    lines += ["", "## Speed", "", "| file | command | CPU | ISA | threads | date |", "|---|---|---|---|---|---|"]
-    for js in sorted((RESULTS / "performance").glob("*.json")):
+    lines += ["", "## Speed", "", "| file | command | CPU | ISA | threads | GPU | date |",
+              "|---|---|---|---|---|---|---|"]
+    for js in sorted((RESULTS / "performance").rglob("*.json")):
+        if js.name.startswith("metrics_"):
+            continue  # a GPU check's main-job metrics: summarised in its gpu_check.md
         d = json.loads(js.read_text())
         m = d.get("machine", {})
         rel = js.relative_to(RESULTS).as_posix()
         lines.append(f"| [{rel}]({rel}) | `{d.get('command', '?')}` | {m.get('cpu', '?')} | "
-                     f"{m.get('cpu_isa', 'not recorded')} | {m.get('torch_threads', '?')} | {d.get('date', '?')} |")
+                     f"{m.get('cpu_isa', 'not recorded')} | {m.get('torch_threads', '?')} | {m.get('gpu', 'none')} | "
+                     f"{d.get('date', '?')} |")
+    for md in sorted((RESULTS / "performance").glob("gpu-*/gpu_check.md")):
+        rel = md.relative_to(RESULTS).as_posix()
+        lines.append(f"\nGPU check: [{rel}]({rel}), written by `python benchmarks/gpu_summary.py` from one run of "
+                     "`bash benchmarks/gpu_check.sh`.")
     atomic_write_text(RESULTS / "INDEX.md", "\n".join(lines) + "\n")
     print(f"wrote {RESULTS / 'INDEX.md'}")
 

@@ -122,3 +122,26 @@ def test_docs_accuracy_numbers_come_from_results_files():
 def test_docs_latency_numbers_come_from_results_files():
     n, missing = _quoted_numbers("latency.md", "| `", r"\b\d+\.\d{2}(?:\d{2})?\b")
     assert n > 40 and not missing, f"numbers in docs/latency.md not in any results table: {missing}"
+
+
+def test_gpu_check_summary_is_its_runs_files_and_the_docs_quote_it(tmp_path):
+    """gpu_summary.py rewrites the committed summary exactly; the GPU numbers in docs/performance.md are its JSON's."""
+    import shutil
+    import subprocess
+    import sys
+
+    run = RESULTS / "performance" / "gpu-h200"
+    copy = tmp_path / "gpu-h200"
+    shutil.copytree(run, copy)
+    (copy / "gpu_check.md").unlink()
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_summary.py"), str(copy)], check=True,
+                   capture_output=True, cwd=ROOT)
+    committed = (run / "gpu_check.md").read_text().replace(run.relative_to(ROOT).as_posix(), "DIR")
+    assert (copy / "gpu_check.md").read_text().replace(str(copy), "DIR") == committed
+    doc = (ROOT / "docs" / "performance.md").read_text()
+    section = doc[doc.index("### Measured on one NVIDIA H200"):]
+    fp32 = json.loads((run / "metrics_fp32.json").read_text())
+    speed = json.loads((run / "speed_cuda.json").read_text())
+    assert f"tau {fp32['tau_test']:.4f}" in section and f"{fp32['tau_val']:.4f} validation" in section
+    assert f"{speed['train']['train_step_ms_median']:.1f} ms fp32" in section
+    assert f"{speed['infer']['infer_archs_per_s_median']:,.0f} cells/s" in section
