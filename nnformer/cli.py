@@ -19,10 +19,11 @@ import numpy as np
 
 from . import __version__
 from .argtypes import OneLineParser, nonneg_int, positive_int
-from .errors import DataError, NNFormerError
+from .errors import DataError, NNFormerError, one_line
 from .io import (atomic_path, atomic_write_json, check_output_dir, check_output_file, exclusive_lock,
                  remove_stale_temporaries)
 from .recipes import DEFAULT_RECIPE, RECIPES
+from .registry import DEFAULT_LATENCY
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
@@ -136,29 +137,48 @@ def _latency_job(args, seed: int) -> _TrainJob:
         raise NNFormerError(f"--n-train must be below the {len(graphs):,} architectures, got {args.n_train}")
     split = random_split(len(graphs), args.n_train, 0, seed=seed)
     rest = np.setdiff1d(np.arange(len(ms)), split.train)
+    # the interval is calibrated on cells not trained on, which then stay out of the test metrics
+    cal = np.sort(np.random.default_rng(seed + 1).choice(rest, min(len(rest) // 2, max(20, args.n_train // 10)),
+                                                         replace=False))
+    split = dataclasses.replace(split, cal=cal)
+    rest = np.setdiff1d(rest, cal)
 
-    def evaluate(pred):
-        return _latency_metrics(pred[rest], ms[rest])
+    def evaluate(pred, bounds=None):
+        return _latency_metrics(pred[rest], ms[rest], _at(bounds, rest))
 
     return _TrainJob(
         f"HELP {'FBNet' if space == 'fbnet' else 'NB201'} latency on {device}", graphs, ms, split,
-        {"space": f"{kind}-{device}", "split": "random", "n_train": len(split.train), "n_val": 0},
+        {"space": f"{kind}-{device}", "split": "random", "n_train": len(split.train), "n_val": 0,
+         "n_calibration": len(split.cal)},
         evaluate, _latency_summary,
         {"true": ms, "xlabel": f"measured latency on {device} (ms)", "ylabel": "predicted latency (ms)",
          "name": "MAPE", "key": "mape", "fmt": "{:.2f}%"})
 
 
-def _latency_metrics(p, t) -> dict:
+def _latency_metrics(p, t, bounds=None) -> dict:
+    """Errors of predictions ``p`` against ``t``; with ``bounds`` (low, high, level) of the same graphs, the
+    coverage and median width (high / low) of the prediction interval."""
     from .metrics import acc_within, kendall_tau, mape, spearman_rho
 
-    return {"mape": mape(p, t), "acc10": acc_within(p, t, 0.10), "acc5": acc_within(p, t, 0.05),
-            "tau_test": kendall_tau(p, t), "spearman_test": spearman_rho(p, t), "n_test": len(t)}
+    m = {"mape": mape(p, t), "acc10": acc_within(p, t, 0.10), "acc5": acc_within(p, t, 0.05),
+         "tau_test": kendall_tau(p, t), "spearman_test": spearman_rho(p, t), "n_test": len(t)}
+    if bounds is not None:
+        lo, hi, level = bounds
+        m["interval"] = {"level": level, "coverage": float(100 * np.mean((t >= lo) & (t <= hi))),
+                         "median_width_ratio": float(np.median(hi / lo))}
+    return m
+
+
+def _at(bounds, idx):
+    return None if bounds is None else (bounds[0][idx], bounds[1][idx], bounds[2])
 
 
 def _latency_summary(m: dict) -> str:
     return (f"on the {m['n_test']:,} {m.get('unit', 'cells')} not trained on: MAPE {m['mape']:.2f}%, Acc(10%) "
             f"{m['acc10']:.1f}, Acc(5%) {m['acc5']:.1f}, Kendall tau {m['tau_test']:.4f}, Spearman "
-            f"{m['spearman_test']:.4f}")
+            f"{m['spearman_test']:.4f}" + (f"; {100 * iv['level']:.0f}% interval holds {iv['coverage']:.1f}% of them "
+                                           f"(median width x{iv['median_width_ratio']:.2f})"
+                                           if (iv := m.get("interval")) else ""))
 
 
 def _training_set(path):
@@ -172,11 +192,11 @@ def _dataset_job(args) -> _TrainJob:
     from .protocols import family_split
 
     rows, graphs, ms, families = _training_set(args.data)
-    split = family_split(families, [r["index"] for r in rows])
+    split = family_split(families, [r["index"] for r in rows], cal_share=0.1)  # 80 / 10 (interval) / 10
     fam = np.asarray(families)
 
-    def evaluate(pred):
-        m = {**_latency_metrics(pred[split.test], ms[split.test]), "unit": "models"}
+    def evaluate(pred, bounds=None):
+        m = {**_latency_metrics(pred[split.test], ms[split.test], _at(bounds, split.test)), "unit": "models"}
         m["per_family_mape"] = {f: mape(pred[idx], ms[idx])
                                 for f in dict.fromkeys(families) if len(idx := np.intersect1d(
                                     split.test, np.flatnonzero(fam == f)))}
@@ -184,7 +204,8 @@ def _dataset_job(args) -> _TrainJob:
 
     return _TrainJob(
         f"latency dataset {args.data}", graphs, ms, split,
-        {"space": f"dir:{args.data}", "split": "family-90/10", "n_train": len(split.train), "n_val": 0,
+        {"space": f"dir:{args.data}", "split": "family-80/10/10", "n_train": len(split.train), "n_val": 0,
+         "n_calibration": len(split.cal),
          "families": sorted(set(families))},
         evaluate, _latency_summary,
         {"true": ms, "xlabel": "measured latency (ms)", "ylabel": "predicted latency (ms)", "name": "MAPE",
@@ -221,8 +242,9 @@ def cmd_train(args) -> int:
     split, graphs, y = job.split, job.graphs, job.y
     pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
     _, model_cfg, train_cfg = predictor.plan(pick(split.train))
+    cal = f", {len(split.cal)} calibrate the interval" if len(split.cal) else ""
     print(f"nnformer train: {job.what}, {len(split.train)} train / {len(split.val)} val cells "
-          f"({job.record['split']}), recipe {args.recipe}: {model_cfg.n_layers} blocks, dim {model_cfg.dim}, "
+          f"({job.record['split']}{cal}), recipe {args.recipe}: {model_cfg.n_layers} blocks, dim {model_cfg.dim}, "
           f"{train_cfg.epochs} epochs, masks {model_cfg.mask_mode}, ffn {model_cfg.ffn_mode}, seed {train_cfg.seed}",
           file=sys.stderr)
     with contextlib.ExitStack() as stack:
@@ -231,6 +253,8 @@ def cmd_train(args) -> int:
             remove_stale_temporaries(out, whole_directory=True)
         predictor.fit(pick(split.train), y[split.train], pick(split.val), y[split.val],
                       checkpoint=out / "checkpoint.pt")
+        if len(split.cal) >= 2:
+            predictor.calibrate(pick(split.cal), y[split.cal])
         if rank != 0:
             return 0  # every rank holds the same weights; rank 0 writes the results
         return _write_train_results(args, out, predictor, job, model_cfg, train_cfg, t_start)
@@ -252,8 +276,12 @@ def _write_train_results(args, out, predictor, job: _TrainJob, model_cfg, train_
         return 0
     predictor.save(out / "predictor.pt")
     t_eval = time.perf_counter()
-    pred = predictor.predict(job.graphs)
-    metrics = job.evaluate(pred)
+    if predictor.header_.get("interval"):
+        pred, lo, hi = predictor.predict_interval(job.graphs)
+        metrics = job.evaluate(pred, (lo, hi, predictor.header_["interval"]["level"]))
+    else:
+        pred = predictor.predict(job.graphs)
+        metrics = job.evaluate(pred)
     plot = job.plot
     value = plot.get("fmt", "{:.4f}").format(metrics[plot.get("key", "tau_test")])
     scatter_pred_true(pred, plot["true"], out / "scatter.png", highlight=job.split.train,
@@ -366,36 +394,66 @@ def _evaluate_latency(args, p) -> int:
     return 0
 
 
-def _predict_models(args, paths: list[str]) -> int:
-    """`nnformer predict model.onnx ...`: milliseconds from a latency predictor, and the operators it never saw."""
-    from .latency.onnx_graph import FEATURE_NAMES, onnx_to_graph, with_static
-    from .predictor import Predictor
+def _predict_models(args, converted: list, names: list[str]) -> int:
+    """`nnformer predict model.onnx ...` / `--torch`: milliseconds with an interval, and what the predictor knows of
+    each model's operators (every model is converted before the predictor is read)."""
+    from .latency.predict import predict_graphs, resolve_predictor
 
-    converted = [onnx_to_graph(path, args.batch) for path in paths]  # every file checked before the predictor
-    p = Predictor.load(args.checkpoint)
-    if p.task != "latency":
-        raise NNFormerError(f"{args.checkpoint} predicts accuracy of NB201 cells; ONNX models need a latency "
-                            f"predictor (nnformer train --task latency --data DIR)")
-    if p.vocab_.name != "onnx":
-        raise NNFormerError(f"{args.checkpoint} was trained on {p.vocab_.name!r} graphs, not on ONNX models")
-    graphs = [with_static(g, s) for g, s in converted]
-    pred = p.predict(graphs)
-    flops_col = FEATURE_NAMES.index("log_flops")
-    for path, g, ms in zip(paths, graphs, pred):
-        print(f"{ms:.3f} ms\t{path}")
-        unseen = p.vocab_.unseen(g.ops)
-        if unseen:
-            mask = np.isin(np.asarray(g.ops), unseen)
-            flops = np.expm1(g.features[:, flops_col].astype(np.float64))
-            share = float(flops[mask].sum() / max(flops.sum(), 1.0))
-            print(f"nnformer: note: {path}: {int(mask.sum())} of {len(g.ops)} nodes are operators this predictor "
-                  f"does not know ({', '.join(o.removeprefix('onnx:') for o in unseen)}; {100 * share:.1f}% of the "
-                  f"FLOPs): read as one 'other' operator, the prediction is less reliable", file=sys.stderr)
+    if args.checkpoint and args.predictor:
+        raise NNFormerError("give --predictor or --checkpoint, not both")
+    p, label = resolve_predictor(args.predictor or args.checkpoint)
+    if not (args.predictor or args.checkpoint):
+        print(f"nnformer: using the shipped predictor {label} ({p.card_.get('description', '')}); --predictor "
+              f"picks another (`nnformer predictors`)", file=sys.stderr)
+    results = predict_graphs(p, label, converted)
+    if args.json:
+        print(json.dumps([{"model": n, **r.to_dict()} for n, r in zip(names, results)], indent=2))
+        return 0
+    for name, r in zip(names, results):
+        interval = f" [{r.low:.3f}, {r.high:.3f}] ({100 * r.level:.0f}% interval)" if r.low is not None else ""
+        print(f"{r.ms:.3f} ms{interval}\t{name}")
+        print(f"  {r.coverage.describe()}")
     return 0
 
 
+def _torch_model(spec: str, shape: str | None):
+    """``module:callable`` -> (the module it returns, its example input shape), importing from the working
+    directory as Python would."""
+    import importlib
+
+    if not shape:
+        raise NNFormerError("--torch needs --input-shape (e.g. 1,3,224,224)")
+    try:
+        dims = tuple(int(d) for d in shape.split(","))
+    except ValueError:
+        dims = ()
+    if not dims or min(dims) < 1:
+        raise NNFormerError(f"--input-shape must be positive integers separated by commas, got {shape!r}")
+    mod_name, _, attr = spec.partition(":")
+    if not mod_name or not attr:
+        raise NNFormerError(f"--torch must be module:callable (e.g. mymodels:resnet), got {spec!r}")
+    sys.path.insert(0, os.getcwd())
+    try:
+        obj = importlib.import_module(mod_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        model = obj() if callable(obj) and not hasattr(obj, "forward") else obj
+    except ImportError as e:
+        raise NNFormerError(f"--torch {spec}: cannot import {mod_name!r}: {one_line(e)}") from None
+    except AttributeError:
+        raise NNFormerError(f"--torch {spec}: {mod_name!r} has no {attr!r}") from None
+    except Exception as e:  # the user's own code failed while building the model
+        raise NNFormerError(f"--torch {spec}: building the model failed: {type(e).__name__}: {one_line(e)}") from None
+    finally:
+        sys.path.remove(os.getcwd())
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise NNFormerError(f"--torch {spec} gave a {type(model).__name__}, not a torch.nn.Module")
+    return model.eval(), dims
+
+
 def cmd_predict(args) -> int:
-    from .predictor import Predictor
     from .spaces.nb201 import arch_to_graph
 
     archs = list(args.archs)
@@ -405,18 +463,89 @@ def cmd_predict(args) -> int:
         except OSError as e:
             raise DataError(f"cannot read {args.file}: {e.strerror}") from None
         archs += [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if args.torch:
+        if archs:
+            raise NNFormerError("give --torch or models / arch strings, not both")
+        from .latency.onnx_graph import torch_to_graph
+
+        model, dims = _torch_model(args.torch, args.input_shape)
+        return _predict_models(args, [torch_to_graph(model, dims)], [args.torch])
     if not archs:
-        raise NNFormerError("no architectures given: pass arch strings, ONNX files or --file")
+        raise NNFormerError("no architectures given: pass arch strings, ONNX files, --torch or --file")
     models = [a for a in archs if not a.startswith("|")]
     if models:
         if len(models) < len(archs):
             raise NNFormerError("give either NB201 arch strings or ONNX files, not both")
-        return _predict_models(args, models)
+        from .latency.onnx_graph import onnx_to_graph
+
+        return _predict_models(args, [onnx_to_graph(path, args.batch) for path in models], models)
     graphs = [arch_to_graph(a) for a in archs]  # validates every string before loading the model
-    p = Predictor.load(args.checkpoint)
+    if not args.checkpoint and not args.predictor:
+        raise NNFormerError("NB201 arch strings need an accuracy predictor: --checkpoint PATH")
+    from .registry import load_any
+
+    p = load_any(args.checkpoint or args.predictor)
     pred = p.predict(graphs)
     for a, v in zip(archs, pred):
         print(f"{v:.4f}\t{a}")
+    return 0
+
+
+def cmd_predictors(args) -> int:
+    from . import registry
+
+    rows = registry.entries()
+    if args.json:
+        print(json.dumps([e.__dict__ for e in rows], indent=2))
+        return 0
+    for e in rows:
+        m = e.metrics
+        held = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()
+                         if not isinstance(v, dict))
+        default = " (default for ONNX models)" if e.name == registry.DEFAULT_LATENCY else ""
+        print(f"{e.spec}{default}: {e.task} on {e.device}, {e.runtime}\n  {e.description}\n  trained on {e.data}"
+              f"\n  held out: {held}")
+    if not rows:
+        print("no shipped predictors")
+    return 0
+
+
+def cmd_adapt(args) -> int:
+    """Fine-tune a latency predictor on measurements of the user's own device (a `nnformer profile` directory)."""
+    from .latency.adapt import adapt
+    from .metrics import mape
+    from .registry import load_any
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "config.json").is_file())):
+        raise NNFormerError(f"--out {out} exists and is not a predictor directory; name a new or empty directory")
+    check_output_dir(out.parent if str(out.parent) else ".", "--out's folder")
+    base = load_any(args.predictor)
+    if base.task != "latency" or base.vocab_.name != "onnx":
+        raise NNFormerError(f"{args.predictor} is not a latency predictor of ONNX models")
+    rows, graphs, ms, _ = _training_set(args.profile)
+    order = np.random.default_rng(args.seed).permutation(len(graphs))
+    if args.n is not None:
+        if args.n > len(graphs):
+            raise NNFormerError(f"--n {args.n}: {args.profile} holds only {len(graphs)} measured models")
+        order = order[:args.n]
+    if len(order) < 2:
+        raise NNFormerError(f"{args.profile}: adapting needs at least 2 measured models, found {len(order)}")
+    pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
+    before = base.predict(pick(order))
+    adapted, info = adapt(base, pick(order), ms[order], steps=args.steps, lr=args.lr, seed=args.seed)
+    after = adapted.predict(pick(order))
+    base_card = getattr(base, "card_", {})
+    based = f"{base_card.get('name', args.predictor)}@{base_card.get('version', '-')}"
+    card = {"name": args.name or out.name, "version": args.version, "base": based, "profile": str(args.profile),
+            "description": f"{based} adapted to {info['n_adapt']} measurements of {args.profile}", **info,
+            "command": args.command_line}
+    adapted.save(out, card=card)
+    interval = (f"interval recalibrated on {info['n_calibration']} held-back measurements" if info["n_calibration"]
+                else "interval kept from the base predictor (fewer than 30 measurements to recalibrate it)")
+    print(f"nnformer adapt: {based} -> {card['name']}@{args.version} on {info['n_adapt']} measurements "
+          f"({args.steps} steps); MAPE on the {len(order)} measurements: {mape(before, ms[order]):.2f}% before, "
+          f"{mape(after, ms[order]):.2f}% after (they were trained on: not a test error); {interval}; wrote {out}")
     return 0
 
 
@@ -698,11 +827,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--space", choices=["nb201"], default="nb201")
     t.add_argument("--task", choices=["accuracy", "latency"], default="accuracy",
                    help="accuracy (default): NB201 accuracy, TNASP split; latency: HELP's latency of the NB201 cells "
-                        "on one device (--data help-nb201:DEVICE), N random cells train and the rest test")
+                        "on one device (--data help-nb201:DEVICE), N random cells train, max(20, N/10) others "
+                        "calibrate the 90%% prediction interval and the rest test")
     t.add_argument("--data", metavar="help-nb201:DEVICE|DIR",
                    help="latency data: help-nb201:DEVICE, a device of `nnformer data verify` (e.g. help-nb201:fpga), "
-                        "or a dataset directory written by `nnformer profile` (per family, the first 90%% of the "
-                        "models train and the last 10%% test)")
+                        "or a dataset directory written by `nnformer profile` (per family, the first 80%% of the "
+                        "models train, the next 10%% calibrate the prediction interval and the last 10%% test)")
     t.add_argument("--n-train", type=positive_int, default=781, help="training cells (default 781 = 5%%)")
     t.add_argument("--n-val", type=nonneg_int, default=1024, help="validation cells (default 1024)")
     t.add_argument("--split", choices=["tnasp", "random"], default="tnasp")
@@ -742,8 +872,38 @@ def build_parser() -> argparse.ArgumentParser:
                                             "or ONNX files (weight-stripped ones too)")
     p.add_argument("--batch", type=positive_int, help="ONNX: batch size for a symbolic batch dimension (default 1)")
     p.add_argument("--file", help="file with one arch string per line ('-' = stdin)")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", help="a saved predictor: a .pt file or a predictor directory")
+    p.add_argument("--predictor", metavar="NAME[@VERSION]|DIR",
+                   help="a shipped predictor (`nnformer predictors`) or a predictor directory (`nnformer adapt`); "
+                        f"ONNX models default to the shipped {DEFAULT_LATENCY}")
+    p.add_argument("--torch", metavar="MODULE:CALLABLE", help="a PyTorch model instead of files: the callable (or "
+                   "module attribute) returns a torch.nn.Module; exported to ONNX in memory with --input-shape")
+    p.add_argument("--input-shape", metavar="N,C,H,W", help="example input shape for --torch (e.g. 1,3,224,224)")
+    p.add_argument("--json", action="store_true", help="ONNX / --torch: print the predictions as JSON")
     p.set_defaults(func=cmd_predict)
+
+    ps = sub.add_parser("predictors", help="list the shipped predictors",
+                        description="The predictors shipped inside the package (name@version, what and where they "
+                                    "were measured, held-out metrics); `nnformer predict --predictor NAME` uses one.")
+    ps.add_argument("--json", action="store_true", help="print the registry entries as JSON")
+    ps.set_defaults(func=cmd_predictors)
+
+    a = sub.add_parser("adapt", help="fine-tune a latency predictor on your own device's measurements",
+                       description="Fine-tunes a shipped (or saved) latency predictor on the models of a `nnformer "
+                                   "profile` directory measured on your machine, and saves the result as a new "
+                                   "predictor directory for `nnformer predict --predictor DIR`. With 30 or more "
+                                   "measurements, 20%% of them recalibrate the prediction interval.")
+    a.add_argument("--predictor", default=DEFAULT_LATENCY, metavar="NAME[@VERSION]|DIR",
+                   help=f"the predictor to start from (default: the shipped {DEFAULT_LATENCY})")
+    a.add_argument("--profile", required=True, metavar="DIR", help="measurements: a `nnformer profile --out` directory")
+    a.add_argument("--out", required=True, metavar="DIR", help="the new predictor directory")
+    a.add_argument("--n", type=positive_int, help="use N measurements of the directory, drawn at random (default: all)")
+    a.add_argument("--steps", type=positive_int, default=100, help="fine-tuning steps (default 100)")
+    a.add_argument("--lr", type=float, help="learning rate (default: the predictor's training rate)")
+    a.add_argument("--seed", type=nonneg_int, default=0)
+    a.add_argument("--name", help="the new predictor's name (default: the --out folder's name)")
+    a.add_argument("--version", default="1", help="the new predictor's version (default 1)")
+    a.set_defaults(func=cmd_adapt)
 
     s = sub.add_parser("score", help="score every architecture of a search space with a saved predictor",
                        description="Streams the space in chunks (bounded memory) and writes key,arch,prediction "

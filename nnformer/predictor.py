@@ -29,9 +29,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .batching import EncodedGraphs
-from .errors import CheckpointError, DataError
+from .errors import CheckpointError, DataError, one_line
 from .graph import ArchGraph
-from .io import atomic_torch_save
+from .io import atomic_torch_save, sha256_of
 from .model import build_model, model_types
 from .recipes import DEFAULT_RECIPE, Recipe, RecipeError, get_recipe
 from .targets import TASKS, Target
@@ -69,6 +69,15 @@ def _fingerprint(train: EncodedGraphs, y, val: EncodedGraphs | None, yv) -> str:
             () if val is None else (val.ops, val.adj, val.depth, val.features, np.asarray(yv, np.float64))):
         h.update(b"|" if part is None else np.ascontiguousarray(part).tobytes())
     return h.hexdigest()
+
+
+def _op_counts(graphs: Sequence[ArchGraph]) -> dict[str, int]:
+    """How many nodes of each op type the training graphs hold (saved with the predictor: what it has seen)."""
+    counts: dict[str, int] = {}
+    for g in graphs:
+        for op in g.ops:
+            counts[op] = counts.get(op, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _graph_norm(data: EncodedGraphs) -> dict | None:
@@ -183,7 +192,7 @@ class Predictor:
             val = _apply_norm(EncodedGraphs(val_graphs, vocab), norm)
         header = checkpoint_header(model_cfg, train_cfg, recipe=plan.to_dict(), vocab=vocab.to_dict(),
                                    task=self.task, target=target.to_dict(), data=_fingerprint(data, y, val, yv),
-                                   **({"graph_features_norm": norm} if norm else {}))
+                                   seen_ops=_op_counts(graphs), **({"graph_features_norm": norm} if norm else {}))
         self.result_: TrainResult = fit(model_cfg, train_cfg, data, target.forward(y), val, yv,
                                         checkpoint=checkpoint, progress=self.progress, on_eval=on_eval,
                                         header=header)
@@ -216,7 +225,10 @@ class Predictor:
         device = str(next(self.model_.parameters()).device)
         cfg = dataclasses.replace(tc, epochs=epochs, lr=float(lr or tc.lr), warmup=0.0, select="last",
                                   eval_every=epochs, seed=tc.seed if seed is None else int(seed), device=device)
-        header = {**self.header_, "train_config": dataclasses.asdict(cfg),
+        seen = dict(self.header_.get("seen_ops") or {})
+        for op, k in _op_counts(graphs).items():
+            seen[op] = seen.get(op, 0) + k
+        header = {**self.header_, "train_config": dataclasses.asdict(cfg), "seen_ops": seen,
                   "finetuned": {"steps": epochs * per_epoch, "n": len(graphs),
                                 "data": _fingerprint(data, y, None, None), "from": self.header_.get("data")}}
         result = fit(self.model_config_, cfg, data, self.target_.forward(y), progress=False, header=header,
@@ -264,6 +276,74 @@ class Predictor:
             bar.close()
         return self.target_.inverse(out)
 
+    def calibrate(self, graphs: Sequence[ArchGraph] | EncodedGraphs, y, level: float = 0.9) -> "Predictor":
+        """Fit the prediction interval on graphs the predictor was not trained on (split conformal prediction).
+
+        The interval's half-width is the ``level`` quantile (with the finite-sample correction ``ceil((n + 1)
+        level) / n``) of the absolute errors on these graphs, measured in log latency for a latency predictor (the
+        interval is then ``prediction * exp(+-q)``, as wide in ratio at every latency) and in label units for
+        accuracy. Saved with the predictor; :meth:`predict_interval` uses it. Returns ``self``.
+        """
+        self._check_fitted()
+        if not 0 < level < 1:
+            raise DataError(f"level must be between 0 and 1, got {level}")
+        n = len(graphs)
+        y = _labels(y, n, "calibration set")
+        if n < 2:
+            raise DataError("need at least 2 calibration graphs")
+        pred = self.predict(graphs)
+        err = np.abs(np.log(pred) - np.log(y)) if self.target_.kind == "log" else np.abs(pred - y)
+        rank = min(int(np.ceil((n + 1) * level)), n)
+        q = float(np.sort(err)[rank - 1]) * (1 + 1e-9) + 1e-12  # the quantile's own point stays inside after exp/log
+        self.header_ = {**self.header_, "interval": {"method": "conformal", "level": float(level), "q": q, "n": n,
+                                                     "space": "log" if self.target_.kind == "log" else "label"}}
+        return self
+
+    def predict_interval(self, graphs: Sequence[ArchGraph] | EncodedGraphs, method: str = "conformal",
+                         level: float = 0.9, samples: int = 30, seed: int = 0,
+                         batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(prediction, low, high)``: the point prediction and an interval meant to hold the true label with
+        probability ``level``.
+
+        ``method="conformal"`` (default) uses the error quantile fitted by :meth:`calibrate` (its level, not
+        ``level``); ``"mc-dropout"`` runs the network ``samples`` times with dropout on and takes the
+        ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of those predictions (no calibration needed; measured
+        to cover less than its nominal level: docs/latency-product.md).
+        """
+        self._check_fitted()
+        pred = self.predict(graphs, batch_size=batch_size)
+        if method == "conformal":
+            iv = self.header_.get("interval")
+            if not iv:
+                raise DataError("this predictor has no calibrated interval: call calibrate() on held-out graphs "
+                                "(nnformer train calibrates on a held-out share of the training data)")
+            q = iv["q"]
+            if iv.get("space") == "log":
+                return pred, pred * np.exp(-q), pred * np.exp(q)
+            return pred, pred - q, pred + q
+        if method != "mc-dropout":
+            raise DataError(f"unknown interval method {method!r}; methods: conformal, mc-dropout")
+        import torch
+
+        data = graphs if isinstance(graphs, EncodedGraphs) else self.encode(graphs)
+        device = str(next(self.model_.parameters()).device)
+        draws = np.empty((samples, len(data)))
+        cuda = torch.device(device).type == "cuda"
+        with torch.random.fork_rng(devices=[torch.device(device).index or 0] if cuda else [],
+                                   device_type="cuda"):  # the caller's random state is left as it was
+            torch.manual_seed(seed)  # dropout masks draw from torch's generator (model.Dropout)
+            try:
+                self.model_.train()  # dropout on; the network has no other train-mode behaviour
+                with torch.no_grad():
+                    for t in range(samples):
+                        for idx in data.batches(batch_size, bucket=True):
+                            draws[t, idx] = self.model_(data.batch(idx).to(device)).double().cpu().numpy()
+            finally:
+                self.model_.eval()
+        draws = self.target_.inverse(draws)
+        lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        return pred, lo, hi
+
     @property
     def scale_(self) -> float:
         """The factor accuracy labels were multiplied by (1 for a latency predictor)."""
@@ -275,17 +355,30 @@ class Predictor:
         self.model_.to(device)
         return self
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted predictor (recipe, vocabulary, EMA weights, label scale, history) atomically."""
+    def save(self, path: str | os.PathLike, card: Mapping[str, Any] | None = None) -> Path:
+        """Write the fitted predictor atomically.
+
+        A path ending in ``.pt`` gets one PyTorch file (recipe, vocabulary, EMA weights, target transform, history;
+        read back with ``torch.load(weights_only=True)``). Any other path is a directory in the portable form that
+        shipped predictors use: ``weights.safetensors`` and ``config.json`` (everything else, plain JSON, with the
+        weights' sha256, and ``card``: a name, version and description, for predictors meant to be shared).
+        """
         self._check_fitted()
-        return atomic_torch_save({**self.header_, "model": self.model_.state_dict(), "history": self.history_},
-                                 path)
+        if Path(path).suffix == ".pt":
+            return atomic_torch_save({**self.header_, "model": self.model_.state_dict(), "history": self.history_},
+                                     path)
+        return _save_dir(self, Path(path), dict(card or {}))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Predictor":
-        """Rebuild a predictor saved by :meth:`save` (or the predictor inside a training checkpoint); never
-        executes code."""
-        ck = load_checkpoint(path)
+        """Rebuild a predictor saved by :meth:`save` (a ``.pt`` file, the predictor inside a training checkpoint,
+        or a predictor directory); never executes code. A directory's weights must match the sha256 in its
+        ``config.json``."""
+        ck = _load_dir(Path(path)) if Path(path).is_dir() else load_checkpoint(path)
+        return cls._from_checkpoint(ck, path)
+
+    @classmethod
+    def _from_checkpoint(cls, ck: dict, path) -> "Predictor":
         kind = ck.get("model_type", "nnformer")
         if kind not in model_types():
             raise CheckpointError(f"{path}: unknown network type {kind!r}")
@@ -308,6 +401,85 @@ class Predictor:
         p.recipe = rec.get("name", DEFAULT_RECIPE)
         p.model_, p.model_config_, p.train_config_, p.vocab_ = model, mc, tc, vocab
         p.target_ = Target.from_dict(ck.get("target"), str(path))
-        p.header_ = {k: ck[k] for k in ck if k not in ("model", "history", "train_state")}
+        p.header_ = {k: ck[k] for k in ck if k not in ("model", "history", "train_state", "weights", "card")}
         p.history_ = ck.get("history") or []
+        p.card_ = dict(ck.get("card") or {})
         return p
+
+
+DIR_FORMAT = "nnformer-predictor-dir-1"
+WEIGHTS_FILE, CONFIG_FILE = "weights.safetensors", "config.json"
+
+
+def _save_dir(p: Predictor, path: Path, card: dict) -> Path:
+    """weights.safetensors + config.json, written in a temporary directory beside ``path`` and renamed into place
+    (an older predictor directory there is replaced whole; any other non-empty directory is refused)."""
+    import json
+    import shutil
+    import tempfile
+
+    from safetensors.torch import save_file
+
+    from .errors import NNFormerError
+
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / CONFIG_FILE).is_file())):
+        raise NNFormerError(f"{path} exists and is not a predictor directory; name a new or empty directory")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.", dir=path.parent))
+    try:
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in p.model_.state_dict().items()}
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": DIR_FORMAT})
+        config = {**p.header_, "format": DIR_FORMAT, "card": card, "history": p.history_,
+                  "weights": {"file": WEIGHTS_FILE, "sha256": sha256_of(tmp / WEIGHTS_FILE)}}
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp made it private; a predictor directory is as readable as any folder
+        for f in (WEIGHTS_FILE, CONFIG_FILE):
+            (tmp / f).chmod(0o666 & ~umask)
+        old = None
+        if path.exists():
+            old = path.with_name(f".tmp-{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)
+        tmp.rename(path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _load_dir(path: Path) -> dict:
+    """A predictor directory's config.json and weights, checked: the weights file's sha256 must be the one the
+    config names before it is parsed."""
+    import json
+
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    cfg_path = path / CONFIG_FILE
+    try:
+        config = json.loads(cfg_path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is a directory without {CONFIG_FILE}: not a predictor directory") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise CheckpointError(f"cannot read {cfg_path}: {one_line(e)}") from None
+    if not isinstance(config, dict) or config.get("format") != DIR_FORMAT:
+        raise CheckpointError(f"{cfg_path}: not a predictor config (format {DIR_FORMAT!r} expected)")
+    weights = config.get("weights") or {}
+    w_path = path / str(weights.get("file", WEIGHTS_FILE))
+    if w_path.parent != path:
+        raise CheckpointError(f"{cfg_path}: the weights file must lie in the predictor directory")
+    try:
+        digest = sha256_of(w_path)
+    except OSError as e:
+        raise CheckpointError(f"cannot read {w_path}: {e.strerror}") from None
+    if digest != weights.get("sha256"):
+        raise CheckpointError(f"{w_path} does not match the sha256 in {CONFIG_FILE} (tampered with or truncated)")
+    try:
+        state = load_file(str(w_path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"cannot read {w_path}: {one_line(e)}") from None
+    return {**config, "model": state}

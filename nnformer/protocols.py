@@ -6,7 +6,7 @@ tau over the **whole** space (training cells included). A seeded random split dr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -16,6 +16,7 @@ class Split:
     train: np.ndarray
     val: np.ndarray
     test: np.ndarray
+    cal: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # calibration of prediction intervals
 
 
 def tnasp_split(n_total: int, n_train: int, n_val: int = 1024) -> Split:
@@ -26,18 +27,22 @@ def tnasp_split(n_total: int, n_train: int, n_val: int = 1024) -> Split:
     return Split(np.arange(n_train), np.arange(n_train, n_train + n_val), np.arange(n_total))
 
 
-def family_split(families, order_keys, train_share: float = 0.9) -> Split:
+def family_split(families, order_keys, train_share: float = 0.9, cal_share: float = 0.0) -> Split:
     """NNLQ's in-domain split of a multi-family dataset: per family, the first ``train_share`` of its models (by
-    ``order_keys``, e.g. the sample index) train and the rest test; no validation set."""
+    ``order_keys``, e.g. the sample index) train and the rest test; no validation set. ``cal_share`` of each
+    family's models (the last ones of its training share) calibrate the prediction interval instead of training."""
     families, keys = np.asarray(families), np.asarray(order_keys)
-    train, test = [], []
+    train, cal, test = [], [], []
     for f in dict.fromkeys(families.tolist()):
         idx = np.flatnonzero(families == f)
         idx = idx[np.argsort(keys[idx], kind="stable")]
         k = int(round(train_share * len(idx)))
-        train += idx[:k].tolist()
+        c = int(round(cal_share * len(idx)))
+        train += idx[:k - c].tolist()
+        cal += idx[k - c:k].tolist()
         test += idx[k:].tolist()
-    return Split(np.sort(np.array(train, dtype=np.int64)), np.zeros(0, np.int64), np.sort(np.array(test, np.int64)))
+    as_idx = lambda v: np.sort(np.array(v, dtype=np.int64))  # noqa: E731
+    return Split(as_idx(train), np.zeros(0, np.int64), as_idx(test), as_idx(cal))
 
 
 def leave_family_out(families, held: str) -> Split:

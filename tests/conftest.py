@@ -1,4 +1,7 @@
+import gzip
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+LATENCY_DATASET = REPO / "datasets" / "latency-cpu-b1"
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory):
+    """Six models each of two families of the committed dataset, as a dataset directory."""
+    out = tmp_path_factory.mktemp("ds")
+    keep = {f"{f}-{i:05d}" for f in ("resnet", "mobilenetv3") for i in range(6)}
+    with gzip.open(LATENCY_DATASET / "graphs.jsonl.gz", "rt") as f:
+        lines = [ln for ln in f if json.loads(ln)["id"] in keep]
+    (out / "graphs.jsonl").write_text("".join(lines))
+    lat = [ln for ln in (LATENCY_DATASET / "latency.jsonl").read_text().splitlines() if json.loads(ln)["id"] in keep]
+    (out / "latency.jsonl").write_text("\n".join(lat) + "\n")
+    shutil.copy(LATENCY_DATASET / "meta.json", out / "meta.json")
+    return out

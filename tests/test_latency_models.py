@@ -194,28 +194,13 @@ def test_family_splits():
         leave_family_out(fam, "c")
 
 
-@pytest.fixture(scope="module")
-def small_dataset(tmp_path_factory):
-    """Six models each of two families of the committed dataset, as a dataset directory."""
-    out = tmp_path_factory.mktemp("ds")
-    keep = {f"{f}-{i:05d}" for f in ("resnet", "mobilenetv3") for i in range(6)}
-    import gzip
-
-    with gzip.open(REPO_DATASET / "graphs.jsonl.gz", "rt") as f:
-        lines = [ln for ln in f if json.loads(ln)["id"] in keep]
-    (out / "graphs.jsonl").write_text("".join(lines))
-    lat = [ln for ln in (REPO_DATASET / "latency.jsonl").read_text().splitlines() if json.loads(ln)["id"] in keep]
-    (out / "latency.jsonl").write_text("\n".join(lat) + "\n")
-    shutil.copy(REPO_DATASET / "meta.json", out / "meta.json")
-    return out
-
-
 def test_train_evaluate_and_predict_on_a_dataset_directory(small_dataset, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--task", "latency", "--data", str(small_dataset), "--out", str(out), "--quiet",
                  "--set", "n_layers=1", "--set", "dim=16", "--set", "steps=4"]) == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert m["split"] == "family-90/10" and m["n_train"] == 10 and m["n_test"] == 2
+    assert m["split"] == "family-80/10/10" and m["n_train"] == 8 and m["n_calibration"] == 2 and m["n_test"] == 2
+    assert m["interval"]["level"] == 0.9 and 0 <= m["interval"]["coverage"] <= 100
     assert m["recipe"]["name"] == "networks" and set(m["per_family_mape"]) == {"resnet", "mobilenetv3"}
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(out / "predictor.pt"), "--data", str(small_dataset),
@@ -226,8 +211,8 @@ def test_train_evaluate_and_predict_on_a_dataset_directory(small_dataset, tmp_pa
     model.write_bytes(strip(export(LSTMNet(), (1, 10, 16))))
     assert main(["predict", str(model), "--checkpoint", str(out / "predictor.pt")]) == 0
     cap = capsys.readouterr()
-    ms = float(cap.out.split(" ms\t")[0])
-    assert ms > 0 and str(model) in cap.out and "LSTM" in cap.err and "% of the FLOPs" in cap.err
+    ms = float(cap.out.split(" ms")[0])
+    assert ms > 0 and str(model) in cap.out and "LSTM" in cap.out and "% of the FLOPs" in cap.out
     # errors: an accuracy checkpoint for an ONNX file, a mix of inputs, evaluate without --data, a broken file
     assert main(["evaluate", "--checkpoint", str(out / "predictor.pt")]) == 2
     assert main(["predict", str(model), "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|",

@@ -87,7 +87,8 @@ def test_fbnet_latency_train_on_help(data_dir, tmp_path):
                  "--set", "n_layers=1", "--set", "dim=16", "--out", str(out), "--data-dir", str(data_dir),
                  "--quiet"]) == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert m["space"] == "help-fbnet-fpga" and m["n_test"] == 4950 and m["model_config"]["n_features"] == 7
+    assert m["space"] == "help-fbnet-fpga" and m["n_test"] == 5000 - 50 - 20 and m["n_calibration"] == 20
+    assert m["model_config"]["n_features"] == 7
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ table. Processed tables are cached apart from the raw files (``NNFORMER_CACHE``,
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import urllib.request
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError
-from ..io import atomic_path
+from ..io import atomic_path, sha256_of  # noqa: F401  (sha256_of: part of this module's API)
 
 
 @dataclass(frozen=True)
@@ -143,14 +142,6 @@ def processed_dir() -> Path:
     """Where converted tables are cached (``$NNFORMER_CACHE`` or ``<user cache>/processed``)."""
     env = os.environ.get("NNFORMER_CACHE")
     return Path(env).expanduser() if env else user_cache_dir() / "processed"
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verified_path(name: str, data_dir: str | os.PathLike | None = None) -> Path:

@@ -262,6 +262,8 @@ def export_onnx(model, input_shape, path: str | os.PathLike | None, opset: int =
     try:
         with torch.no_grad(), warnings.catch_warnings(), _quiet_stdout():
             warnings.simplefilter("ignore")
+            if any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in model.parameters()):
+                model.eval()(x)  # lazy modules (nn.LazyLinear, ...) take their shapes from a first call
             torch.onnx.export(model.eval(), (x,), target, dynamo=False, opset_version=opset, input_names=["input"],
                               output_names=["output"], do_constant_folding=True)
     except Exception as e:  # noqa: BLE001 - exporter errors are RuntimeError, OnnxExporterError, TypeError, ...

@@ -1,0 +1,52 @@
+"""Publish a finished latency training run as a shipped predictor (package data, registry entry with sha256).
+
+    python benchmarks/ship.py RUN_DIR --name cpu-ort-b1 --version 1 --description "..."
+
+RUN_DIR is the output of `nnformer train --task latency --data DATASET_DIR --out RUN_DIR` (predictor.pt and
+metrics.json); the device and runtime come from the dataset's meta.json, the held-out metrics from metrics.json.
+The predictor's files go to nnformer/predictors/NAME/VERSION/ and its entry to nnformer/predictors/registry.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from nnformer import Predictor, registry  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", help="a finished `nnformer train --task latency --data DIR` output folder")
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--version", required=True)
+    ap.add_argument("--description", required=True)
+    args = ap.parse_args()
+    run = Path(args.run)
+    m = json.loads((run / "metrics.json").read_text())
+    data = Path(m["space"].removeprefix("dir:"))
+    meta = json.loads((data / "meta.json").read_text())
+    env, st = meta["environment"], meta["settings"]
+    p = Predictor.load(run / "predictor.pt")
+    held = {"n_test": m["n_test"], "mape": round(m["mape"], 2), "acc10": round(m["acc10"], 1),
+            "acc5": round(m["acc5"], 1), "spearman": round(m["spearman_test"], 4)}
+    if "interval" in m:
+        held["interval_coverage"] = round(m["interval"]["coverage"], 1)
+        held["interval_level"] = m["interval"]["level"]
+    entry = registry.publish(
+        p, args.name, args.version, description=args.description,
+        device=f"{env['cpu']} CPU ({env['cpu_count']} cores)",
+        runtime=f"ONNX Runtime {env['onnxruntime']} {env['provider']}, {st['threads']} thread(s), batch {st['batch']}",
+        data=f"{data.as_posix()} ({m['n_train']} models of {len(m['families'])} families train, "
+             f"{m.get('n_calibration', 0)} calibrate the interval, {m['n_test']} held out: {m['split']})",
+        metrics={**held, "per_family_mape": {k: round(v, 2) for k, v in m["per_family_mape"].items()}},
+        command=m["command"], extra={"code": m["code"], "trained_on_machine": m["machine"]})
+    size = sum((entry.path() / f).stat().st_size for f in entry.files)
+    print(f"published {entry.spec}: {entry.path()} ({size / 1e6:.2f} MB), held-out MAPE {held['mape']}%")
+
+
+if __name__ == "__main__":
+    main()

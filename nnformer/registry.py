@@ -1,0 +1,139 @@
+"""Shipped predictors: named, versioned, checked by sha256, stored as safetensors weights and a JSON config.
+
+``nnformer/predictors/registry.json`` lists them; each entry names its files (``<name>/<version>/config.json`` and
+``weights.safetensors`` inside the package) with their sha256, the device and runtime its latencies were measured
+on, its training data and its metrics on held-out data. :func:`load` checks both files against the registry before
+parsing either, so a tampered or truncated file is refused in one line; nothing is ever unpickled.
+
+    >>> from nnformer import registry
+    >>> [f"{e.name}@{e.version}" for e in registry.entries()]  # doctest: +SKIP
+    ['cpu-ort-b1@1']
+    >>> p = registry.load("cpu-ort-b1")  # the latest version; "cpu-ort-b1@1" names one  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import CheckpointError, NNFormerError
+
+ROOT = Path(__file__).resolve().parent / "predictors"
+DEFAULT_LATENCY = "cpu-ort-b1"  # what `nnformer predict model.onnx` uses without --predictor
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    version: str
+    task: str
+    description: str
+    device: str  # where the training latencies were measured
+    runtime: str  # how (engine, threads, batch)
+    data: str  # what it was trained on
+    metrics: dict  # on held-out data
+    files: dict  # file name -> sha256
+    command: str = ""  # the command that trained it
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    def path(self, root: Path | None = None) -> Path:
+        return (root or ROOT) / self.name / self.version
+
+
+def _version_key(v: str):
+    return tuple(int(p) if p.isdigit() else p for p in v.split("."))
+
+
+def entries(root: Path | None = None) -> list[Entry]:
+    """Every shipped predictor, by name then version."""
+    path = (root or ROOT) / "registry.json"
+    try:
+        rows = json.loads(path.read_text())["predictors"]
+        out = [Entry(**r) for r in rows]
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"cannot read the predictor registry {path}: {e}") from None
+    return sorted(out, key=lambda e: (e.name, _version_key(e.version)))
+
+
+def resolve(spec: str, root: Path | None = None) -> Entry:
+    """The entry of ``NAME`` (its latest version) or ``NAME@VERSION``."""
+    name, _, version = spec.partition("@")
+    found = [e for e in entries(root) if e.name == name]
+    if not found:
+        names = ", ".join(dict.fromkeys(e.name for e in entries(root))) or "none"
+        raise NNFormerError(f"no shipped predictor named {name!r} (shipped: {names}; `nnformer predictors` lists "
+                            f"them)")
+    if version:
+        match = [e for e in found if e.version == version]
+        if not match:
+            raise NNFormerError(f"predictor {name!r} has no version {version!r} (versions: "
+                                f"{', '.join(e.version for e in found)})")
+        return match[0]
+    return found[-1]
+
+
+def verify(entry: Entry, root: Path | None = None) -> Path:
+    """The entry's directory, once each of its files matches its sha256 in the registry."""
+    from .io import sha256_of
+
+    where = entry.path(root)
+    for name, digest in entry.files.items():
+        f = where / name
+        try:
+            got = sha256_of(f)
+        except OSError as e:
+            raise CheckpointError(f"shipped predictor {entry.spec}: cannot read {f}: {e.strerror}") from None
+        if got != digest:
+            raise CheckpointError(f"shipped predictor {entry.spec}: {f} does not match its sha256 in the registry "
+                                  f"(tampered with or truncated; reinstall nnformer)")
+    return where
+
+
+def load(spec: str, root: Path | None = None):
+    """The shipped predictor ``NAME[@VERSION]``, checked against the registry, as a :class:`~nnformer.Predictor`."""
+    from .predictor import Predictor
+
+    entry = resolve(spec, root)
+    p = Predictor.load(verify(entry, root))
+    p.card_ = {**p.card_, "name": entry.name, "version": entry.version}
+    return p
+
+
+def load_any(spec: str | os.PathLike):
+    """A predictor from a path (a ``.pt`` file or a predictor directory) when one exists there, else from the
+    registry: what ``--predictor`` and ``--checkpoint`` accept."""
+    from .predictor import Predictor
+
+    if os.path.exists(spec):
+        return Predictor.load(spec)
+    if os.sep in str(spec) or str(spec).endswith(".pt"):
+        raise CheckpointError(f"no checkpoint at {spec}")
+    return load(str(spec))
+
+
+def publish(predictor, name: str, version: str, *, description: str, device: str, runtime: str, data: str,
+            metrics: dict, command: str = "", root: Path | None = None, extra: dict | None = None) -> Entry:
+    """Write ``predictor`` into the registry as ``name@version`` (files and entry; an existing entry of that name
+    and version is replaced). For maintainers: ``benchmarks/ship.py`` calls it."""
+    from .io import atomic_write_text
+    from .io import sha256_of
+    from .predictor import CONFIG_FILE, WEIGHTS_FILE
+
+    root = root or ROOT
+    entry = Entry(name, version, predictor.task, description, device, runtime, data, metrics, {}, command,
+                  dict(extra or {}))
+    where = entry.path(root)
+    predictor.save(where, card={"name": name, "version": version, "description": description})
+    entry = Entry(**{**entry.__dict__, "files": {f: sha256_of(where / f) for f in (CONFIG_FILE, WEIGHTS_FILE)}})
+    rows = [e.__dict__ for e in entries(root) if (e.name, e.version) != (name, version)] + [entry.__dict__]
+    rows.sort(key=lambda r: (r["name"], _version_key(r["version"])))
+    atomic_write_text(root / "registry.json", json.dumps({"predictors": rows}, indent=1) + "\n")
+    return entry
