@@ -2,8 +2,9 @@
 
     python benchmarks/ship.py RUN_DIR --name cpu-ort-b1 --version 1 --description "..."
 
-RUN_DIR is the output of `nnformer train --task latency --data DATASET_DIR --out RUN_DIR` (predictor.pt and
-metrics.json); the device and runtime come from the dataset's meta.json, the held-out metrics from metrics.json.
+RUN_DIR is the output of `nnformer train --task latency --data DATASET_DIR|help-nb201:DEVICE --out RUN_DIR`
+(predictor.pt and metrics.json); the device and runtime come from the dataset's meta.json (or name the HELP device),
+the held-out metrics from metrics.json.
 The predictor's files go to nnformer/predictors/NAME/VERSION/ and its entry to nnformer/predictors/registry.json.
 """
 
@@ -27,23 +28,31 @@ def main() -> None:
     args = ap.parse_args()
     run = Path(args.run)
     m = json.loads((run / "metrics.json").read_text())
-    data = Path(m["space"].removeprefix("dir:"))
-    meta = json.loads((data / "meta.json").read_text())
-    env, st = meta["environment"], meta["settings"]
     p = Predictor.load(run / "predictor.pt")
     held = {"n_test": m["n_test"], "mape": round(m["mape"], 2), "acc10": round(m["acc10"], 1),
             "acc5": round(m["acc5"], 1), "spearman": round(m["spearman_test"], 4)}
     if "interval" in m:
         held["interval_coverage"] = round(m["interval"]["coverage"], 1)
         held["interval_level"] = m["interval"]["level"]
-    entry = registry.publish(
-        p, args.name, args.version, description=args.description,
-        device=f"{env['cpu']} CPU ({env['cpu_count']} cores)",
-        runtime=f"ONNX Runtime {env['onnxruntime']} {env['provider']}, {st['threads']} thread(s), batch {st['batch']}",
-        data=f"{data.as_posix()} ({m['n_train']} models of {len(m['families'])} families train, "
-             f"{m.get('n_calibration', 0)} calibrate the interval, {m['n_test']} held out: {m['split']})",
-        metrics={**held, "per_family_mape": {k: round(v, 2) for k, v in m["per_family_mape"].items()}},
-        command=m["command"], extra={"code": m["code"], "trained_on_machine": m["machine"]})
+    if m["space"].startswith("dir:"):  # a dataset of `nnformer profile`: its meta.json says where and how
+        data = Path(m["space"].removeprefix("dir:"))
+        meta = json.loads((data / "meta.json").read_text())
+        env, st = meta["environment"], meta["settings"]
+        device = f"{env['cpu']} CPU ({env['cpu_count']} cores)"
+        runtime = (f"ONNX Runtime {env['onnxruntime']} {env['provider']}, {st['threads']} thread(s), "
+                   f"batch {st['batch']}")
+        source = (f"{data.as_posix()} ({m['n_train']} models of {len(m['families'])} families train, "
+                  f"{m.get('n_calibration', 0)} calibrate the interval, {m['n_test']} held out: {m['split']})")
+        held["per_family_mape"] = {k: round(v, 2) for k, v in m["per_family_mape"].items()}
+    else:  # HELP's measurements of one device
+        device = m["space"].removeprefix("help-nb201-").removeprefix("help-fbnet-")
+        runtime = "as measured by HELP (HayeonLee/HELP; ../shared/docs/LATENCY.md)"
+        source = (f"HELP's {'FBNet' if 'fbnet' in m['space'] else 'NAS-Bench-201'} latencies on {device} "
+                  f"({m['n_train']} random architectures train, {m.get('n_calibration', 0)} calibrate the interval, "
+                  f"{m['n_test']} held out)")
+    entry = registry.publish(p, args.name, args.version, description=args.description, device=device,
+                             runtime=runtime, data=source, metrics=held, command=m["command"],
+                             extra={"code": m["code"], "trained_on_machine": m["machine"]})
     size = sum((entry.path() / f).stat().st_size for f in entry.files)
     print(f"published {entry.spec}: {entry.path()} ({size / 1e6:.2f} MB), held-out MAPE {held['mape']}%")
 

@@ -53,7 +53,8 @@ def code_version() -> str:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, timeout=10)
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
-                                "nnformer"], capture_output=True, text=True, timeout=10)
+                                "nnformer", ":(exclude)nnformer/predictors"],  # shipped weights are data, not code
+                               capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return __version__
     if head.returncode != 0:
