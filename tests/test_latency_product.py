@@ -228,3 +228,18 @@ def test_adapt_fine_tunes_on_a_profile_directory(small_dataset, tmp_path, capsys
     err = capsys.readouterr().err
     assert "holds only 12" in err and "not a predictor directory" in err
     assert (tmp_path / "c" / "x").read_text() == "keep" and not (tmp_path / "a").exists()
+
+
+def test_every_shipped_file_is_package_data():
+    """A `pip install` (not only an editable one) carries each registry file: pyproject's package-data covers them."""
+    import fnmatch
+
+    tomllib = pytest.importorskip("tomllib")
+    root = registry.ROOT.parent
+    patterns = tomllib.loads((root.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "nnformer"]
+    files = ["predictors/registry.json"] + [
+        (e.path() / f).relative_to(root).as_posix() for e in registry.entries() for f in e.files]
+    assert len(files) >= 3
+    for f in files:
+        assert any(fnmatch.fnmatch(f, p) for p in patterns), f
