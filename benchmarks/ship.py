@@ -46,10 +46,10 @@ def main() -> None:
         held["per_family_mape"] = {k: round(v, 2) for k, v in m["per_family_mape"].items()}
     else:  # HELP's measurements of one device
         device = m["space"].removeprefix("help-nb201-").removeprefix("help-fbnet-")
-        runtime = "as measured by HELP (HayeonLee/HELP; ../shared/docs/LATENCY.md)"
+        runtime = "HELP's measurements (Lee et al., NeurIPS 2021)"
         source = (f"HELP's {'FBNet' if 'fbnet' in m['space'] else 'NAS-Bench-201'} latencies on {device} "
-                  f"({m['n_train']} random architectures train, {m.get('n_calibration', 0)} calibrate the interval, "
-                  f"{m['n_test']} held out)")
+                  f"({m['n_train']:,} random architectures train, {m.get('n_calibration', 0):,} calibrate the interval, "
+                  f"{m['n_test']:,} held out)")
     entry = registry.publish(p, args.name, args.version, description=args.description, device=device,
                              runtime=runtime, data=source, metrics=held, command=m["command"],
                              extra={"code": m["code"], "trained_on_machine": m["machine"]})

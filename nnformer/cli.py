@@ -500,8 +500,10 @@ def cmd_predictors(args) -> int:
         return 0
     for e in rows:
         m = e.metrics
-        held = ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in m.items()
-                         if not isinstance(v, dict))
+        held = (f"MAPE {m['mape']:g}%, Acc(10%) {m['acc10']:g}, Spearman {m['spearman']:g} on {m['n_test']:,} "
+                f"models" if {"mape", "acc10", "spearman", "n_test"} <= set(m) else json.dumps(m))
+        if "interval_coverage" in m:
+            held += f"; the {100 * m['interval_level']:g}% interval holds {m['interval_coverage']:g}% of them"
         default = " (default for ONNX models)" if e.name == registry.DEFAULT_LATENCY else ""
         print(f"{e.spec}{default}: {e.task} on {e.device}, {e.runtime}\n  {e.description}\n  trained on {e.data}"
               f"\n  held out: {held}")
