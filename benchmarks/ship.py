@@ -48,7 +48,8 @@ def main() -> None:
         device = m["space"].removeprefix("help-nb201-").removeprefix("help-fbnet-")
         runtime = "HELP's measurements (Lee et al., NeurIPS 2021)"
         source = (f"HELP's {'FBNet' if 'fbnet' in m['space'] else 'NAS-Bench-201'} latencies on {device} "
-                  f"({m['n_train']:,} random architectures train, {m.get('n_calibration', 0):,} calibrate the interval, "
+                  f"({m['n_train']:,} random architectures train, {m.get('n_calibration', 0):,} calibrate the "
+                  f"interval, "
                   f"{m['n_test']:,} held out)")
     entry = registry.publish(p, args.name, args.version, description=args.description, device=device,
                              runtime=runtime, data=source, metrics=held, command=m["command"],
