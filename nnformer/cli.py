@@ -411,6 +411,8 @@ def _predict_models(args, converted: list, names: list[str]) -> int:
         return 0
     for name, r in zip(names, results):
         interval = f" [{r.low:.3f}, {r.high:.3f}] ({100 * r.level:.0f}% interval)" if r.low is not None else ""
+        if interval and not r.coverage.reliable:  # calibrated on models like the training set, not on this one
+            interval = " (no interval: the model is mostly operators this predictor never trained on)"
         print(f"{r.ms:.3f} ms{interval}\t{name}")
         print(f"  {r.coverage.describe()}")
     return 0
@@ -576,6 +578,74 @@ def cmd_score(args) -> int:
     return 0
 
 
+def _search_settings(args) -> dict:
+    from .recipes import get_recipe, parse_settings, typed_settings
+
+    settings = typed_settings(parse_settings(args.set))
+    get_recipe(DEFAULT_RECIPE).with_settings(settings)  # an unknown setting or bad value fails before any data
+    return settings
+
+
+def cmd_search(args) -> int:
+    """One search: history (resumable) and result under --out."""
+    from .search import SearchConfig, load_search_space, queries_to_optimum, search
+
+    cfg = SearchConfig(method=args.method, queries=args.queries, seed=args.seed, init=args.init,
+                       per_round=args.per_round)  # bad values: one line, before any data is read
+    settings = _search_settings(args)
+    out = check_output_dir(args.out)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    space = load_search_space(args.space, args.data_dir, args.dataset)
+    t0 = time.perf_counter()
+    with exclusive_lock(out, "search"):
+        remove_stale_temporaries(out, whole_directory=True)
+        rows = search(space, cfg, history=out / "history.jsonl", settings=settings, progress=not args.quiet)
+    optimum = float(space.test.max())
+    best = rows[-1]
+    curve = {q: rows[q - 1]["best_test"] for q in (25, 50, 100, 150) if q <= len(rows)}
+    arch = None
+    if args.space == "nb201":
+        from .data.nb201 import load_nb201
+
+        arch = load_nb201(args.data_dir).arch_strs[best["best_index"]]
+    result = {"space": space.name, "config": dataclasses.asdict(cfg), "settings": settings,
+              "returned_index": best["best_index"], "returned_arch": arch, "returned_val": best["best_val"],
+              "returned_test": best["best_test"], "optimum_test": optimum,
+              "queries_to_optimum": queries_to_optimum(rows, optimum), "best_test_at": curve,
+              "seconds_this_invocation": time.perf_counter() - t0, "command": args.command_line}
+    atomic_write_json(out / "result.json", result, indent=2)
+    print(f"nnformer search: {cfg.method}, {cfg.queries} queries on {space.name}, seed {cfg.seed}: returned cell "
+          f"{best['best_index']} (validation {best['best_val']:.2f}, test {best['best_test']:.2f}; optimum "
+          f"{optimum:.2f}" + (f", evaluated at query {result['queries_to_optimum']})" if result["queries_to_optimum"]
+                              else ", not evaluated)") + f"; wrote {out / 'history.jsonl'}, {out / 'result.json'}")
+    return 0
+
+
+def _reproduce_search(args) -> int:
+    from .harness import search_sweep
+    from .search import METHODS
+
+    methods = _method_list(args, ",".join(METHODS), METHODS)
+    settings = _search_settings(args)
+    datasets = (args.datasets or "cifar10,cifar100,imagenet16").split(",") if args.space == "nb201" else ["subset"]
+    bad = [d for d in datasets if args.space == "nb201" and d not in ("cifar10", "cifar100", "imagenet16")]
+    if bad:
+        raise NNFormerError(f"unknown NB201 dataset {bad[0]!r}; datasets: cifar10, cifar100, imagenet16")
+    if args.space not in ("nb201", "nb101"):
+        raise NNFormerError("search runs on --space nb201 or nb101")
+    out = Path(args.out)
+    if not args.from_cache:
+        search_sweep.sweep(args.space, datasets, methods, list(range(args.seeds)), args.queries, out, settings,
+                           args.data_dir, jobs=args.jobs, threads=args.threads, progress=not args.quiet)
+    for p in search_sweep.write_report(out, args.space, datasets, methods, args.queries, args.command_line,
+                                       args.data_dir):
+        print(f"wrote {p}")
+    return 0
+
+
 def cmd_reproduce(args) -> int:
     from .harness import methods as hm
     from .harness import report, sweep
@@ -583,6 +653,8 @@ def cmd_reproduce(args) -> int:
     from .recipes import get_recipe, parse_settings, typed_settings
 
     check_output_dir(args.out)
+    if args.task == "search":
+        return _reproduce_search(args)
     settings = typed_settings(parse_settings(args.set))  # typed: `mlp_ratio=2` and `=2.0` are one setting
     get_recipe(args.recipe).with_settings(settings)  # an unknown setting or bad value fails before any data is read
     if args.task == "latency":
@@ -924,12 +996,15 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Runs the TNASP protocol for every method x N x seed, storing each result "
                                    "as it finishes (a rerun skips what is done), then writes Markdown/CSV/JSON "
                                    "tables and a tau-vs-N plot.")
-    r.add_argument("task", choices=["accuracy", "latency", "fewshot", "networks"],
+    r.add_argument("task", choices=["accuracy", "latency", "fewshot", "networks", "search"],
                    help="accuracy: the TNASP tables on NB201/NB101; latency: HELP's NB201 devices, N random cells "
                         "train, the rest test (MAPE, Acc(10%%), Acc(5%%), tau, Spearman); fewshot: HELP's "
                         "cross-device protocol (meta-train on other devices, N=10,20,100 samples of the new one); "
                         "networks: NNLQ's in-domain and out-of-domain protocols on a latency dataset directory "
-                        "(--data)")
+                        "(--data); search: predictor-guided search against random search and regularised evolution "
+                        "(--datasets, --queries, --seeds)")
+    r.add_argument("--datasets", help="search on nb201: comma-separated cifar10,cifar100,imagenet16 (default all)")
+    r.add_argument("--queries", type=positive_int, default=150, help="search: queries per search (default 150)")
     r.add_argument("--data", metavar="DIR", help="networks: the latency dataset directory (nnformer profile --out)")
     r.add_argument("--protocols", help="networks: in-domain,ood (default both)")
     r.add_argument("--families", help="networks, ood: the held-out families to run (default: every family)")
@@ -965,6 +1040,29 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true")
     _add_data_dir(r)
     r.set_defaults(func=cmd_reproduce)
+
+    se = sub.add_parser("search", help="search NAS-Bench-201 / NB101 with a predictor (or a baseline) for the best "
+                                       "cell in few queries",
+                        description="Queries a few random cells, trains the predictor on the cells queried so far, "
+                                    "scores every cell of the space, queries the best-scored ones and repeats. A query "
+                                    "returns the cell's validation accuracy from the table; the result is the test "
+                                    "accuracy of the queried cell with the best validation accuracy. The history is "
+                                    "saved after every round: rerunning the same command resumes.")
+    se.add_argument("--space", choices=["nb201", "nb101"], default="nb201")
+    se.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet16"], default="cifar10",
+                    help="NB201 labels (default cifar10)")
+    se.add_argument("--method", default="nnformer", help="nnformer (default), gcn, random or evolution")
+    se.add_argument("--queries", type=positive_int, default=150, help="query budget (default 150)")
+    se.add_argument("--seed", type=nonneg_int, default=0)
+    se.add_argument("--init", type=positive_int, default=10, help="random cells queried first (default 10)")
+    se.add_argument("--per-round", type=positive_int, default=10, help="cells queried per round (default 10)")
+    se.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
+                    help="override a setting of the predictor's recipe (e.g. steps=500), repeatable")
+    se.add_argument("--out", required=True, help="directory for history.jsonl and result.json")
+    se.add_argument("--threads", type=positive_int, help="torch threads")
+    se.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_dir(se)
+    se.set_defaults(func=cmd_search)
 
     d = sub.add_parser("data", help="download, verify or locate the benchmark files")
     d.add_argument("action", choices=["download", "verify", "path"])

@@ -243,3 +243,27 @@ def test_every_shipped_file_is_package_data():
     assert len(files) >= 3
     for f in files:
         assert any(fnmatch.fnmatch(f, p) for p in patterns), f
+
+
+def test_readme_latency_example_prints_what_the_readme_shows(monkeypatch, capsys):
+    """The README's `nnformer predict --torch examples.models:resnet18` block is this command's output (numbers to
+    0.5%: other vector kernels sum floats in another order); the ViT block is flagged, without an interval."""
+    import re
+
+    root = registry.ROOT.parents[1]
+    readme = (root / "README.md").read_text()
+    block = readme[readme.index("$ nnformer predict --torch"):]
+    block = block[:block.index("```")].splitlines()
+    argv = block[0].split("#")[0].split()[2:]
+    monkeypatch.chdir(root)
+    assert argv[0] == "predict" and main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == len(block) - 1
+    for got, want in zip(out, block[1:]):
+        num = r"\d+\.\d+"
+        assert re.sub(num, "#", got) == re.sub(num, "#", want)
+        assert np.allclose([float(x) for x in re.findall(num, got)], [float(x) for x in re.findall(num, want)],
+                           rtol=5e-3)
+    assert main(["predict", "--torch", "examples.models:vit_block", "--input-shape", "1,197,384"]) == 0
+    out = capsys.readouterr().out
+    assert "(no interval" in out and "UNRELIABLE" in out and "MatMul" in out and "Softmax" in out

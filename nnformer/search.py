@@ -1,0 +1,241 @@
+"""Architecture search on a benchmark table, guided by a predictor, and the searches it is measured against.
+
+A query returns a cell's **validation** accuracy from the table (what a real search would measure); the search
+returns the queried cell with the best validation accuracy, and what is reported is that cell's **test** accuracy.
+
+Methods (:data:`METHODS`):
+
+* ``nnformer`` / ``gcn``: ``init`` random cells, then rounds: train the predictor (the project's default recipe;
+  the GCN with the same training) on every cell queried so far, score every cell of the space (NB201's 15,625 and the
+  NB101 subset's 2,500 are small enough), query the ``per_round`` best-scored cells not yet queried;
+* ``random``: cells drawn at random without repetition;
+* ``evolution``: regularised evolution (Real et al., 2019): a population of the last ``population`` queries; each
+  step samples ``sample`` of them, mutates the best (one op of the cell changed; on the NB101 subset, which is not
+  closed under mutation, one of the parent's nearest cells) and queries the child; the oldest member leaves.
+
+Every round's randomness comes from ``(seed, round)``, so a search stopped between rounds and resumed from its
+history file (:func:`search` with ``history=``) makes the same queries as one run straight through.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .errors import DataError, NNFormerError
+
+METHODS = ("nnformer", "gcn", "random", "evolution")
+HISTORY_FORMAT = "nnformer-search/1"
+
+
+@dataclass
+class SearchSpace:
+    name: str
+    graphs: list
+    val: np.ndarray  # what a query returns
+    test: np.ndarray  # what is reported
+    neighbours: Callable[[int], np.ndarray]  # cells one mutation away
+    vocab: object = None
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    method: str = "nnformer"
+    queries: int = 150
+    seed: int = 0
+    init: int = 10
+    per_round: int = 10
+    population: int = 20
+    sample: int = 5
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise NNFormerError(f"unknown search method {self.method!r}; methods: {', '.join(METHODS)}")
+        for name in ("queries", "init", "per_round", "population", "sample"):
+            if getattr(self, name) < 1:
+                raise NNFormerError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.init > self.queries:
+            raise NNFormerError(f"init ({self.init}) cannot exceed queries ({self.queries})")
+        if self.sample > self.population:
+            raise NNFormerError(f"sample ({self.sample}) cannot exceed population ({self.population})")
+
+
+def nb201_search_space(data_dir=None, dataset: str = "cifar10") -> SearchSpace:
+    """NAS-Bench-201 on ``dataset`` (cifar10, cifar100, imagenet16): the 200-epoch validation accuracy is queried,
+    the test accuracy reported; a mutation changes one of the cell's six ops."""
+    from .harness.spaces import nb201_space
+    from .spaces.nb201 import OPS, parse_arch_str
+    from .vocab import NB201
+
+    s = nb201_space(data_dir, dataset)
+    from .data.nb201 import load_nb201
+
+    strs = load_nb201(data_dir).arch_strs.tolist()
+    ops = np.array([[OPS.index(o) for o in parse_arch_str(a)] for a in strs])
+    index = {tuple(r): i for i, r in enumerate(ops.tolist())}
+
+    def neighbours(i: int) -> np.ndarray:
+        out = []
+        for pos in range(ops.shape[1]):
+            for op in range(len(OPS)):
+                if op != ops[i, pos]:
+                    child = ops[i].copy()
+                    child[pos] = op
+                    out.append(index[tuple(child.tolist())])
+        return np.array(out)
+
+    return SearchSpace(f"nb201-{dataset}", s.graphs, s.test_labels["val"], s.test_labels["test"], neighbours,
+                       NB201)
+
+
+def nb101_search_space(data_dir=None, k: int = 8) -> SearchSpace:
+    """The NAS-Bench-101 cells available (the 2,500-cell subset here): validation accuracy queried, test reported; a
+    mutation moves to one of the ``k`` nearest cells by Hamming distance on (adjacency, ops)."""
+    from .harness.spaces import nb101_space
+    from .vocab import NB101
+
+    s = nb101_space(data_dir)
+    width = max(g.num_nodes for g in s.graphs)
+    ops = sorted({o for g in s.graphs for o in g.ops})
+    codes = np.zeros((len(s.graphs), width * width + width * len(ops)), dtype=np.int8)
+    for i, g in enumerate(s.graphs):
+        n = g.num_nodes
+        adj = np.zeros((width, width), dtype=np.int8)
+        adj[:n, :n] = np.asarray(g.adj)
+        onehot = np.zeros((width, len(ops)), dtype=np.int8)
+        onehot[np.arange(n), [ops.index(o) for o in g.ops]] = 1
+        codes[i] = np.concatenate([adj.ravel(), onehot.ravel()])
+
+    def neighbours(i: int) -> np.ndarray:
+        d = np.abs(codes - codes[i]).sum(1)
+        d[i] = np.iinfo(d.dtype).max if d.dtype.kind == "i" else d.max() + 1
+        return np.argsort(d, kind="stable")[:k]
+
+    return SearchSpace(s.name, s.graphs, s.test_labels["val"], s.test_labels["test"], neighbours, NB101)
+
+
+def load_search_space(space: str, data_dir=None, dataset: str = "cifar10") -> SearchSpace:
+    if space == "nb201":
+        return nb201_search_space(data_dir, dataset)
+    if space == "nb101":
+        return nb101_search_space(data_dir)
+    raise NNFormerError(f"unknown search space {space!r}; spaces: nb201, nb101")
+
+
+def _read_history(path: Path, header: dict) -> list[dict]:
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines()
+    try:
+        head, rows = json.loads(lines[0]), [json.loads(ln) for ln in lines[1:]]
+    except (IndexError, ValueError):
+        raise DataError(f"{path}: not a search history (remove it to start again)") from None
+    if head != header:
+        raise DataError(f"{path} holds another search ({head.get('config')} on {head.get('space')}); use another "
+                        f"--out or remove it")
+    return rows
+
+
+def _write_history(path: Path, header: dict, rows: list[dict]) -> None:
+    from .io import atomic_write_text
+
+    atomic_write_text(path, "\n".join(json.dumps(r) for r in [header, *rows]) + "\n")
+
+
+def search(space: SearchSpace, cfg: SearchConfig, *, history: str | os.PathLike | None = None,
+           settings: dict | None = None, progress: bool = True) -> list[dict]:
+    """Run (or resume) one search; returns one row per query: ``query`` (1-based), ``index``, ``val``, ``test``,
+    ``best_index``, ``best_val`` and ``best_test`` (the best cell so far by validation accuracy), ``round``,
+    ``elapsed_s`` (wall time of the search so far, across resumes), ``code`` and ``machine``.
+
+    ``history``: a JSON-lines file rewritten atomically after every round; an existing one of the same search
+    (same space, config and settings) is resumed. ``settings``: recipe overrides for the predictor methods.
+    """
+    n = len(space.graphs)
+    if cfg.queries > n:
+        raise NNFormerError(f"queries ({cfg.queries}) exceeds the {n:,} cells of {space.name}")
+    settings = dict(settings or {})
+    header = {"format": HISTORY_FORMAT, "space": space.name, "config": asdict(cfg), "settings": settings}
+    path = Path(history) if history is not None else None
+    rows = _read_history(path, header) if path else []
+    queried = [r["index"] for r in rows]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=cfg.queries, initial=len(rows), desc=f"search {cfg.method} seed {cfg.seed}", unit="query")
+    encoded = None
+    population: list[int] = queried[-cfg.population:]
+    import time
+
+    from .machine import code_version, describe_line
+
+    stamp = {"code": code_version(), "machine": describe_line()}
+    t0 = time.perf_counter() - (rows[-1]["elapsed_s"] if rows else 0.0)
+    while len(queried) < cfg.queries:
+        rnd = len(rows) and rows[-1]["round"] + 1
+        rng = np.random.default_rng([cfg.seed, rnd])
+        left = np.setdiff1d(np.arange(n), queried)
+        if len(queried) < cfg.init or cfg.method == "random":
+            k = cfg.init - len(queried) if len(queried) < cfg.init else min(cfg.per_round, cfg.queries - len(queried))
+            new = rng.choice(left, size=k, replace=False).tolist()
+        elif cfg.method == "evolution":
+            sample = rng.choice(population, size=min(cfg.sample, len(population)), replace=False)
+            parent = int(sample[np.argmax(space.val[sample])])
+            kids = np.setdiff1d(space.neighbours(parent), queried)
+            new = [int(rng.choice(kids if len(kids) else left))]
+        else:
+            if encoded is None:
+                from .batching import EncodedGraphs
+
+                encoded = EncodedGraphs(space.graphs, space.vocab)
+            scores = _predictor_scores(space, cfg, queried, encoded, settings, rnd)
+            scores[queried] = -np.inf
+            k = min(cfg.per_round, cfg.queries - len(queried))
+            new = np.argsort(-scores, kind="stable")[:k].tolist()
+        for idx in new:
+            queried.append(int(idx))
+            population = (population + [int(idx)])[-cfg.population:]
+            best = max(queried, key=lambda i: (space.val[i], -i))
+            rows.append({"query": len(queried), "index": int(idx), "val": float(space.val[idx]),
+                         "test": float(space.test[idx]), "best_index": int(best), "best_val": float(space.val[best]),
+                         "best_test": float(space.test[best]), "round": int(rnd),
+                         "elapsed_s": time.perf_counter() - t0, **stamp})
+        if path:
+            _write_history(path, header, rows)
+        if bar:
+            bar.update(len(new))
+            bar.set_postfix(best_test=f"{rows[-1]['best_test']:.2f}")
+    if bar:
+        bar.close()
+    return rows
+
+
+def _predictor_scores(space: SearchSpace, cfg: SearchConfig, queried: list[int], encoded, settings: dict,
+                      rnd: int) -> np.ndarray:
+    from .predictor import Predictor
+
+    model = None
+    if cfg.method == "gcn":
+        from .baselines import GCNConfig
+
+        model = GCNConfig()
+    p = Predictor(model=model, settings={**settings, "seed": cfg.seed * 1000 + rnd}, vocab=space.vocab,
+                  progress=False)
+    p.fit([space.graphs[i] for i in queried], space.val[queried])
+    return p.predict(encoded).astype(np.float64)
+
+
+def queries_to_optimum(rows: list[dict], optimum: float) -> int | None:
+    """The first query that evaluates a cell of the space's best test accuracy (None: not within the budget). On
+    NB201 CIFAR-10 and CIFAR-100 that cell also has the best validation accuracy, so the search returns it from then
+    on; on ImageNet16-120 it does not."""
+    for r in rows:
+        if r["test"] >= optimum - 1e-9:
+            return r["query"]
+    return None

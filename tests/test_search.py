@@ -1,0 +1,116 @@
+"""Predictor-guided search and its baselines: the loop finds the optimum of a toy table, resumes to the same
+queries, and refuses bad arguments in one line."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from nnformer.cli import main
+from nnformer.errors import DataError, NNFormerError
+from nnformer.search import SearchConfig, SearchSpace, queries_to_optimum, search
+from nnformer.spaces.nb201 import OPS, all_arch_strs, arch_to_graph, parse_arch_str
+from nnformer.vocab import NB201
+
+TINY = {"n_layers": 1, "dim": 16, "steps": 60}
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """300 NB201 cells whose 'accuracy' is 10 x the number of 3x3 convolutions minus 3 x the 'none' edges (a rule a
+    predictor can learn from the graph); one cell is best, and its test accuracy is the best too."""
+    strs = list(all_arch_strs())[::52][:300]
+    ops = np.array([[OPS.index(o) for o in parse_arch_str(s)] for s in strs])
+    val = 10.0 * (ops == OPS.index("nor_conv_3x3")).sum(1) - 3.0 * (ops == OPS.index("none")).sum(1)
+    val += np.linspace(0, 0.5, len(strs))  # ties broken: a unique optimum
+    codes = ops
+
+    def neighbours(i):
+        d = (codes != codes[i]).sum(1)
+        d[i] = 99
+        return np.flatnonzero(d == d.min())
+
+    return SearchSpace("toy", [arch_to_graph(s) for s in strs], val, val + 1.0, neighbours, NB201)
+
+
+@pytest.mark.parametrize("method", ["nnformer", "evolution"])
+def test_search_finds_the_optimum_of_a_toy_table(toy, method):
+    rows = search(toy, SearchConfig(method=method, queries=60, seed=0), settings=TINY, progress=False)
+    assert len(rows) == 60 and len({r["index"] for r in rows}) == 60  # no cell queried twice
+    assert queries_to_optimum(rows, toy.test.max()) is not None
+    assert rows[-1]["best_test"] == toy.test.max() and rows[-1]["best_val"] == toy.val.max()
+    best = [r["best_val"] for r in rows]
+    assert best == sorted(best)  # the returned cell only gets better
+
+
+def test_predictor_guided_search_beats_random_on_the_toy_table(toy):
+    cfg = dict(queries=30, init=10, per_round=10)
+    ours = [search(toy, SearchConfig(method="nnformer", seed=s, **cfg), settings=TINY, progress=False)[-1]
+            for s in range(2)]
+    rand = [search(toy, SearchConfig(method="random", seed=s, **cfg), progress=False)[-1] for s in range(2)]
+    assert np.mean([r["best_val"] for r in ours]) > np.mean([r["best_val"] for r in rand])
+
+
+def test_a_resumed_search_makes_the_same_queries(toy, tmp_path):
+    cfg = SearchConfig(method="nnformer", queries=30, seed=3)
+    full = search(toy, cfg, settings=TINY, progress=False, history=tmp_path / "full.jsonl")
+    lines = (tmp_path / "full.jsonl").read_text().splitlines()
+    (tmp_path / "cut.jsonl").write_text("\n".join(lines[:11]) + "\n")  # header + the first round (10 queries)
+    resumed = search(toy, cfg, settings=TINY, progress=False, history=tmp_path / "cut.jsonl")
+    assert [r["index"] for r in resumed] == [r["index"] for r in full]
+    with pytest.raises(DataError, match="holds another search"):
+        search(toy, SearchConfig(method="random", queries=30, seed=3), history=tmp_path / "full.jsonl",
+               progress=False)
+
+
+def test_search_config_refusals():
+    for kwargs, msg in (({"method": "bayes"}, "unknown search method"), ({"queries": 0}, "at least 1"),
+                        ({"init": 20, "queries": 10}, "cannot exceed queries"),
+                        ({"sample": 30, "population": 20}, "cannot exceed population")):
+        with pytest.raises(NNFormerError, match=msg):
+            SearchConfig(**kwargs)
+
+
+def test_search_cli_on_nb201_resumes_and_refuses_bad_arguments(data_dir, tmp_path, capsys):
+    out = tmp_path / "s"
+    argv = ["search", "--method", "evolution", "--queries", "40", "--seed", "1", "--out", str(out), "--data-dir",
+            str(data_dir), "--quiet"]
+    assert main(argv) == 0
+    res = json.loads((out / "result.json").read_text())
+    hist = (out / "history.jsonl").read_text()
+    assert res["returned_test"] == max((json.loads(ln) for ln in hist.splitlines()[1:]),
+                                       key=lambda r: r["val"])["test"]
+    assert res["returned_arch"].startswith("|") and len(hist.splitlines()) == 41
+    assert main(argv) == 0 and (out / "history.jsonl").read_text() == hist  # done: nothing more queried
+    capsys.readouterr()
+    for bad, msg in ((["--method", "bayes"], "unknown search method"),
+                     (["--init", "50"], "cannot exceed queries"),
+                     (["--queries", "20000"], "exceeds the 15,625 cells"),
+                     (["--set", "nope=1"], "nope")):
+        args = argv[:]
+        for k, v in zip(bad[::2], bad[1::2]):
+            if k in args:
+                args[args.index(k) + 1] = v
+            else:
+                args += [k, v]
+        assert main(args) == 2, bad
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1, err
+    assert main(argv[:argv.index("--seed") + 1] + ["2"] + argv[argv.index("--seed") + 2:]) == 2  # another search
+    assert "holds another search" in capsys.readouterr().err
+
+
+def test_reproduce_search_writes_tables_and_skips_what_is_done(data_dir, tmp_path, capsys):
+    argv = ["reproduce", "search", "--methods", "random,evolution", "--seeds", "2", "--queries", "25",
+            "--datasets", "cifar10", "--out", str(tmp_path), "--data-dir", str(data_dir), "--quiet"]
+    assert main(argv) == 0
+    root = tmp_path / "search-nb201"
+    table = (root / "search.md").read_text()
+    assert "| `random` | 2 |" in table and "| `evolution` | 2 |" in table and (root / "search.png").is_file()
+    hist = root / "cifar10" / "random-seed1.jsonl"
+    before = hist.stat().st_mtime_ns
+    assert main(argv) == 0 and hist.stat().st_mtime_ns == before
+    shutil.rmtree(root / "cifar10")
+    assert main(argv + ["--from-cache"]) == 0 and not (root / "cifar10").exists()
+    assert main(argv[:2] + ["--methods", "annealing"] + argv[4:]) == 2
