@@ -325,11 +325,11 @@ def _check_device(device: str | None) -> str:
 
 
 def _load_predictor(args):
-    """The saved predictor of ``--checkpoint``, on ``--device``."""
-    from .predictor import Predictor
+    """The predictor of ``--checkpoint`` (a saved one, or a shipped one's NAME[@VERSION]), on ``--device``."""
+    from .registry import load_any
 
     device = _check_device(args.device)  # before reading the checkpoint
-    return Predictor.load(args.checkpoint).to(device)
+    return load_any(args.checkpoint).to(device)
 
 
 def cmd_evaluate(args) -> int:
@@ -927,7 +927,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="Kendall's tau of a saved predictor over all NAS-Bench-201 cells, or a "
                                         "latency predictor's errors on a dataset")
-    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--checkpoint", required=True,
+                   help="a saved predictor (.pt or directory) or a shipped one's NAME[@VERSION]")
     e.add_argument("--data", metavar="help-nb201:DEVICE|DIR", help="latency predictors: the measurements to "
                                                                    "compare with (MAPE, Acc(10%%), tau, Spearman)")
     e.add_argument("--space", choices=["nb201"], default="nb201")
@@ -983,7 +984,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Streams the space in chunks (bounded memory) and writes key,arch,prediction "
                                    "rows to a CSV (key = the benchmark index).")
     s.add_argument("--space", choices=["nb201", "nb101"], default="nb201")
-    s.add_argument("--checkpoint", required=True)
+    s.add_argument("--checkpoint", required=True,
+                   help="a saved predictor (.pt or directory) or a shipped one's NAME[@VERSION]")
     s.add_argument("--out", required=True, help="output CSV")
     s.add_argument("--chunk", type=positive_int, default=8192, help="architectures converted and scored at a time")
     s.add_argument("--batch-size", type=positive_int, default=2048)

@@ -267,3 +267,17 @@ def test_readme_latency_example_prints_what_the_readme_shows(monkeypatch, capsys
     assert main(["predict", "--torch", "examples.models:vit_block", "--input-shape", "1,197,384"]) == 0
     out = capsys.readouterr().out
     assert "(no interval" in out and "UNRELIABLE" in out and "MatMul" in out and "Softmax" in out
+
+
+def test_shipped_help_predictor_scores_the_space_by_name(data_dir, tmp_path, capsys):
+    out = tmp_path / "fpga.csv"
+    assert main(["score", "--space", "nb201", "--checkpoint", "help-nb201-fpga", "--out", str(out), "--data-dir",
+                 str(data_dir), "--quiet"]) == 0
+    rows = out.read_text().splitlines()
+    assert len(rows) == 15_626 and all(float(r.rsplit(",", 1)[1]) > 0 for r in rows[1:200])
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", "help-nb201-fpga@1", "--data", "help-nb201:fpga", "--data-dir",
+                 str(data_dir), "--quiet"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    # every cell, the 1,000 trained on included: no worse than the registry's held-out figure by much
+    assert m["mape"] < 1.2 * registry.resolve("help-nb201-fpga").metrics["mape"]
