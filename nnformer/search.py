@@ -8,6 +8,8 @@ Methods (:data:`METHODS`):
 * ``nnformer`` / ``gcn``: ``init`` random cells, then rounds: train the predictor (the project's default recipe;
   the GCN with the same training) on every cell queried so far, score every cell of the space (NB201's 15,625 and the
   NB101 subset's 2,500 are small enough), query the ``per_round`` best-scored cells not yet queried;
+* ``nnformer-warm``: the same, but from the second round on the previous round's predictor is fine-tuned for
+  :data:`WARM_STEPS` steps on the cells queried so far instead of trained afresh (cheaper rounds);
 * ``random``: cells drawn at random without repetition;
 * ``evolution``: regularised evolution (Real et al., 2019): a population of the last ``population`` queries; each
   step samples ``sample`` of them, mutates the best (one op of the cell changed; on the NB101 subset, which is not
@@ -29,7 +31,8 @@ import numpy as np
 
 from .errors import DataError, NNFormerError
 
-METHODS = ("nnformer", "gcn", "random", "evolution")
+METHODS = ("nnformer", "nnformer-warm", "gcn", "random", "evolution")
+WARM_STEPS = 300  # nnformer-warm: after its first round, the previous predictor fine-tuned this many steps a round
 HISTORY_FORMAT = "nnformer-search/1"
 
 
@@ -52,10 +55,13 @@ class SearchConfig:
     per_round: int = 10
     population: int = 20
     sample: int = 5
+    warm_steps: int = 0  # predictor methods: > 0 fine-tunes the previous round's predictor this many steps
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise NNFormerError(f"unknown search method {self.method!r}; methods: {', '.join(METHODS)}")
+        if self.warm_steps < 0:
+            raise NNFormerError(f"warm_steps must be 0 (retrain every round) or more, got {self.warm_steps}")
         for name in ("queries", "init", "per_round", "population", "sample"):
             if getattr(self, name) < 1:
                 raise NNFormerError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -169,7 +175,7 @@ def search(space: SearchSpace, cfg: SearchConfig, *, history: str | os.PathLike 
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.queries, initial=len(rows), desc=f"search {cfg.method} seed {cfg.seed}", unit="query")
-    encoded = None
+    encoded = model = None
     population: list[int] = queried[-cfg.population:]
     import time
 
@@ -194,7 +200,7 @@ def search(space: SearchSpace, cfg: SearchConfig, *, history: str | os.PathLike 
                 from .batching import EncodedGraphs
 
                 encoded = EncodedGraphs(space.graphs, space.vocab)
-            scores = _predictor_scores(space, cfg, queried, encoded, settings, rnd)
+            scores, model = _predictor_scores(space, cfg, queried, encoded, settings, rnd, model)
             scores[queried] = -np.inf
             k = min(cfg.per_round, cfg.queries - len(queried))
             new = np.argsort(-scores, kind="stable")[:k].tolist()
@@ -217,18 +223,25 @@ def search(space: SearchSpace, cfg: SearchConfig, *, history: str | os.PathLike 
 
 
 def _predictor_scores(space: SearchSpace, cfg: SearchConfig, queried: list[int], encoded, settings: dict,
-                      rnd: int) -> np.ndarray:
+                      rnd: int, previous=None):
+    """``(scores of every cell, the predictor)``: trained afresh on the cells queried so far, or (``warm_steps``)
+    the previous round's predictor fine-tuned on them. A resumed search has no previous predictor and trains one
+    afresh, so warm-started searches resume to the same queries only when stopped before their first round."""
     from .predictor import Predictor
 
-    model = None
-    if cfg.method == "gcn":
-        from .baselines import GCNConfig
+    graphs, y = [space.graphs[i] for i in queried], space.val[queried]
+    warm = cfg.warm_steps or (WARM_STEPS if cfg.method.endswith("-warm") else 0)
+    if warm and previous is not None:
+        p = previous.finetune(graphs, y, steps=warm, seed=cfg.seed * 1000 + rnd)
+    else:
+        model = None
+        if cfg.method == "gcn":
+            from .baselines import GCNConfig
 
-        model = GCNConfig()
-    p = Predictor(model=model, settings={**settings, "seed": cfg.seed * 1000 + rnd}, vocab=space.vocab,
-                  progress=False)
-    p.fit([space.graphs[i] for i in queried], space.val[queried])
-    return p.predict(encoded).astype(np.float64)
+            model = GCNConfig()
+        p = Predictor(model=model, settings={**settings, "seed": cfg.seed * 1000 + rnd}, vocab=space.vocab,
+                      progress=False).fit(graphs, y)
+    return p.predict(encoded).astype(np.float64), p
 
 
 def queries_to_optimum(rows: list[dict], optimum: float) -> int | None:

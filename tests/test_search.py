@@ -34,7 +34,7 @@ def toy():
     return SearchSpace("toy", [arch_to_graph(s) for s in strs], val, val + 1.0, neighbours, NB201)
 
 
-@pytest.mark.parametrize("method", ["nnformer", "evolution"])
+@pytest.mark.parametrize("method", ["nnformer", "nnformer-warm", "evolution"])
 def test_search_finds_the_optimum_of_a_toy_table(toy, method):
     rows = search(toy, SearchConfig(method=method, queries=60, seed=0), settings=TINY, progress=False)
     assert len(rows) == 60 and len({r["index"] for r in rows}) == 60  # no cell queried twice
@@ -42,6 +42,11 @@ def test_search_finds_the_optimum_of_a_toy_table(toy, method):
     assert rows[-1]["best_test"] == toy.test.max() and rows[-1]["best_val"] == toy.val.max()
     best = [r["best_val"] for r in rows]
     assert best == sorted(best)  # the returned cell only gets better
+
+
+def test_gcn_search_runs_its_rounds(toy):
+    rows = search(toy, SearchConfig(method="gcn", queries=25, init=5, per_round=10), settings=TINY, progress=False)
+    assert [r["round"] for r in rows] == [0] * 5 + [1] * 10 + [2] * 10 and len({r["index"] for r in rows}) == 25
 
 
 def test_predictor_guided_search_beats_random_on_the_toy_table(toy):
