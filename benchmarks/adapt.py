@@ -8,9 +8,11 @@ count, possibly another host). Per seed the dataset is shuffled; the last 100 mo
 user's measurements. Methods, all scored on the same 100 test models:
 
 * `shipped`: the shipped predictor as it is;
-* `rescaled`: its predictions times the median ratio measured / predicted over the N samples (one number);
-* `adapted`: `nnformer adapt` (`nnformer.latency.adapt.adapt`: fine-tuning, 100 steps; with N >= 30 a fifth of the
-  samples recalibrates the interval);
+* `rescaled`: its predictions times the median ratio measured / predicted over the N samples (one number;
+  `nnformer adapt --steps 0`);
+* `finetuned`: the shipped predictor fine-tuned 100 steps on the N samples, without that correction first;
+* `adapted`: `nnformer adapt` (`nnformer.latency.adapt.adapt`: the correction, then 100 fine-tuning steps; with
+  N >= 30 a fifth of the samples is held back from both to recalibrate the interval);
 * `scratch`: NN-Former trained on the N samples alone (recipe `networks`).
 
 Each (method, N, seed) is cached in benchmarks/results/latency-adapt/runs/; the table (adapt.md, .csv) and the
@@ -32,7 +34,7 @@ from benchmarks.common import RESULTS, command, machine, now  # noqa: E402
 from nnformer.io import atomic_write_json, atomic_write_text  # noqa: E402
 
 OUT = RESULTS / "latency-adapt"
-METHODS = ("shipped", "rescaled", "adapted", "scratch")
+METHODS = ("shipped", "rescaled", "finetuned", "adapted", "scratch")
 N_TEST = 100
 
 
@@ -55,7 +57,9 @@ def run(method: str, n: int, seed: int, data: Path) -> dict:
     if method == "shipped":
         pred = base.predict(pick(test))
     elif method == "rescaled":
-        pred = base.predict(pick(test)) * float(np.median(ms[train] / base.predict(pick(train))))
+        pred = adapt(base, pick(train), ms[train], steps=0, seed=seed)[0].predict(pick(test))
+    elif method == "finetuned":  # fine-tuning without the scale correction first
+        pred = base.finetune(pick(train), ms[train], steps=100, seed=seed).predict(pick(test))
     elif method == "adapted":
         p, _ = adapt(base, pick(train), ms[train], seed=seed)
         pred, lo, hi = p.predict_interval(pick(test))

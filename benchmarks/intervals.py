@@ -50,7 +50,7 @@ def _case_data(case: str, seed: int, data_dir):
     rng = np.random.default_rng(seed)
     train = random_split(len(space.graphs), 1000, 0, seed=seed).train
     rest = rng.permutation(np.setdiff1d(np.arange(len(space.graphs)), train))
-    return space.graphs, space.y, train, np.sort(rest[:100]), np.sort(rest[100:2100]), "scaled"
+    return space.graphs, space.train_label, train, np.sort(rest[:100]), np.sort(rest[100:2100]), "scaled"
 
 
 def run(case: str, seed: int, data_dir) -> dict:

@@ -548,7 +548,8 @@ def cmd_adapt(args) -> int:
     interval = (f"interval recalibrated on {info['n_calibration']} held-back measurements" if info["n_calibration"]
                 else "interval kept from the base predictor (fewer than 30 measurements to recalibrate it)")
     print(f"nnformer adapt: {based} -> {card['name']}@{args.version} on {info['n_adapt']} measurements "
-          f"({args.steps} steps); MAPE on the {len(order)} measurements: {mape(before, ms[order]):.2f}% before, "
+          f"(latencies x{info['factor']:.3f}, then {args.steps} fine-tuning steps); MAPE on the {len(order)} "
+          f"measurements: {mape(before, ms[order]):.2f}% before, "
           f"{mape(after, ms[order]):.2f}% after (they were trained on: not a test error); {interval}; wrote {out}")
     return 0
 
@@ -964,8 +965,9 @@ def build_parser() -> argparse.ArgumentParser:
     ps.set_defaults(func=cmd_predictors)
 
     a = sub.add_parser("adapt", help="fine-tune a latency predictor on your own device's measurements",
-                       description="Fine-tunes a shipped (or saved) latency predictor on the models of a `nnformer "
-                                   "profile` directory measured on your machine, and saves the result as a new "
+                       description="Adapts a shipped (or saved) latency predictor to the models of a `nnformer "
+                                   "profile` directory measured on your machine (one scale factor, the median ratio "
+                                   "measured / predicted, then fine-tuning), and saves the result as a new "
                                    "predictor directory for `nnformer predict --predictor DIR`. With 30 or more "
                                    "measurements, 20%% of them recalibrate the prediction interval.")
     a.add_argument("--predictor", default=DEFAULT_LATENCY, metavar="NAME[@VERSION]|DIR",
@@ -973,7 +975,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--profile", required=True, metavar="DIR", help="measurements: a `nnformer profile --out` directory")
     a.add_argument("--out", required=True, metavar="DIR", help="the new predictor directory")
     a.add_argument("--n", type=positive_int, help="use N measurements of the directory, drawn at random (default: all)")
-    a.add_argument("--steps", type=positive_int, default=100, help="fine-tuning steps (default 100)")
+    a.add_argument("--steps", type=nonneg_int, default=100,
+                   help="fine-tuning steps after the scale correction (default 100; 0: the correction alone)")
     a.add_argument("--lr", type=float, help="learning rate (default: the predictor's training rate)")
     a.add_argument("--seed", type=nonneg_int, default=0)
     a.add_argument("--name", help="the new predictor's name (default: the --out folder's name)")
