@@ -100,8 +100,8 @@ def nb201_search_space(data_dir=None, dataset: str = "cifar10") -> SearchSpace:
 
 
 def nb101_search_space(data_dir=None, k: int = 8) -> SearchSpace:
-    """The NAS-Bench-101 cells available (the 2,500-cell subset here): validation accuracy queried, test reported; a
-    mutation moves to one of the ``k`` nearest cells by Hamming distance on (adjacency, ops)."""
+    """The NAS-Bench-101 cells available (the 2,500-cell subset here): validation accuracy queried, test reported, in
+    percent; a mutation moves to one of the ``k`` nearest cells by Hamming distance on (adjacency, ops)."""
     from .harness.spaces import nb101_space
     from .vocab import NB101
 
@@ -122,7 +122,8 @@ def nb101_search_space(data_dir=None, k: int = 8) -> SearchSpace:
         d[i] = np.iinfo(d.dtype).max if d.dtype.kind == "i" else d.max() + 1
         return np.argsort(d, kind="stable")[:k]
 
-    return SearchSpace(s.name, s.graphs, s.test_labels["val"], s.test_labels["test"], neighbours, NB101)
+    pct = 100.0 if max(s.test_labels["test"].max(), s.test_labels["val"].max()) <= 1.5 else 1.0  # as NB201: percent
+    return SearchSpace(s.name, s.graphs, pct * s.test_labels["val"], pct * s.test_labels["test"], neighbours, NB101)
 
 
 def load_search_space(space: str, data_dir=None, dataset: str = "cifar10") -> SearchSpace:

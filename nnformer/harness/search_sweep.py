@@ -126,7 +126,8 @@ def write_report(out: Path, space: str, datasets, methods, queries: int, command
                 csv_cells += [f"{mean:.4f}", f"{ci:.4f}"]
             qs = [queries_to_optimum(rows, optimum) for rows in rs]
             found = [q for q in qs if q is not None]
-            med = f"{np.median([q if q is not None else np.inf for q in qs]):.0f}" if found else "-"
+            med = float(np.median([q if q is not None else np.inf for q in qs]))
+            med = f"{med:.0f}" if np.isfinite(med) else f">{queries}"  # found in fewer than half of the seeds
             minutes = np.median([rows[-1].get("elapsed_s", np.nan) for rows in rs]) / 60
             stamps |= {(r.get("code", "?"), r.get("machine", "?")) for rows in rs for r in rows[-1:]}
             lines.append(f"| `{m}` | {len(rs)} | " + " | ".join(cells) + f" | {len(found)}/{len(rs)} (median "
