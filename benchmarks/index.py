@@ -43,6 +43,12 @@ def main() -> None:
     lines += _table_rows(RESULTS / "archive")
     for copy in sorted((RESULTS / "archive").glob("quick-fresh*")):
         lines += _table_rows(copy)
+    lines += ["", "## Latency product and search (each file names the command that wrote it)", ""]
+    for md in ("latency-intervals/intervals.md", "latency-adapt/adapt.md", "search-nb201/search.md",
+               "search-nb101/search.md"):
+        if (RESULTS / md).is_file():
+            title = (RESULTS / md).read_text().splitlines()[0].lstrip("# ")
+            lines.append(f"- [{md}]({md}): {title}")
     lines += ["", "## Recipe study", ""]
     study = RESULTS / "recipe-study"
     n = len(list((study / "runs").glob("*.json")))

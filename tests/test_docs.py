@@ -145,3 +145,21 @@ def test_gpu_check_summary_is_its_runs_files_and_the_docs_quote_it(tmp_path):
     assert f"tau {fp32['tau_test']:.4f}" in section and f"{fp32['tau_val']:.4f} validation" in section
     assert f"{speed['train']['train_step_ms_median']:.1f} ms fp32" in section
     assert f"{speed['infer']['infer_archs_per_s_median']:,.0f} cells/s" in section
+
+
+def test_docs_latency_product_numbers_come_from_results_or_the_registry():
+    """Every number in a table row of docs/latency-product.md is in a results table or the predictor registry."""
+    text = (ROOT / "docs" / "latency-product.md").read_text()
+    sources = " ".join(p.read_text() for p in RESULTS.rglob("*.md"))
+    sources += (ROOT / "nnformer" / "predictors" / "registry.json").read_text()
+    def floats(x):
+        if isinstance(x, dict):
+            return [v for y in x.values() for v in floats(y)]
+        return [x] if isinstance(x, float) else []
+
+    speed = json.loads((RESULTS / "performance" / "latency_throughput.json").read_text())
+    sources += " ".join(f"{v:.2f} {v:.3f}" for v in floats(speed))  # the speed table quotes rounded times
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    quoted = [(x, line[:40]) for line in rows for x in re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", line)]
+    missing = [(x, where) for x, where in quoted if x not in sources]
+    assert len(quoted) > 30 and not missing, missing

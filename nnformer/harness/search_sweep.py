@@ -72,12 +72,14 @@ def sweep(space: str, datasets, methods, seeds, queries: int, out: Path, setting
     return len(tasks)
 
 
-def load_runs(out: Path, space: str, dataset: str, methods) -> dict[str, list[list[dict]]]:
+def load_runs(out: Path, space: str, dataset: str, methods, queries: int) -> dict[str, list[list[dict]]]:
+    """The complete histories (``queries`` queries) of each method; a search still in progress is left out."""
     runs = {}
     for m in methods:
         files = sorted(history_path(out, space, dataset, m, 0).parent.glob(f"{m}-seed*.jsonl"),
                        key=lambda p: int(p.stem.rsplit("seed", 1)[1]))
-        runs[m] = [[json.loads(ln) for ln in f.read_text().splitlines()[1:]] for f in files]
+        runs[m] = [rows for f in files if len(rows := [json.loads(ln) for ln in f.read_text().splitlines()[1:]])
+                   >= queries]
     return runs
 
 
@@ -105,7 +107,7 @@ def write_report(out: Path, space: str, datasets, methods, queries: int, command
     curves = {}
     for d in datasets:
         optimum = float(load_search_space(space, data_dir, d).test.max())
-        runs = load_runs(out, space, d, methods)
+        runs = load_runs(out, space, d, methods, queries)
         title = d if space == "nb201" else "subset"
         lines += [f"## {title} (optimum test accuracy {optimum:.2f})", "",
                   "| method | seeds | " + " | ".join(f"{q} queries" for q in checkpoints) + " | optimum found | "
