@@ -520,9 +520,10 @@ def cmd_adapt(args) -> int:
     from .metrics import mape
     from .registry import load_any
 
+    from .predictor import check_predictor_dir
+
     out = Path(args.out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "config.json").is_file())):
-        raise NNFormerError(f"--out {out} exists and is not a predictor directory; name a new or empty directory")
+    check_predictor_dir(out, "--out ")  # before any work
     check_output_dir(out.parent if str(out.parent) else ".", "--out's folder")
     base = load_any(args.predictor)
     if base.task != "latency" or base.vocab_.name != "onnx":

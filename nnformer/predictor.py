@@ -413,6 +413,15 @@ DIR_FORMAT = "nnformer-predictor-dir-1"
 WEIGHTS_FILE, CONFIG_FILE = "weights.safetensors", "config.json"
 
 
+def check_predictor_dir(path: Path, what: str = "") -> None:
+    """Refuse a path where a predictor directory cannot be written whole: a file, or a non-empty directory that is
+    not a predictor directory (one is replaced whole)."""
+    from .errors import NNFormerError
+
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / CONFIG_FILE).is_file())):
+        raise NNFormerError(f"{what}{path} exists and is not a predictor directory; name a new or empty directory")
+
+
 def _save_dir(p: Predictor, path: Path, card: dict) -> Path:
     """weights.safetensors + config.json, written in a temporary directory beside ``path`` and renamed into place
     (an older predictor directory there is replaced whole; any other non-empty directory is refused)."""
@@ -422,10 +431,7 @@ def _save_dir(p: Predictor, path: Path, card: dict) -> Path:
 
     from safetensors.torch import save_file
 
-    from .errors import NNFormerError
-
-    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not (path / CONFIG_FILE).is_file())):
-        raise NNFormerError(f"{path} exists and is not a predictor directory; name a new or empty directory")
+    check_predictor_dir(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.", dir=path.parent))
     try:
