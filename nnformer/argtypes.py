@@ -33,7 +33,18 @@ def int_at_least(lo: int):
     return parse
 
 
+def positive_float(text: str) -> float:
+    """A finite number above 0 (a budget in ms)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
 positive_int = int_at_least(1)
 nonneg_int = int_at_least(0)
 
-__all__ = ["OneLineParser", "int_at_least", "positive_int", "nonneg_int"]
+__all__ = ["OneLineParser", "int_at_least", "positive_int", "nonneg_int", "positive_float"]

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .argtypes import OneLineParser, nonneg_int, positive_int
+from .argtypes import OneLineParser, nonneg_int, positive_float, positive_int
 from .errors import DataError, NNFormerError, one_line
 from .io import (atomic_path, atomic_write_json, check_output_dir, check_output_file, exclusive_lock,
                  remove_stale_temporaries)
@@ -590,17 +590,25 @@ def _search_settings(args) -> dict:
 
 def cmd_search(args) -> int:
     """One search: history (resumable) and result under --out."""
-    from .search import SearchConfig, load_search_space, queries_to_optimum, search
+    from .search import (SearchConfig, constraint_report, latency_constrained_space, load_search_space,
+                         queries_to_optimum, search)
 
     cfg = SearchConfig(method=args.method, queries=args.queries, seed=args.seed, init=args.init,
                        per_round=args.per_round)  # bad values: one line, before any data is read
     settings = _search_settings(args)
+    if (args.max_latency is None) != (args.latency_device is None):
+        raise NNFormerError("--max-latency and --latency-device go together (a budget in ms on a HELP device)")
+    if args.latency_predictor and args.max_latency is None:
+        raise NNFormerError("--latency-predictor needs --max-latency and --latency-device")
     out = check_output_dir(args.out)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     space = load_search_space(args.space, args.data_dir, args.dataset)
+    if args.max_latency is not None:
+        space = latency_constrained_space(space, args.latency_device, args.max_latency, args.latency_predictor,
+                                          args.data_dir, bound=args.latency_bound)
     t0 = time.perf_counter()
     with exclusive_lock(out, "search"):
         remove_stale_temporaries(out, whole_directory=True)
@@ -618,12 +626,40 @@ def cmd_search(args) -> int:
               "returned_test": best["best_test"], "optimum_test": optimum,
               "queries_to_optimum": queries_to_optimum(rows, optimum), "best_test_at": curve,
               "seconds_this_invocation": time.perf_counter() - t0, "command": args.command_line}
+    c = constraint_report(space, rows)
+    if c:
+        result["constraint"] = c
     atomic_write_json(out / "result.json", result, indent=2)
+    if c:
+        print(f"latency on {c['device']}: budget {c['budget_ms']:g} ms, {c['cells_allowed']:,} cells predicted within "
+              f"it ({100 * c['allowed_truly_feasible']:.1f}% of them truly are); returned cell measured at "
+              f"{c['returned_latency_ms']:.3g} ms ({'within' if c['holds'] else 'OVER'} the budget); best cell truly "
+              f"within it: test {c['best_feasible_test']:.2f} (gap {c['gap_to_best_feasible']:+.2f})")
     print(f"nnformer search: {cfg.method}, {cfg.queries} queries on {space.name}, seed {cfg.seed}: returned cell "
           f"{best['best_index']} (validation {best['best_val']:.2f}, test {best['best_test']:.2f}; optimum "
           f"{optimum:.2f}" + (f", evaluated at query {result['queries_to_optimum']})" if result["queries_to_optimum"]
                               else ", not evaluated)") + f"; wrote {out / 'history.jsonl'}, {out / 'result.json'}")
     return 0
+
+
+def _latency_budgets(text: str) -> list[tuple[str, float]]:
+    """``fpga:3,pixel2:14`` -> ``[("fpga", 3.0), ("pixel2", 14.0)]``; the devices are checked against HELP's."""
+    from .data.help import help_devices
+
+    out = []
+    for item in text.split(","):
+        device, _, ms = item.partition(":")
+        try:
+            budget = float(ms)
+        except ValueError:
+            budget = float("nan")
+        if not 0 < budget < float("inf"):
+            raise NNFormerError(f"--max-latency: expected DEVICE:MS with a positive MS, got {item!r}")
+        if device not in help_devices("nb201"):
+            raise NNFormerError(f"--max-latency: unknown HELP device {device!r}; devices: "
+                                f"{', '.join(help_devices('nb201'))}")
+        out.append((device, budget))
+    return out
 
 
 def _reproduce_search(args) -> int:
@@ -638,12 +674,22 @@ def _reproduce_search(args) -> int:
         raise NNFormerError(f"unknown NB201 dataset {bad[0]!r}; datasets: cifar10, cifar100, imagenet16")
     if args.space not in ("nb201", "nb101"):
         raise NNFormerError("search runs on --space nb201 or nb101")
+    budgets = _latency_budgets(args.max_latency) if args.max_latency else None
+    if budgets and args.space != "nb201":
+        raise NNFormerError("--max-latency needs --space nb201 (HELP measured NAS-Bench-201's cells)")
     out = Path(args.out)
     if not args.from_cache:
         search_sweep.sweep(args.space, datasets, methods, list(range(args.seeds)), args.queries, out, settings,
-                           args.data_dir, jobs=args.jobs, threads=args.threads, progress=not args.quiet)
-    for p in search_sweep.write_report(out, args.space, datasets, methods, args.queries, args.command_line,
-                                       args.data_dir):
+                           args.data_dir, jobs=args.jobs, threads=args.threads, progress=not args.quiet,
+                           budgets=budgets, bound=args.latency_bound)
+    # the tables hold every method stored (a sweep of one method does not drop the others' rows)
+    if budgets:
+        written = search_sweep.write_latency_report(out, args.space, datasets, METHODS, args.queries, budgets,
+                                                    args.command_line, args.data_dir, bound=args.latency_bound)
+    else:
+        written = search_sweep.write_report(out, args.space, datasets, METHODS, args.queries, args.command_line,
+                                            args.data_dir)
+    for p in written:
         print(f"wrote {p}")
     return 0
 
@@ -1041,6 +1087,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: ./nnformer-results)")
     r.add_argument("--threads", type=positive_int, help="torch threads per run")
     r.add_argument("--jobs", type=positive_int, default=1, help="parallel single-threaded runs (default 1)")
+    r.add_argument("--max-latency", metavar="DEVICE:MS[,...]",
+                   help="search on nb201: every search under each of these latency budgets on HELP devices (latency "
+                        "predicted by the shipped help-nb201-DEVICE), e.g. fpga:3,pixel2:14")
+    r.add_argument("--latency-bound", choices=["point", "upper"], default="point",
+                   help="search with --max-latency: the budget against the point prediction (default) or the upper "
+                        "end of the predictor's calibrated interval")
     r.add_argument("--from-cache", action="store_true",
                    help="train nothing: write the tables from the runs already stored (a sweep in progress)")
     r.add_argument("--quiet", action="store_true")
@@ -1064,6 +1116,16 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--per-round", type=positive_int, default=10, help="cells queried per round (default 10)")
     se.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                     help="override a setting of the predictor's recipe (e.g. steps=500), repeatable")
+    se.add_argument("--max-latency", type=positive_float, metavar="MS",
+                    help="only cells whose predicted latency on --latency-device is at most MS milliseconds")
+    se.add_argument("--latency-device", metavar="DEVICE",
+                    help="the HELP device of --max-latency (its measurements give the returned cell's true latency)")
+    se.add_argument("--latency-predictor", metavar="NAME|DIR",
+                    help="latency predictor of the budget: a shipped name, a predictor directory or a .pt "
+                         "checkpoint (default: the shipped help-nb201-DEVICE, shipped for fpga and pixel2)")
+    se.add_argument("--latency-bound", choices=["point", "upper"], default="point",
+                    help="compare the budget with the point prediction (default) or with the upper end of the "
+                         "predictor's calibrated 90%% interval (the budget more often truly met, fewer cells)")
     se.add_argument("--out", required=True, help="directory for history.jsonl and result.json")
     se.add_argument("--threads", type=positive_int, help="torch threads")
     se.add_argument("--quiet", action="store_true", help="no progress bar")

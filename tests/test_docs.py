@@ -163,3 +163,30 @@ def test_docs_latency_product_numbers_come_from_results_or_the_registry():
     quoted = [(x, line[:40]) for line in rows for x in re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", line)]
     missing = [(x, where) for x, where in quoted if x not in sources]
     assert len(quoted) > 30 and not missing, missing
+
+
+def _search_rows(path: Path) -> dict[tuple[str, str], dict]:
+    with open(path) as f:
+        return {(r["dataset"], r["method"]): r for r in csv.DictReader(f)}
+
+
+def test_search_tables_in_readme_and_docs_are_the_generated_csv():
+    """Each row of a search table in the README or docs/search.md is its CSV's row: seeds, mean ± half-width at each
+    checkpoint and the optimum count."""
+    rows = _search_rows(RESULTS / "search-nb201" / "search.csv")
+    checked = 0
+    for doc in (ROOT / "README.md", ROOT / "docs" / "search.md"):
+        text = doc.read_text()
+        for line in text.splitlines():
+            m = re.match(r"\| `([a-z0-9-]+)` \| (\d+) \| (.*)", line)
+            if not m or ("cifar10", m.group(1)) not in rows or "±" not in line:
+                continue
+            r = rows[("cifar10", m.group(1))]
+            cells = [c.strip() for c in m.group(3).strip("|").split("|")]
+            assert int(m.group(2)) == int(r["seeds"]), line
+            for q, cell in zip((50, 100, 150), cells):
+                assert cell == f"{float(r[f'best_test_at_{q}_mean']):.2f} ± {float(r[f'best_test_at_{q}_ci95']):.2f}", \
+                    (doc.name, line, q)
+            assert cells[3].startswith(f"{r['optimum_found']}/{r['seeds']}"), (doc.name, line)
+            checked += 1
+    assert checked >= 6

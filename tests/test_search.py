@@ -44,6 +44,30 @@ def test_search_finds_the_optimum_of_a_toy_table(toy, method):
     assert best == sorted(best)  # the returned cell only gets better
 
 
+def test_mutation_acquisition_queries_near_the_best_cells_and_finds_the_optimum(toy):
+    cfg = SearchConfig(method="nnformer", queries=60, seed=0, acquisition="mutation", parents=3)
+    rows = search(toy, cfg, settings=TINY, progress=False)
+    assert len({r["index"] for r in rows}) == 60 and rows[-1]["best_test"] == toy.test.max()
+    for r in rows[10:20]:  # the first predictor round: within two mutations of the 3 best of the 10 random cells
+        top = sorted(rows[:10], key=lambda q: -q["val"])[:3]
+        near = {int(c) for t in top for n in toy.neighbours(t["index"]) for c in [n, *toy.neighbours(int(n))]}
+        assert r["index"] in near
+
+
+def test_search_config_fields_added_later_keep_older_histories_valid(toy, tmp_path):
+    from nnformer.search import config_header
+
+    older = config_header(SearchConfig(train_steps=None))  # a history written before these fields existed
+    assert "acquisition" not in older and "train_steps" not in older and "parents" not in older
+    assert config_header(SearchConfig())["train_steps"] == 300
+    assert config_header(SearchConfig(acquisition="mutation"))["acquisition"] == "mutation"
+    cfg = SearchConfig(method="random", queries=20)
+    search(toy, cfg, history=tmp_path / "h.jsonl", progress=False)
+    with pytest.raises(DataError, match="holds another search"):
+        search(toy, SearchConfig(method="random", queries=20, acquisition="mutation"), history=tmp_path / "h.jsonl",
+               progress=False)
+
+
 def test_gcn_search_runs_its_rounds(toy):
     rows = search(toy, SearchConfig(method="gcn", queries=25, init=5, per_round=10), settings=TINY, progress=False)
     assert [r["round"] for r in rows] == [0] * 5 + [1] * 10 + [2] * 10 and len({r["index"] for r in rows}) == 25
@@ -72,7 +96,9 @@ def test_a_resumed_search_makes_the_same_queries(toy, tmp_path):
 def test_search_config_refusals():
     for kwargs, msg in (({"method": "bayes"}, "unknown search method"), ({"queries": 0}, "at least 1"),
                         ({"init": 20, "queries": 10}, "cannot exceed queries"),
-                        ({"sample": 30, "population": 20}, "cannot exceed population")):
+                        ({"sample": 30, "population": 20}, "cannot exceed population"),
+                        ({"acquisition": "ucb"}, "unknown acquisition"), ({"train_steps": 0}, "train_steps"),
+                        ({"parents": 0}, "at least 1")):
         with pytest.raises(NNFormerError, match=msg):
             SearchConfig(**kwargs)
 
@@ -116,6 +142,77 @@ def test_reproduce_search_writes_tables_and_skips_what_is_done(data_dir, tmp_pat
     hist = root / "cifar10" / "random-seed1.jsonl"
     before = hist.stat().st_mtime_ns
     assert main(argv) == 0 and hist.stat().st_mtime_ns == before
+    one = argv[:2] + ["--methods", "random"] + argv[4:]
+    assert main(one) == 0 and "| `evolution` | 2 |" in (root / "search.md").read_text()  # other rows kept
     shutil.rmtree(root / "cifar10")
     assert main(argv + ["--from-cache"]) == 0 and not (root / "cifar10").exists()
     assert main(argv[:2] + ["--methods", "annealing"] + argv[4:]) == 2
+
+
+def _slow_cells(space):
+    """A made-up latency: 1 ms per 3x3 convolution plus 0.1 ms per cell index step (so the best cells are slow)."""
+    return np.array([1.0 + sum(o == "nor_conv_3x3" for o in g.ops) for g in space.graphs])
+
+
+@pytest.mark.parametrize("method", ["nnformer", "evolution", "random"])
+def test_a_latency_budget_restricts_every_method_to_the_cells_predicted_within_it(toy, method):
+    from nnformer.search import constrain_latency, constraint_report
+
+    predicted = _slow_cells(toy)
+    true = predicted * np.where(np.arange(len(predicted)) % 7 == 0, 1.5, 1.0)  # the predictor misses 1 cell in 7
+    space = constrain_latency(toy, predicted, 3.0, true_ms=true, device="toy-device", predictor="made-up")
+    assert space.constraint["cells_allowed"] == int((predicted <= 3.0).sum()) < len(toy.graphs)
+    rows = search(space, SearchConfig(method=method, queries=40, seed=1), settings=TINY, progress=False)
+    assert all(predicted[r["index"]] <= 3.0 for r in rows) and len({r["index"] for r in rows}) == 40
+    assert all(r["latency"] == true[r["index"]] and r["best_latency"] == true[r["best_index"]] for r in rows)
+    rep = constraint_report(space, rows)
+    best = rows[-1]["best_index"]
+    assert rep["returned_latency_ms"] == true[best] and rep["holds"] == (true[best] <= 3.0)
+    feasible = true <= 3.0
+    assert rep["best_feasible_test"] == toy.test[feasible].max()
+    assert rep["gap_to_best_feasible"] == pytest.approx(toy.test[feasible].max() - toy.test[best])
+    assert rep["allowed_truly_feasible"] == pytest.approx(feasible[predicted <= 3.0].mean())
+    unconstrained = search(toy, SearchConfig(method=method, queries=40, seed=1), settings=TINY, progress=False)
+    assert any(predicted[r["index"]] > 3.0 for r in unconstrained)  # the budget is what kept them out
+
+
+def test_latency_budget_refusals(toy):
+    from nnformer.search import constrain_latency
+
+    with pytest.raises(NNFormerError, match="fastest is predicted at 1"):
+        constrain_latency(toy, _slow_cells(toy), 0.5)
+    with pytest.raises(NNFormerError, match="positive"):
+        constrain_latency(toy, _slow_cells(toy), -1.0)
+    with pytest.raises(DataError, match="predicted latencies"):
+        constrain_latency(toy, _slow_cells(toy)[:10], 3.0)
+    small = constrain_latency(toy, _slow_cells(toy), 1.0)
+    with pytest.raises(NNFormerError, match="exceeds the"):
+        search(small, SearchConfig(method="random", queries=small.constraint["cells_allowed"] + 1), progress=False)
+
+
+def test_latency_constrained_search_cli(data_dir, tmp_path, capsys):
+    out = tmp_path / "c"
+    argv = ["search", "--method", "evolution", "--queries", "20", "--max-latency", "3", "--latency-device", "fpga",
+            "--out", str(out), "--data-dir", str(data_dir), "--quiet"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    res = json.loads((out / "result.json").read_text())
+    c = res["constraint"]
+    assert c["device"] == "fpga" and c["predictor"] == "help-nb201-fpga" and 0 < c["cells_allowed"] < 15625
+    assert c["holds"] == (c["returned_latency_ms"] <= 3.0) and "latency on fpga: budget 3 ms" in printed
+    assert "predicted latency on fpga <= 3 ms" in res["space"]
+    capsys.readouterr()
+    base = argv[:argv.index("--max-latency")] + argv[argv.index("--out"):]
+    for bad, msg in ((["--max-latency", "3"], "go together"),
+                     (["--latency-device", "fpga"], "go together"),
+                     (["--max-latency", "-2", "--latency-device", "fpga"], "positive number"),
+                     (["--max-latency", "3", "--latency-device", "abacus"], "unknown HELP device"),
+                     (["--max-latency", "0.01", "--latency-device", "fpga"], "no cell of nb201-cifar10"),
+                     (["--max-latency", "3", "--latency-device", "fpga", "--latency-predictor", str(tmp_path / "x.pt")],
+                      "no checkpoint"),
+                     (["--max-latency", "3", "--latency-device", "fpga", "--space", "nb101"], "needs NAS-Bench-201")):
+        assert main(base[:-1] + ["--out", str(tmp_path / "bad"), "--quiet"] + bad) == 2, bad
+        err = capsys.readouterr().err
+        assert msg in err and len(err.strip().splitlines()) == 1, err
+    assert main(["reproduce", "search", "--max-latency", "fpga", "--out", str(tmp_path), "--quiet"]) == 2
+    assert main(["reproduce", "search", "--max-latency", "abacus:3", "--out", str(tmp_path), "--quiet"]) == 2

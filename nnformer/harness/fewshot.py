@@ -302,11 +302,12 @@ def _run_all(space, todo, ns, devices, recipe, settings, threads, progress, jobs
         bar = tqdm(total=len(todo), desc=f"few-shot {space.name}", unit="job", dynamic_ncols=True)
     try:
         if jobs > 1 and len(todo) > 1:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
+            from concurrent.futures import as_completed
+
+            from .pool import worker_pool
 
             source = (space.name, space.data_dir)
-            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+            with worker_pool(jobs) as pool:
                 futures = [pool.submit(_worker, source, j, ns, devices, recipe, settings, threads or 1) for j in todo]
                 for f in as_completed(futures):
                     for r in f.result():

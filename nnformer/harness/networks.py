@@ -118,10 +118,11 @@ def sweep(data: tuple, methods, protocols, seeds, recipe: str, directory: Path, 
         bar = tqdm(total=len(todo), desc="networks", unit="run", disable=not progress, dynamic_ncols=True)
         with exclusive_lock(directory, "networks sweep"), JsonlAppender(directory / "runs.jsonl") as store:
             if jobs > 1 and len(todo) > 1 and path is not None:
-                import multiprocessing as mp
-                from concurrent.futures import ProcessPoolExecutor, as_completed
+                from concurrent.futures import as_completed
 
-                with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+                from .pool import worker_pool
+
+                with worker_pool(jobs) as pool:
                     futures = [pool.submit(_worker, str(path), job, recipe, settings or {}, 1) for job in todo]
                     for f in as_completed(futures):
                         store.write(f.result())

@@ -1,7 +1,10 @@
 """`nnformer reproduce search`: every method x dataset x seed of the search comparison, resumable, and its tables.
 
 Each search's history is its own JSON-lines file, ``<out>/search-<space>/<dataset>/<method>-seed<k>.jsonl``, rewritten
-after every round (a killed sweep resumes mid-search); the table (``search.md``, ``.csv``) and the plot
+after every round (a killed sweep resumes mid-search). Searches under a latency budget (``budgets``: HELP device ->
+ms, the shipped ``help-nb201-<device>`` predicting the latency) go to
+``<out>/search-nb201-latency/<dataset>-<device>-<ms>ms/<method>-seed<k>.jsonl`` with their own table
+(:func:`write_latency_report`). The table (``search.md``, ``.csv``) and the plot
 (``search.png``, best test accuracy vs queries, mean and 95% band) are rewritten from the files present.
 """
 
@@ -12,56 +15,84 @@ from pathlib import Path
 
 import numpy as np
 
-from ..search import METHODS, SearchConfig, load_search_space, queries_to_optimum, search
+from ..search import (METHODS, SearchConfig, config_header, constraint_report, latency_constrained_space, load_search_space,
+                      queries_to_optimum, search)
 
 CHECKPOINTS = (25, 50, 100, 150)
 _SPACES: dict = {}
 
 
-def history_path(out: Path, space: str, dataset: str, method: str, seed: int) -> Path:
+def history_path(out: Path, space: str, dataset: str, method: str, seed: int, budget=None) -> Path:
+    """``budget``: ``(device, ms, bound)`` of a latency-constrained search, or None."""
+    if budget is not None:
+        tag = f"{dataset}-{budget[0]}-{budget[1]:g}ms" + ("-upper" if budget[2] == "upper" else "")
+        return out / f"search-{space}-latency" / tag / f"{method}-seed{seed}.jsonl"
     return out / f"search-{space}" / (dataset if space == "nb201" else "subset") / f"{method}-seed{seed}.jsonl"
 
 
+def _space(space: str, dataset: str, data_dir, budget=None):
+    """The search space, loaded (and its latency predicted) once per process."""
+    key = (space, dataset, data_dir, budget)
+    if key not in _SPACES:
+        base = _space(space, dataset, data_dir) if budget is not None else load_search_space(space, data_dir, dataset)
+        _SPACES[key] = base if budget is None else latency_constrained_space(base, budget[0], budget[1],
+                                                                             data_dir=data_dir, bound=budget[2])
+    return _SPACES[key]
+
+
 def _run(task) -> str:
-    """One search (in a worker process when --jobs > 1): the space is loaded once per process."""
-    space, dataset, method, seed, queries, out, settings, data_dir, threads = task
+    """One search (in a worker process when --jobs > 1)."""
+    space, dataset, method, seed, queries, out, settings, data_dir, threads, budget = task
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-    key = (space, dataset)
-    if key not in _SPACES:
-        _SPACES[key] = load_search_space(space, data_dir, dataset)
-    path = history_path(Path(out), space, dataset, method, seed)
+    path = history_path(Path(out), space, dataset, method, seed, budget)
     path.parent.mkdir(parents=True, exist_ok=True)
-    search(_SPACES[key], SearchConfig(method=method, queries=queries, seed=seed), history=path, settings=settings,
-           progress=False)
+    search(_space(space, dataset, data_dir, budget), SearchConfig(method=method, queries=queries, seed=seed),
+           history=path, settings=settings, progress=False)
     return str(path)
 
 
-def done(path: Path, queries: int) -> bool:
+def done(path: Path, queries: int, method: str | None = None, seed: int | None = None,
+         settings: dict | None = None) -> bool:
+    """A complete history of this search: ``queries`` queries, and (when given) the same method, seed and settings,
+    under the current defaults of :class:`~nnformer.search.SearchConfig` (a history of other defaults is not
+    counted: the sweep stops on it as another search)."""
     if not path.is_file():
         return False
     lines = path.read_text().splitlines()
-    return len(lines) > queries and json.loads(lines[0]).get("config", {}).get("queries") == queries
+    if len(lines) <= queries:
+        return False
+    head = json.loads(lines[0])
+    if method is None:
+        return head.get("config", {}).get("queries") == queries
+    want = config_header(SearchConfig(method=method, queries=queries, seed=seed))
+    return head.get("config") == want and head.get("settings") == (settings or {})
 
 
 def sweep(space: str, datasets, methods, seeds, queries: int, out: Path, settings: dict, data_dir=None,
-          jobs: int = 1, threads: int | None = None, progress: bool = True) -> int:
-    """Run every search not yet complete; returns how many ran."""
-    tasks = [(space, d, m, s, queries, str(out), settings, data_dir, threads or (1 if jobs > 1 else None))
-             for d in datasets for s in seeds for m in methods
-             if not done(history_path(out, space, d, m, s), queries)]
+          jobs: int = 1, threads: int | None = None, progress: bool = True, budgets=None, bound: str = "point") -> int:
+    """Run every search not yet complete; returns how many ran. ``budgets``: ``[(device, ms), ...]``: each search
+    under each latency budget instead of unconstrained (``bound``: see
+    :func:`~nnformer.search.latency_constrained_space`)."""
+    budgets = [(d, ms, bound) for d, ms in budgets] if budgets else None
+    tasks = [(space, d, m, s, queries, str(out), settings, data_dir, threads or (1 if jobs > 1 else None), b)
+             for b in (budgets or [None]) for d in datasets for s in seeds for m in methods
+             if not done(history_path(out, space, d, m, s, b), queries, m, s, settings)]
     bar = None
     if progress and tasks:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(tasks), desc="searches", unit="search")
     if jobs > 1 and len(tasks) > 1:
-        import multiprocessing as mp
+        from concurrent.futures import as_completed
 
-        with mp.get_context("spawn").Pool(jobs) as pool:
-            for _ in pool.imap_unordered(_run, tasks):
+        from .pool import worker_pool
+
+        with worker_pool(jobs) as pool:
+            for f in as_completed([pool.submit(_run, t) for t in tasks]):
+                f.result()
                 bar.update(1) if bar else None
     else:
         for t in tasks:
@@ -72,11 +103,11 @@ def sweep(space: str, datasets, methods, seeds, queries: int, out: Path, setting
     return len(tasks)
 
 
-def load_runs(out: Path, space: str, dataset: str, methods, queries: int) -> dict[str, list[list[dict]]]:
+def load_runs(out: Path, space: str, dataset: str, methods, queries: int, budget=None) -> dict[str, list[list[dict]]]:
     """The complete histories (``queries`` queries) of each method; a search still in progress is left out."""
     runs = {}
     for m in methods:
-        files = sorted(history_path(out, space, dataset, m, 0).parent.glob(f"{m}-seed*.jsonl"),
+        files = sorted(history_path(out, space, dataset, m, 0, budget).parent.glob(f"{m}-seed*.jsonl"),
                        key=lambda p: int(p.stem.rsplit("seed", 1)[1]))
         runs[m] = [rows for f in files if len(rows := [json.loads(ln) for ln in f.read_text().splitlines()[1:]])
                    >= queries]
@@ -185,7 +216,7 @@ def _plot(curves, datasets, methods, queries, path: Path, space: str) -> Path:
             half = 1.96 * np.nanstd(c, 0, ddof=1) / np.sqrt(len(c)) if len(c) > 1 else np.zeros_like(mean)
             ax.plot(x, mean, label=f"{m} ({len(c)})")
             ax.fill_between(x, mean - half, mean + half, alpha=0.2)
-        ax.set_title(d if space == "nb201" else f"{space} subset")
+        ax.set_title(d if space == "nb201" else f"{space} subset", fontsize=10)
         ax.set_xlabel("queries")
         ax.set_ylabel("test accuracy of the returned cell (%)")
         if ax.lines:
@@ -199,4 +230,75 @@ def _plot(curves, datasets, methods, queries, path: Path, space: str) -> Path:
     return path
 
 
-__all__ = ["METHODS", "sweep", "write_report", "history_path"]
+def write_latency_report(out: Path, space: str, datasets, methods, queries: int, budgets, command: str,
+                         data_dir=None, bound: str = "point") -> list[Path]:
+    """search.md / search.csv / search.png under ``<out>/search-<space>-latency/`` from the stored histories of the
+    searches under each latency budget: the returned cell's true test accuracy, whether its true latency meets the
+    budget, and its gap to the best cell that truly does."""
+    from ..io import atomic_write_text
+
+    root = out / f"search-{space}-latency"
+    budgets = [(d, ms, bound) for d, ms in budgets]
+    checkpoints = [q for q in (50, 100, 150) if q <= queries]
+    lines = [f"# Latency-constrained search on {space}", "",
+             f"Written by `{command}` from the search histories stored beside it. Every method may query only the "
+             f"cells whose latency on the device, as predicted by the shipped `help-{space}-<device>` predictor"
+             + (" (the upper end of its calibrated 90% interval)" if bound == "upper" else "") + ", is "
+             "within the budget; a query returns the cell's validation accuracy; the search returns the queried "
+             "cell with the best one. Reported: that cell's test accuracy (mean ± 95% half-width over k seeds), "
+             "its true latency (HELP's measurement; median over seeds), in how many seeds it truly meets the "
+             "budget, and its gap in test accuracy to the best cell that truly meets the budget (mean).", ""]
+    csv = ["dataset,device,budget_ms,method,seeds," + ",".join(f"test_at_{q}_mean,test_at_{q}_ci95"
+                                                             for q in checkpoints)
+           + ",budget_met,median_latency_ms,mean_gap_to_best_feasible"]
+    curves, panels, stamps = {}, [], set()
+    for d in datasets:
+        for b in budgets:
+            sp = _space(space, d, data_dir, b)
+            c = sp.constraint
+            truly = sp.latency <= c["budget_ms"]
+            best = float(sp.test[truly].max())
+            panels.append((d, b))
+            lines += [f"## {d} on {b[0]}, at most {b[1]:g} ms", "",
+                      f"{c['cells_allowed']:,} cells predicted within the budget, "
+                      f"{100 * truly[sp.allowed].mean():.1f}% of them truly within it; {int(truly.sum()):,} cells "
+                      f"truly within it, the best of them at test accuracy {best:.2f} (unconstrained optimum "
+                      f"{sp.test.max():.2f}).", "",
+                      "| method | seeds | " + " | ".join(f"{q} queries" for q in checkpoints)
+                      + " | budget truly met | true latency (ms) | gap to the best feasible |",
+                      "|---|---|" + "---|" * len(checkpoints) + "---|---|---|"]
+            runs = load_runs(out, space, d, methods, queries, b)
+            for m in methods:
+                rs = runs[m]
+                if not rs:
+                    continue
+                cur = np.stack([_curve(rows, queries) for rows in rs])
+                curves[(d, b, m)] = cur
+                cells, csv_cells = [], []
+                for q in checkpoints:
+                    col = cur[:, q - 1]
+                    ci = 1.96 * col.std(ddof=1) / np.sqrt(len(col)) if len(col) > 1 else np.nan
+                    cells.append(f"{col.mean():.2f} ± {ci:.2f}" if len(col) > 1 else f"{col.mean():.2f}")
+                    csv_cells += [f"{col.mean():.4f}", f"{ci:.4f}"]
+                reps = [constraint_report(sp, rows) for rows in rs]
+                met = sum(r["holds"] for r in reps)
+                lat = float(np.median([r["returned_latency_ms"] for r in reps]))
+                gap = float(np.mean([r["gap_to_best_feasible"] for r in reps]))
+                stamps |= {(r.get("code", "?"), r.get("machine", "?")) for rows in rs for r in rows[-1:]}
+                lines.append(f"| `{m}` | {len(rs)} | " + " | ".join(cells)
+                             + f" | {met}/{len(rs)} | {lat:.3g} | {gap:+.2f} |")
+                csv.append(f"{d},{b[0]},{b[1]:g},{m},{len(rs)}," + ",".join(csv_cells) + f",{met},{lat:.4f},{gap:.4f}")
+            lines.append("")
+    lines += [f"Runs: code {', '.join(sorted({c for c, _ in stamps}))}; "
+              f"{'; '.join(sorted({m for _, m in stamps}))}.", ""]
+    root.mkdir(parents=True, exist_ok=True)
+    name = "search" + ("-upper" if bound == "upper" else "")
+    paths = [atomic_write_text(root / f"{name}.md", "\n".join(lines) + "\n"),
+             atomic_write_text(root / f"{name}.csv", "\n".join(csv) + "\n")]
+    flat = {(f"{d}, {b[0]} <= {b[1]:g} ms", m): c for (d, b, m), c in curves.items()}
+    paths.append(_plot(flat, [f"{d}, {b[0]} <= {b[1]:g} ms" for d, b in panels], methods, queries,
+                       root / f"{name}.png", space))
+    return paths
+
+
+__all__ = ["METHODS", "sweep", "write_report", "write_latency_report", "history_path"]

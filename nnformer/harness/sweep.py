@@ -145,10 +145,11 @@ def _run_all(space, todo, recipe, settings, threads, progress, jobs, store) -> N
         bar = tqdm(total=len(todo), desc=f"reproduce {space.name}", unit="run", dynamic_ncols=True)
     try:
         if jobs > 1 and len(todo) > 1:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
+            from concurrent.futures import as_completed
 
-            with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn")) as pool:
+            from .pool import worker_pool
+
+            with worker_pool(jobs) as pool:
                 futures = [pool.submit(_worker, space.source, j, recipe, settings, threads or 1) for j in todo]
                 for f in as_completed(futures):
                     store(f.result())
