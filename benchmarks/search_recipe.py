@@ -102,8 +102,8 @@ def report(variants, seeds: int, data_dir) -> list[Path]:
         lines.append(f"| `{v}` | {VARIANTS[v][2]} | {len(runs)} | " + " | ".join(cells)
                      + f" | {found}/{len(runs)} | {minutes:.2f} | {first:.0f} / {last:.0f} |")
         csv.append(f"{v},{len(runs)}," + ",".join(csv_cells) + f",{found},{minutes:.3f}")
-    lines += ["", f"Runs: code {', '.join(sorted(c for c, _ in stamps))}; {'; '.join(sorted(m for _, m in stamps))}.",
-              ""]
+    codes, machines = sorted({c for c, _ in stamps}), sorted({m for _, m in stamps})
+    lines += ["", f"Runs: code {', '.join(codes)}; {'; '.join(machines)}.", ""]
     return [atomic_write_text(OUT / "search-recipe.md", "\n".join(lines) + "\n"),
             atomic_write_text(OUT / "search-recipe.csv", "\n".join(csv) + "\n")]
 

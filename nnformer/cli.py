@@ -594,7 +594,7 @@ def cmd_search(args) -> int:
                          queries_to_optimum, search)
 
     cfg = SearchConfig(method=args.method, queries=args.queries, seed=args.seed, init=args.init,
-                       per_round=args.per_round)  # bad values: one line, before any data is read
+                       per_round=args.per_round, acquisition=args.acquisition)  # bad values: one line, before data
     settings = _search_settings(args)
     if (args.max_latency is None) != (args.latency_device is None):
         raise NNFormerError("--max-latency and --latency-device go together (a budget in ms on a HELP device)")
@@ -1114,8 +1114,12 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--seed", type=nonneg_int, default=0)
     se.add_argument("--init", type=positive_int, default=10, help="random cells queried first (default 10)")
     se.add_argument("--per-round", type=positive_int, default=10, help="cells queried per round (default 10)")
+    se.add_argument("--acquisition", choices=["space", "mutation"], default="space",
+                    help="predictor methods: score every cell of the space (default) or only the cells within two "
+                         "mutations of the 10 best queried")
     se.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
-                    help="override a setting of the predictor's recipe (e.g. steps=500), repeatable")
+                    help="override a setting of the predictor's recipe, repeatable (default 300 training steps a "
+                         "round: steps=1500 for the recipe's)")
     se.add_argument("--max-latency", type=positive_float, metavar="MS",
                     help="only cells whose predicted latency on --latency-device is at most MS milliseconds")
     se.add_argument("--latency-device", metavar="DEVICE",

@@ -185,8 +185,8 @@ def test_search_tables_in_readme_and_docs_are_the_generated_csv():
             cells = [c.strip() for c in m.group(3).strip("|").split("|")]
             assert int(m.group(2)) == int(r["seeds"]), line
             for q, cell in zip((50, 100, 150), cells):
-                assert cell == f"{float(r[f'best_test_at_{q}_mean']):.2f} ± {float(r[f'best_test_at_{q}_ci95']):.2f}", \
-                    (doc.name, line, q)
+                mean, half = float(r[f"best_test_at_{q}_mean"]), float(r[f"best_test_at_{q}_ci95"])
+                assert cell == f"{mean:.2f} ± {half:.2f}", (doc.name, line, q)
             assert cells[3].startswith(f"{r['optimum_found']}/{r['seeds']}"), (doc.name, line)
             checked += 1
     assert checked >= 6

@@ -216,3 +216,21 @@ def test_latency_constrained_search_cli(data_dir, tmp_path, capsys):
         assert msg in err and len(err.strip().splitlines()) == 1, err
     assert main(["reproduce", "search", "--max-latency", "fpga", "--out", str(tmp_path), "--quiet"]) == 2
     assert main(["reproduce", "search", "--max-latency", "abacus:3", "--out", str(tmp_path), "--quiet"]) == 2
+
+
+def test_reproduce_search_under_a_latency_budget_writes_its_own_table(data_dir, tmp_path):
+    argv = ["reproduce", "search", "--methods", "random,evolution", "--seeds", "2", "--queries", "25",
+            "--datasets", "cifar10", "--max-latency", "fpga:3", "--out", str(tmp_path), "--data-dir", str(data_dir),
+            "--quiet"]
+    assert main(argv) == 0
+    root = tmp_path / "search-nb201-latency"
+    hist = root / "cifar10-fpga-3ms" / "random-seed1.jsonl"
+    rows = [json.loads(ln) for ln in hist.read_text().splitlines()[1:]]
+    assert len(rows) == 25 and all("latency" in r for r in rows)
+    assert not (tmp_path / "search-nb201").exists()  # the unconstrained histories are elsewhere
+    table = (root / "search.md").read_text()
+    assert "## cifar10 on fpga, at most 3 ms" in table and "| `random` | 2 |" in table
+    last = [json.loads((root / "cifar10-fpga-3ms" / f"random-seed{s}.jsonl").read_text().splitlines()[-1])
+            for s in range(2)]
+    met = sum(r["best_latency"] <= 3.0 for r in last)
+    assert f"| {met}/2 |" in table.split("| `random` | 2 |")[1].splitlines()[0]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..search import (METHODS, SearchConfig, config_header, constraint_report, latency_constrained_space, load_search_space,
-                      queries_to_optimum, search)
+from ..search import (METHODS, SearchConfig, config_header, constraint_report, latency_constrained_space,
+                      load_search_space, queries_to_optimum, search)
 
 CHECKPOINTS = (25, 50, 100, 150)
 _SPACES: dict = {}
@@ -78,7 +78,7 @@ def sweep(space: str, datasets, methods, seeds, queries: int, out: Path, setting
     :func:`~nnformer.search.latency_constrained_space`)."""
     budgets = [(d, ms, bound) for d, ms in budgets] if budgets else None
     tasks = [(space, d, m, s, queries, str(out), settings, data_dir, threads or (1 if jobs > 1 else None), b)
-             for b in (budgets or [None]) for d in datasets for s in seeds for m in methods
+             for d in datasets for s in seeds for b in (budgets or [None]) for m in methods
              if not done(history_path(out, space, d, m, s, b), queries, m, s, settings)]
     bar = None
     if progress and tasks:
