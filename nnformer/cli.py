@@ -642,6 +642,13 @@ def cmd_search(args) -> int:
     return 0
 
 
+def _add_latency_bound(parser) -> None:
+    parser.add_argument("--latency-bound", choices=["point", "upper"], default="point",
+                        help="with --max-latency: compare the budget with the point prediction (default) or with the "
+                             "upper end of the predictor's calibrated 90%% interval (the budget more often truly "
+                             "met, fewer cells)")
+
+
 def _latency_budgets(text: str) -> list[tuple[str, float]]:
     """``fpga:3,pixel2:14`` -> ``[("fpga", 3.0), ("pixel2", 14.0)]``; the devices are checked against HELP's."""
     from .data.help import help_devices
@@ -1090,9 +1097,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-latency", metavar="DEVICE:MS[,...]",
                    help="search on nb201: every search under each of these latency budgets on HELP devices (latency "
                         "predicted by the shipped help-nb201-DEVICE), e.g. fpga:3,pixel2:14")
-    r.add_argument("--latency-bound", choices=["point", "upper"], default="point",
-                   help="search with --max-latency: the budget against the point prediction (default) or the upper "
-                        "end of the predictor's calibrated interval")
+    _add_latency_bound(r)
     r.add_argument("--from-cache", action="store_true",
                    help="train nothing: write the tables from the runs already stored (a sweep in progress)")
     r.add_argument("--quiet", action="store_true")
@@ -1127,9 +1132,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--latency-predictor", metavar="NAME|DIR",
                     help="latency predictor of the budget: a shipped name, a predictor directory or a .pt "
                          "checkpoint (default: the shipped help-nb201-DEVICE, shipped for fpga and pixel2)")
-    se.add_argument("--latency-bound", choices=["point", "upper"], default="point",
-                    help="compare the budget with the point prediction (default) or with the upper end of the "
-                         "predictor's calibrated 90%% interval (the budget more often truly met, fewer cells)")
+    _add_latency_bound(se)
     se.add_argument("--out", required=True, help="directory for history.jsonl and result.json")
     se.add_argument("--threads", type=positive_int, help="torch threads")
     se.add_argument("--quiet", action="store_true", help="no progress bar")

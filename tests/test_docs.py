@@ -192,3 +192,25 @@ def test_search_tables_in_readme_and_docs_are_the_generated_csv():
             assert cells[3].startswith(f"{r['optimum_found']}/{r['seeds']}"), (name, line)
             checked += 1
     assert checked >= 6
+
+
+def test_latency_constrained_search_rows_in_docs_are_the_generated_csv():
+    root = RESULTS / "search-nb201-latency"
+    rows = {}
+    for bound, name in (("point", "search.csv"), ("upper", "search-upper.csv")):
+        with open(root / name) as f:
+            rows |= {(r["device"], r["budget_ms"], bound, r["method"]): r for r in csv.DictReader(f)}
+    docs = (ROOT / "docs" / "search.md").read_text()
+    checked = 0
+    for line in docs[docs.index("## Latency-constrained search"):].splitlines():
+        m = re.match(r"\| ([a-z0-9_]+) <= ([0-9.]+) ms \| (point|upper) \| `([a-z-]+)` \| (\d+) \| (.*)", line)
+        if not m:
+            continue
+        r = rows[m.group(1), m.group(2), m.group(3), m.group(4)]
+        cells = [c.strip() for c in m.group(6).strip("|").split("|")]
+        want = [f"{float(r[f'test_at_{q}_mean']):.2f} ± {float(r[f'test_at_{q}_ci95']):.2f}" for q in (50, 150)]
+        want += [f"{r['budget_met']}/{r['seeds']}", f"{float(r['median_latency_ms']):.3g}",
+                 f"{float(r['mean_gap_to_best_feasible']):+.2f}"]
+        assert m.group(5) == r["seeds"] and cells == want, line
+        checked += 1
+    assert checked >= 8
