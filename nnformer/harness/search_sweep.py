@@ -54,19 +54,16 @@ def _run(task) -> str:
     return str(path)
 
 
-def done(path: Path, queries: int, method: str | None = None, seed: int | None = None,
-         settings: dict | None = None) -> bool:
-    """A complete history of this search: ``queries`` queries, and (when given) the same method, seed and settings,
-    under the current defaults of :class:`~nnformer.search.SearchConfig` (a history of other defaults is not
-    counted: the sweep stops on it as another search)."""
+def done(path: Path, queries: int, method: str, seed: int, settings: dict) -> bool:
+    """A complete history of this search: ``queries`` queries of the same method, seed and settings under the
+    current defaults of :class:`~nnformer.search.SearchConfig` (a history of other defaults is not counted: the
+    sweep stops on it as another search)."""
     if not path.is_file():
         return False
     lines = path.read_text().splitlines()
     if len(lines) <= queries:
         return False
     head = json.loads(lines[0])
-    if method is None:
-        return head.get("config", {}).get("queries") == queries
     want = config_header(SearchConfig(method=method, queries=queries, seed=seed))
     return head.get("config") == want and head.get("settings") == (settings or {})
 
