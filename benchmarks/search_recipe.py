@@ -60,6 +60,14 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(ln) for ln in path.read_text().splitlines()[1:]] if path.is_file() else []
 
 
+def _round_s(rows: list[dict], k: int) -> float:
+    """Wall seconds of round ``k`` (1 = the first predictor round, -1 = the last): the elapsed time at its last
+    query minus that at the previous round's."""
+    ends = {r["round"]: r["elapsed_s"] for r in rows}  # the last query of each round wins
+    rounds = sorted(ends)
+    return ends[rounds[k]] - ends[rounds[k - 1]]
+
+
 def report(variants, seeds: int, data_dir) -> list[Path]:
     from nnformer.io import atomic_write_text
     from nnformer.search import load_search_space, queries_to_optimum
@@ -88,16 +96,8 @@ def report(variants, seeds: int, data_dir) -> list[Path]:
             csv_cells += [f"{col.mean():.4f}", f"{ci:.4f}"]
         found = sum(queries_to_optimum(r, optimum) is not None for r in runs)
         minutes = float(np.median([r[-1]["elapsed_s"] for r in runs])) / 60
-
-        def round_s(r, k):  # wall seconds of predictor round k (rounds 1..), from the elapsed time of its queries
-            ends = {}
-            for q in r:
-                ends[q["round"]] = q["elapsed_s"]
-            rounds = sorted(ends)
-            return ends[rounds[k]] - ends[rounds[k - 1]]
-
-        first = float(np.median([round_s(r, 1) for r in runs]))
-        last = float(np.median([round_s(r, -1) for r in runs]))
+        first = float(np.median([_round_s(r, 1) for r in runs]))
+        last = float(np.median([_round_s(r, -1) for r in runs]))
         stamps |= {(r[-1].get("code", "?"), r[-1].get("machine", "?")) for r in runs}
         lines.append(f"| `{v}` | {VARIANTS[v][2]} | {len(runs)} | " + " | ".join(cells)
                      + f" | {found}/{len(runs)} | {minutes:.2f} | {first:.0f} / {last:.0f} |")
