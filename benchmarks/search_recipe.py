@@ -33,6 +33,11 @@ VARIANTS = {
                     "trained afresh every round, 300 steps (the default of `nnformer search`)"),
     "local-300": ({"method": "nnformer", "train_steps": 300, "acquisition": "mutation"}, {},
                   "300 steps afresh; candidates: the cells within two mutations of the 10 best queried"),
+    "ens3-100": ({"method": "nnformer", "train_steps": 100, "ensemble": 3}, {},
+                 "3 predictors a round, 100 steps each (the training of one 300-step predictor); cells ranked by "
+                 "Thompson draws from their mean and spread"),
+    "ens3-300": ({"method": "nnformer", "train_steps": 300, "ensemble": 3}, {},
+                 "3 predictors a round, 300 steps each (3x the training); Thompson draws"),
     "gcn-1500": ({"method": "gcn", "train_steps": None}, {}, "the GCN baseline's loop, 1,500 steps a round"),
 }
 

@@ -594,12 +594,14 @@ def cmd_search(args) -> int:
                          queries_to_optimum, search)
 
     cfg = SearchConfig(method=args.method, queries=args.queries, seed=args.seed, init=args.init,
-                       per_round=args.per_round, acquisition=args.acquisition)  # bad values: one line, before data
+                       per_round=args.per_round, acquisition=args.acquisition,
+                       ensemble=args.ensemble)  # bad values: one line, before data
     settings = _search_settings(args)
     if (args.max_latency is None) != (args.latency_device is None):
         raise NNFormerError("--max-latency and --latency-device go together (a budget in ms on a HELP device)")
-    if args.latency_predictor and args.max_latency is None:
-        raise NNFormerError("--latency-predictor needs --max-latency and --latency-device")
+    for flag, value in (("--latency-predictor", args.latency_predictor), ("--latency-bound", args.latency_bound)):
+        if value and args.max_latency is None:
+            raise NNFormerError(f"{flag} needs --max-latency and --latency-device")
     out = check_output_dir(args.out)
     if args.threads:
         import torch
@@ -608,7 +610,7 @@ def cmd_search(args) -> int:
     space = load_search_space(args.space, args.data_dir, args.dataset)
     if args.max_latency is not None:
         space = latency_constrained_space(space, args.latency_device, args.max_latency, args.latency_predictor,
-                                          args.data_dir, bound=args.latency_bound)
+                                          args.data_dir, bound=args.latency_bound or "point")
     t0 = time.perf_counter()
     with exclusive_lock(out, "search"):
         remove_stale_temporaries(out, whole_directory=True)
@@ -643,7 +645,7 @@ def cmd_search(args) -> int:
 
 
 def _add_latency_bound(parser) -> None:
-    parser.add_argument("--latency-bound", choices=["point", "upper"], default="point",
+    parser.add_argument("--latency-bound", choices=["point", "upper"],
                         help="with --max-latency: compare the budget with the point prediction (default) or with the "
                              "upper end of the predictor's calibrated 90%% interval (the budget more often truly "
                              "met, fewer cells)")
@@ -684,15 +686,18 @@ def _reproduce_search(args) -> int:
     budgets = _latency_budgets(args.max_latency) if args.max_latency else None
     if budgets and args.space != "nb201":
         raise NNFormerError("--max-latency needs --space nb201 (HELP measured NAS-Bench-201's cells)")
+    if args.latency_bound and not budgets:
+        raise NNFormerError("--latency-bound needs --max-latency")
+    bound = args.latency_bound or "point"
     out = Path(args.out)
     if not args.from_cache:
         search_sweep.sweep(args.space, datasets, methods, list(range(args.seeds)), args.queries, out, settings,
                            args.data_dir, jobs=args.jobs, threads=args.threads, progress=not args.quiet,
-                           budgets=budgets, bound=args.latency_bound)
+                           budgets=budgets, bound=bound)
     # the tables hold every method stored (a sweep of one method does not drop the others' rows)
     if budgets:
         written = search_sweep.write_latency_report(out, args.space, datasets, METHODS, args.queries, budgets,
-                                                    args.command_line, args.data_dir, bound=args.latency_bound)
+                                                    args.command_line, args.data_dir, bound=bound)
     else:
         written = search_sweep.write_report(out, args.space, datasets, METHODS, args.queries, args.command_line,
                                             args.data_dir)
@@ -1122,6 +1127,9 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--acquisition", choices=["space", "mutation"], default="space",
                     help="predictor methods: score every cell of the space (default) or only the cells within two "
                          "mutations of the 10 best queried")
+    se.add_argument("--ensemble", type=positive_int, default=1, metavar="K",
+                    help="predictor methods: train K predictors a round and query the cells of the best draws from "
+                         "their mean and spread (Thompson sampling; K times the training; default 1: one predictor)")
     se.add_argument("--set", action="append", metavar="KEY=VALUE", default=[],
                     help="override a setting of the predictor's recipe, repeatable (default 300 training steps a "
                          "round: steps=1500 for the recipe's)")

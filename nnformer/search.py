@@ -8,6 +8,9 @@ Methods (:data:`METHODS`):
 * ``nnformer`` / ``gcn``: ``init`` random cells, then rounds: train the predictor (the project's default recipe;
   the GCN with the same training) on every cell queried so far, score every cell of the space (NB201's 15,625 and the
   NB101 subset's 2,500 are small enough), query the ``per_round`` best-scored cells not yet queried;
+  ``ensemble=K`` (> 1) trains K predictors a round (different seeds) and ranks the cells by a draw from each cell's
+  ensemble mean and spread (independent Thompson sampling, as BANANAS, White et al. 2021, does): an uncertainty
+  acquisition at K times the training;
 * ``nnformer-warm``: the same, but from the second round on the previous round's predictor is fine-tuned for
   :data:`WARM_STEPS` steps on the cells queried so far instead of trained afresh (cheaper rounds);
 * ``random``: cells drawn at random without repetition;
@@ -45,7 +48,7 @@ HISTORY_FORMAT = "nnformer-search/1"
 ACQUISITIONS = ("space", "mutation")
 # fields added to SearchConfig after histories were first written, with the value those histories implicitly had:
 # left out of a history's header at that value, so the older histories stay valid
-_IMPLICIT = {"train_steps": None, "acquisition": "space", "parents": 10}
+_IMPLICIT = {"train_steps": None, "acquisition": "space", "parents": 10, "ensemble": 1}
 
 
 def config_header(cfg: "SearchConfig") -> dict:
@@ -84,6 +87,7 @@ class SearchConfig:
     train_steps: int | None = TRAIN_STEPS
     acquisition: str = "space"  # predictor methods: candidates scored (ACQUISITIONS)
     parents: int = 10  # acquisition "mutation": the best queried cells whose neighbourhoods are the candidates
+    ensemble: int = 1  # predictor methods: > 1 trains this many predictors a round, cells ranked by Thompson draws
 
     def __post_init__(self):
         if self.method not in METHODS:
@@ -94,7 +98,9 @@ class SearchConfig:
             raise NNFormerError(f"train_steps must be at least 1, got {self.train_steps}")
         if self.warm_steps < 0:
             raise NNFormerError(f"warm_steps must be 0 (retrain every round) or more, got {self.warm_steps}")
-        for name in ("queries", "init", "per_round", "population", "sample", "parents"):
+        if self.ensemble > 1 and (self.warm_steps or self.method.endswith("-warm")):
+            raise NNFormerError("an ensemble is trained afresh every round: it does not go with warm start")
+        for name in ("queries", "init", "per_round", "population", "sample", "parents", "ensemble"):
             if getattr(self, name) < 1:
                 raise NNFormerError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.init > self.queries:
@@ -357,16 +363,28 @@ def _predictor_scores(space: SearchSpace, cfg: SearchConfig, queried: list[int],
     warm = cfg.warm_steps or (WARM_STEPS if cfg.method.endswith("-warm") else 0)
     if warm and previous is not None:
         p = previous.finetune(graphs, y, steps=warm, seed=cfg.seed * 1000 + rnd)
-    else:
-        model = None
-        if cfg.method == "gcn":
-            from .baselines import GCNConfig
+        return p.predict(encoded).astype(np.float64), p
+    model = None
+    if cfg.method == "gcn":
+        from .baselines import GCNConfig
 
-            model = GCNConfig()
-        steps = {} if cfg.train_steps is None or "steps" in settings else {"steps": cfg.train_steps}
-        p = Predictor(model=model, settings={**settings, **steps, "seed": cfg.seed * 1000 + rnd}, vocab=space.vocab,
-                      progress=False).fit(graphs, y)
-    return p.predict(encoded).astype(np.float64), p
+        model = GCNConfig()
+    steps = {} if cfg.train_steps is None or "steps" in settings else {"steps": cfg.train_steps}
+    preds = []
+    for k in range(cfg.ensemble):  # member 0 is the single predictor of ensemble=1
+        p = Predictor(model=model, settings={**settings, **steps, "seed": cfg.seed * 1000 + rnd + 100_000 * k},
+                      vocab=space.vocab, progress=False).fit(graphs, y)
+        preds.append(p.predict(encoded).astype(np.float64))
+    if cfg.ensemble == 1:
+        return preds[0], p
+    return thompson_scores(np.stack(preds), np.random.default_rng([cfg.seed, rnd, 1])), p
+
+
+def thompson_scores(preds: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw per cell from N(ensemble mean, ensemble std) of ``preds`` (members x cells), each member's
+    predictions first standardised over the cells (the ranking losses leave each member its own scale)."""
+    z = (preds - preds.mean(1, keepdims=True)) / np.maximum(preds.std(1, keepdims=True), 1e-12)
+    return z.mean(0) + z.std(0, ddof=1) * rng.standard_normal(z.shape[1])
 
 
 def queries_to_optimum(rows: list[dict], optimum: float) -> int | None:

@@ -54,11 +54,29 @@ def test_mutation_acquisition_queries_near_the_best_cells_and_finds_the_optimum(
         assert r["index"] in near
 
 
+def test_ensemble_acquisition_draws_around_the_ensemble_mean_and_finds_the_optimum(toy):
+    from nnformer.search import thompson_scores
+
+    preds = np.array([[0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 2.0, 3.0], [10.0, 30.0, 20.0, 40.0]])
+    a = thompson_scores(preds, np.random.default_rng(0))
+    b = thompson_scores(preds[[0, 1, 0]], np.random.default_rng(0))  # members that agree: no spread, no noise
+    z = (preds[0] - preds[0].mean()) / preds[0].std()
+    assert np.allclose(b, z) and not np.allclose(a, z)
+    assert np.array_equal(a, thompson_scores(preds, np.random.default_rng(0)))  # seeded
+    cfg = SearchConfig(method="nnformer", queries=60, seed=0, ensemble=2)
+    rows = search(toy, cfg, settings=TINY, progress=False)
+    assert len({r["index"] for r in rows}) == 60 and rows[-1]["best_test"] == toy.test.max()
+    single = search(toy, SearchConfig(method="nnformer", queries=60, seed=0), settings=TINY, progress=False)
+    assert [r["index"] for r in rows[:10]] == [r["index"] for r in single[:10]]  # the same random start
+    assert [r["index"] for r in rows] != [r["index"] for r in single]
+
+
 def test_search_config_fields_added_later_keep_older_histories_valid(toy, tmp_path):
     from nnformer.search import config_header
 
     older = config_header(SearchConfig(train_steps=None))  # a history written before these fields existed
     assert "acquisition" not in older and "train_steps" not in older and "parents" not in older
+    assert "ensemble" not in older and config_header(SearchConfig(ensemble=3))["ensemble"] == 3
     assert config_header(SearchConfig())["train_steps"] == 300
     assert config_header(SearchConfig(acquisition="mutation"))["acquisition"] == "mutation"
     cfg = SearchConfig(method="random", queries=20)
@@ -98,7 +116,9 @@ def test_search_config_refusals():
                         ({"init": 20, "queries": 10}, "cannot exceed queries"),
                         ({"sample": 30, "population": 20}, "cannot exceed population"),
                         ({"acquisition": "ucb"}, "unknown acquisition"), ({"train_steps": 0}, "train_steps"),
-                        ({"parents": 0}, "at least 1")):
+                        ({"parents": 0}, "at least 1"), ({"ensemble": 0}, "at least 1"),
+                        ({"method": "nnformer-warm", "ensemble": 3}, "warm start"),
+                        ({"warm_steps": 10, "ensemble": 2}, "warm start")):
         with pytest.raises(NNFormerError, match=msg):
             SearchConfig(**kwargs)
 
@@ -118,7 +138,9 @@ def test_search_cli_on_nb201_resumes_and_refuses_bad_arguments(data_dir, tmp_pat
     for bad, msg in ((["--method", "bayes"], "unknown search method"),
                      (["--init", "50"], "cannot exceed queries"),
                      (["--queries", "20000"], "exceeds the 15,625 cells"),
-                     (["--set", "nope=1"], "nope")):
+                     (["--set", "nope=1"], "nope"),
+                     (["--latency-bound", "upper"], "--latency-bound needs --max-latency"),
+                     (["--method", "nnformer-warm", "--ensemble", "2"], "warm start")):
         args = argv[:]
         for k, v in zip(bad[::2], bad[1::2]):
             if k in args:
@@ -147,6 +169,9 @@ def test_reproduce_search_writes_tables_and_skips_what_is_done(data_dir, tmp_pat
     shutil.rmtree(root / "cifar10")
     assert main(argv + ["--from-cache"]) == 0 and not (root / "cifar10").exists()
     assert main(argv[:2] + ["--methods", "annealing"] + argv[4:]) == 2
+    capsys.readouterr()
+    assert main(argv + ["--latency-bound", "upper"]) == 2  # a bound without a budget: refused, not ignored
+    assert "--latency-bound needs --max-latency" in capsys.readouterr().err
 
 
 def _slow_cells(space):
