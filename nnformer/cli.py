@@ -694,7 +694,10 @@ def _reproduce_search(args) -> int:
         search_sweep.sweep(args.space, datasets, methods, list(range(args.seeds)), args.queries, out, settings,
                            args.data_dir, jobs=args.jobs, threads=args.threads, progress=not args.quiet,
                            budgets=budgets, bound=bound)
-    # the tables hold every method stored (a sweep of one method does not drop the others' rows)
+    # the tables hold every method and dataset stored (a sweep of one does not drop the others' rows)
+    if args.space == "nb201" and not budgets:
+        datasets = [d for d in ("cifar10", "cifar100", "imagenet16")
+                    if d in datasets or (out / "search-nb201" / d).is_dir()]
     if budgets:
         written = search_sweep.write_latency_report(out, args.space, datasets, METHODS, args.queries, budgets,
                                                     args.command_line, args.data_dir, bound=bound)

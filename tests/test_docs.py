@@ -172,20 +172,22 @@ def _search_rows(path: Path) -> dict[tuple[str, str], dict]:
 
 def test_search_tables_in_readme_and_docs_are_the_generated_csv():
     """Each row of a search table in the README or docs/search.md is its CSV's row: seeds, mean ± half-width at each
-    checkpoint and the optimum count."""
-    rows = _search_rows(RESULTS / "search-nb201" / "search.csv")
+    checkpoint and the optimum count. A row names its dataset in a first column (NB201's three, or the NB101
+    ``subset``), or is CIFAR-10's."""
+    rows = _search_rows(RESULTS / "search-nb201" / "search.csv") | _search_rows(RESULTS / "search-nb101" / "search.csv")
     checked = 0
     readme, docs = (ROOT / "README.md").read_text(), (ROOT / "docs" / "search.md").read_text()
     sections = {"README.md": readme[readme.index("**Search, NB201 CIFAR-10**"):readme.index("### Latency")],
                 "search.md": docs[docs.index("## Results"):docs.index("## Training steps")]}
     for name, text in sections.items():
         for line in text.splitlines():
-            m = re.match(r"\| `([a-z0-9-]+)` \| (\d+) \| (.*)", line)
-            if not m or ("cifar10", m.group(1)) not in rows or "±" not in line:
+            m = re.match(r"\| (?:(cifar10|cifar100|imagenet16|subset) \| )?`([a-z0-9-]+)` \| (\d+) \| (.*)", line)
+            key = (m.group(1) or "cifar10", m.group(2)) if m else None
+            if not m or key not in rows or "±" not in line:
                 continue
-            r = rows[("cifar10", m.group(1))]
-            cells = [c.strip() for c in m.group(3).strip("|").split("|")]
-            assert int(m.group(2)) == int(r["seeds"]), line
+            r = rows[key]
+            cells = [c.strip() for c in m.group(4).strip("|").split("|")]
+            assert int(m.group(3)) == int(r["seeds"]), line
             for q, cell in zip((50, 100, 150), cells):
                 mean, half = float(r[f"best_test_at_{q}_mean"]), float(r[f"best_test_at_{q}_ci95"])
                 assert cell == f"{mean:.2f} ± {half:.2f}", (name, line, q)

@@ -166,6 +166,10 @@ def test_reproduce_search_writes_tables_and_skips_what_is_done(data_dir, tmp_pat
     assert main(argv) == 0 and hist.stat().st_mtime_ns == before
     one = argv[:2] + ["--methods", "random"] + argv[4:]
     assert main(one) == 0 and "| `evolution` | 2 |" in (root / "search.md").read_text()  # other rows kept
+    other = argv[:argv.index("cifar10")] + ["cifar100"] + argv[argv.index("cifar10") + 1:]
+    assert main(other[:2] + ["--methods", "random"] + other[4:]) == 0
+    table = (root / "search.md").read_text()
+    assert "## cifar10 (" in table and "## cifar100 (" in table  # another dataset's sweep keeps this one's section
     shutil.rmtree(root / "cifar10")
     assert main(argv + ["--from-cache"]) == 0 and not (root / "cifar10").exists()
     assert main(argv[:2] + ["--methods", "annealing"] + argv[4:]) == 2
