@@ -186,14 +186,27 @@ def _targets(curves, d, methods, checkpoints, runs, optimum, space) -> list[str]
         others = {m: np.nanmean(curves[(d, m)][:, q - 1]) for m in methods
                   if not m.startswith("nnformer") and (d, m) in curves}  # the baselines, not NN-Former's variants
         beaten = [m for m, v in others.items() if ours <= v]
+        gaps = ""
+        if others:
+            diffs = ", ".join(f"{m} {_difference(nn[:, q - 1], curves[(d, m)][:, q - 1])}" for m in others)
+            gaps = f"; NN-Former minus {diffs} (difference of the means ± its 95% half-width)"
         out.append(f"- At {q} queries NN-Former ({ours:.2f}) is ahead of every baseline: "
-                   + ("**met**" if not beaten else f"**missed** (not ahead of {', '.join(beaten)})"))
+                   + ("**met**" if not beaten else f"**missed** (not ahead of {', '.join(beaten)})") + gaps)
     if space == "nb201" and d == "cifar10":
         rs = [rows for rows in runs["nnformer"] if rows]
         found = sum(queries_to_optimum(rows, optimum) is not None for rows in rs)
         out.append(f"- Optimum found within the budget in at least half of the seeds: {found}/{len(rs)}, "
                    + ("**met**" if 2 * found >= len(rs) else "**missed**"))
     return out + [""]
+
+
+def _difference(a: np.ndarray, b: np.ndarray) -> str:
+    """``mean(a) - mean(b) ± 1.96 * its standard error`` (Welch; the seeds of two methods taken as independent)."""
+    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
+    if len(a) < 2 or len(b) < 2:
+        return f"{a.mean() - b.mean():+.2f}"
+    half = 1.96 * np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    return f"{a.mean() - b.mean():+.2f} ± {half:.2f}"
 
 
 def _plot(curves, datasets, methods, queries, path: Path, space: str) -> Path:
