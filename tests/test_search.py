@@ -263,3 +263,11 @@ def test_reproduce_search_under_a_latency_budget_writes_its_own_table(data_dir, 
             for s in range(2)]
     met = sum(r["best_latency"] <= 3.0 for r in last)
     assert f"| {met}/2 |" in table.split("| `random` | 2 |")[1].splitlines()[0]
+
+
+def test_target_lines_give_the_difference_to_a_baseline_with_its_interval():
+    from nnformer.harness.search_sweep import _difference
+
+    assert _difference(np.array([1.0, 2.0, 3.0]), np.zeros(3)) == "+2.00 ± 1.13"  # 1.96 * sqrt(1/3 + 0)
+    assert _difference(np.array([1.0, np.nan, 3.0]), np.array([2.0, 4.0])) == "-1.00 ± 2.77"  # nan: seed not done
+    assert _difference(np.array([1.0]), np.array([2.0, 4.0])) == "-2.00"  # one seed: no interval
