@@ -54,11 +54,76 @@ def remeasure(root: Path, meta: dict, ok: list[dict], k: int) -> str:
     rows = [done[ok[i]["id"]] for i in pick]
     rel = np.array([abs(x["again_ms"] - x["first_ms"]) / x["first_ms"] for x in rows])
     ratio = np.array([x["again_ms"] / x["first_ms"] for x in rows])
-    return (f"**Label repeatability**: {len(rows)} random models timed again with the same settings on the same host "
-            f"(`remeasure.jsonl`, {rows[0]['date']} .. {rows[-1]['date']}): MAPE between the two measurements "
+    # the part of the error a change of the host's speed between the two measurements explains: divide out the
+    # median ratio and what remains is the per-model noise
+    drift = np.abs(ratio / np.median(ratio) - 1)
+    # does the ratio depend on when the model was first measured? (the host's speed drifting during the profile)
+    first_at = np.array([ok[i].get("measured_at", "") for i in pick])
+    order = np.argsort(first_at, kind="stable")
+    quarters = [np.median(ratio[q]) for q in np.array_split(order, 4)]
+    dates = [x["date"] for x in rows]
+    return (f"**Label repeatability**: {len(rows)} random models timed again with the same settings on the same "
+            f"host (`remeasure.jsonl`, {min(dates)} .. {max(dates)}): MAPE between the two measurements "
             f"{100 * rel.mean():.2f}% (median {100 * np.median(rel):.2f}%, {100 * np.mean(rel <= 0.05):.0f}% within "
             f"5%, {100 * np.mean(rel <= 0.10):.0f}% within 10%; median ratio again / first {np.median(ratio):.3f}). "
-            f"No predictor can be told apart from another below this error.\n")
+            f"No predictor can be told apart from another below this error. Divided by the median ratio (a change of "
+            f"the host's speed between the two measurements, shared by every model) the MAPE is "
+            f"{100 * drift.mean():.2f}% (median {100 * np.median(drift):.2f}%): the per-model part of the noise. "
+            f"Median ratio again / first by when the model was first measured (quarters of the re-measured models, "
+            f"earliest first): {' / '.join(f'{q:.3f}' for q in quarters)}.\n")
+
+
+def drift_over_time(ok: list[dict], parts: int = 10) -> str:
+    """Labels against when they were measured: the median ratio label / fit of a per-family log-linear fit on FLOPs,
+    parameters and memory access, for each tenth of the models in measuring order. A flat row: the host kept its
+    speed; a trend: labels measured at different times are not on one scale (no predictor can learn that)."""
+    if len(ok) < 10 * parts or not all(r.get("measured_at") for r in ok):
+        return ""
+    ratio = np.empty(len(ok))
+    fam = np.array([r["family"] for r in ok])
+    for f in set(fam.tolist()):
+        idx = np.flatnonzero(fam == f)
+        x = np.column_stack([np.log([[max(ok[i][k], 1.0) for k in ("flops", "params", "memory_access")] for i in idx]),
+                             np.ones(len(idx))])
+        y = np.log([ok[i]["latency_ms"] for i in idx])
+        coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+        ratio[idx] = np.exp(y - x @ coef)
+    order = np.argsort([r["measured_at"] for r in ok], kind="stable")
+    cells = [f"{np.median(ratio[q]):.3f} ({ok[q[0]]['measured_at'][5:16].replace('T', ' ')})"
+             for q in np.array_split(order, parts)]
+    return (f"**Drift during the measurement**: median label / fit (a per-family log-linear fit on FLOPs, parameters "
+            f"and memory access) for each tenth of the models in the order they were measured (first timestamp of "
+            f"each): {', '.join(cells)}. Values away from 1.000 that follow the clock are the host's speed changing, "
+            f"not the models.\n")
+
+
+def reference_drift(root: Path) -> str:
+    """The reference network's timings (`nnformer profile --reference-every N`): how far the host's speed moved."""
+    refs = [json.loads(ln) for ln in (root / "reference.jsonl").read_text().splitlines()
+            if ln.strip()] if (root / "reference.jsonl").is_file() else []
+    if len(refs) < 2:
+        return ""
+    lat = np.array([r["latency_ms"] for r in refs])
+    med = np.median(lat)
+    return (f"**Reference network** (`reference.jsonl`, {refs[0]['reference']}, timed {len(refs)} times during the "
+            f"runs): latency {lat.min():.3f} / {med:.3f} / {lat.max():.3f} ms (min / median / max), every timing "
+            f"within {100 * np.max(np.abs(lat / med - 1)):.1f}% of the median; `load_training_set(..., "
+            f"correct_drift=True)` divides each label by the reference's latency at its time over that median.\n")
+
+
+def measuring_time(recs: list[dict]) -> str:
+    """How long the measurement took: first and last timestamp, and the time spent measuring (gaps between two
+    consecutive models over 10 minutes count as pauses between runs of the profile command)."""
+    from datetime import datetime
+
+    ts = sorted(datetime.fromisoformat(r["measured_at"]) for r in recs if r.get("measured_at"))
+    if len(ts) < 2:
+        return ""
+    gaps = np.diff([t.timestamp() for t in ts])
+    busy = gaps[gaps <= 600].sum()
+    runs = int((gaps > 600).sum()) + 1
+    return (f"Measured from {ts[0]:%Y-%m-%d %H:%M} to {ts[-1]:%Y-%m-%d %H:%M} (UTC) in {runs} run(s) of the command: "
+            f"{busy / 60:.0f} minutes of measuring, {busy / (len(ts) - 1):.2f} s a model (export + timing).\n")
 
 
 def main() -> None:
@@ -95,8 +160,7 @@ Files: `graphs.jsonl.gz` (gzip, one compact ArchGraph + model spec per line; no 
 round medians, spread, FLOPs/params per model), `meta.json` (environment). Rerunning the profile command with a
 larger `--per-family` extends it without re-measuring.
 
-{len(ok)} models measured, {len(failed)} failed (recorded in latency.jsonl).
-
+{len(ok)} models measured, {len(failed)} failed (recorded in latency.jsonl). {measuring_time(recs)}
 {chr(10).join(rows)}
 
 **Noise floor**: median spread between rounds {np.median(spread) * 100:.2f}% (IQR/median); median over models of the
@@ -106,6 +170,8 @@ kept rounds) is steadier than one round, but a re-measurement on this machine mo
 Acc(5%) are noise-limited here, and predictor errors well under the spread cannot be told from noise.
 
 {repeat}
+{drift_over_time(ok)}
+{reference_drift(root)}
 Written by `{command()}` on {now()}.
 """
     (root / "README.md").write_text(text)
