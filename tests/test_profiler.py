@@ -45,6 +45,7 @@ def tiny(monkeypatch):
                           ("broken", lambda p, s: _FFT())]:
         monkeypatch.setitem(families.FAMILIES, name, sampler(name))
         monkeypatch.setitem(families.BUILDERS, name, builder)
+    monkeypatch.setattr(profiler, "REFERENCE", ("tiny_a", 0, 0))  # the reference network: tiny too
 
 
 @pytest.fixture
@@ -202,14 +203,55 @@ def test_resume_with_other_settings_is_refused(tmp_path, tiny):
         profiler.profile_dataset(["nope"], 1, out, progress=False, **FAST)
 
 
+def test_reference_network_is_timed_through_the_run(tmp_path, tiny, spy):
+    out = tmp_path / "ds"
+    profiler.profile_dataset(["tiny_a"], 3, out, progress=False, reference_every=2, **FAST)
+    refs = [json.loads(s) for s in lines(out / "reference.jsonl")]
+    # at the start, after every 2 models and at the end; the reference is not a model of the dataset
+    assert [r["after"] for r in refs] == [0, 2, 3] and len(spy) == 3
+    assert all(r["reference"] == "tiny_a-seed0-00000" and r["latency_ms"] > 0 and r["measured_at"] for r in refs)
+    profiler.profile_dataset(["tiny_a"], 3, out, progress=False, reference_every=2, **FAST)  # nothing to measure
+    assert len(lines(out / "reference.jsonl")) == 3
+    profiler.profile_dataset(["tiny_a"], 4, out, progress=False, reference_every=2, **FAST)  # one more model
+    assert [json.loads(s)["after"] for s in lines(out / "reference.jsonl")][3:] == [0, 1]
+    off = tmp_path / "off"
+    profiler.profile_dataset(["tiny_a"], 1, off, progress=False, reference_every=0, **FAST)
+    assert not (off / "reference.jsonl").exists()
+    with pytest.raises(NNFormerError, match="reference_every must be >= 0"):
+        profiler.profile_dataset(["tiny_a"], 1, off, progress=False, reference_every=-1, **FAST)
+
+
+def test_drift_factors_put_labels_on_one_scale(tmp_path, tiny):
+    import datetime
+
+    out = tmp_path / "ds"
+    profiler.profile_dataset(["tiny_a", "tiny_b"], 1, out, progress=False, reference_every=0, **FAST)
+    with pytest.raises(DataError, match="no reference timings"):
+        profiler.load_training_set(out, correct_drift=True)
+    rows, _, ms, _ = profiler.load_training_set(out)
+    t = datetime.datetime.fromisoformat(rows[0]["measured_at"])
+    # the host ran at half its usual latency around the rows' time, at its usual latency (median 2 ms) later
+    refs = [(-60, 1.0), (60, 1.0), (3600, 2.0), (7200, 2.0), (9000, 2.0)]
+    (out / "reference.jsonl").write_text("".join(json.dumps(
+        {"latency_ms": v, "measured_at": (t + datetime.timedelta(seconds=dt)).isoformat(timespec="seconds")}) + "\n"
+        for dt, v in refs))
+    assert profiler.drift_factors(out, rows).tolist() == [0.5, 0.5]
+    assert profiler.load_training_set(out, correct_drift=True)[2] == pytest.approx(ms * 2)
+    late = {"measured_at": (t + datetime.timedelta(seconds=1830)).isoformat()}  # halfway from 1.0 to 2.0 ms
+    assert profiler.drift_factors(out, [late, {}]).tolist() == pytest.approx([0.75, 1.0])  # no timestamp: 1
+
+
 def test_cli_builds_a_dataset(tmp_path, tiny, capsys):
     out = tmp_path / "ds"
     args = ["profile", "--families", "tiny_a,tiny_b", "--per-family", "1", "--out", str(out), "--rounds", "2",
             "--runs", "2", "--warmup", "0", "--quiet"]
     assert profile_main(args) == 0
     assert "2 measured, 0 failed, 0 already" in capsys.readouterr().out
+    assert [json.loads(s)["after"] for s in lines(out / "reference.jsonl")] == [0, 2]  # default: every 50, and the end
     assert profile_main(args) == 0
     assert "0 measured, 0 failed, 2 already" in capsys.readouterr().out
+    assert profile_main(args[:-1] + ["--per-family", "2", "--reference-every", "1", "--quiet"]) == 0
+    assert [json.loads(s)["after"] for s in lines(out / "reference.jsonl")] == [0, 2, 0, 1, 2]
 
 
 def test_cli_registers_on_any_subparsers():

@@ -45,7 +45,8 @@ def cmd_profile(args) -> int:
     families = args.families.split(",") if args.families else list(FAMILY_NAMES)
     counts = profiler.profile_dataset(families, args.per_family, args.out, seed=args.seed, threads=args.threads,
                                       batch=args.batch or _DEFAULTS["batch"], rounds=args.rounds, runs=args.runs,
-                                      warmup=args.warmup, progress=not args.quiet)
+                                      warmup=args.warmup, progress=not args.quiet,
+                                      reference_every=args.reference_every)
     print(f"nnformer profile: {counts['measured']} measured, {counts['failed']} failed, {counts['skipped']} already "
           f"in {counts['out']}")
     return 0
@@ -71,6 +72,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    "outside 1.5 IQR are dropped")
     p.add_argument("--runs", type=positive_int, default=_DEFAULTS["runs"], help="timed runs per round (default 20)")
     p.add_argument("--warmup", type=nonneg_int, default=_DEFAULTS["warmup"], help="untimed runs first (default 10)")
+    p.add_argument("--reference-every", type=nonneg_int, default=50, metavar="N",
+                   help="dataset: time one fixed reference network at the start, after every N models and at the "
+                        "end, into reference.jsonl, to see and correct the host's speed drifting during the run "
+                        "(default 50; 0: off)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_profile)
     return p

@@ -388,16 +388,65 @@ def _check_meta(out: Path, settings: dict, env: dict) -> dict:
     return old
 
 
+# the reference network a profile run times every so often (`sample("resnet", 0, 0)`: the same for every dataset)
+REFERENCE = ("resnet", 0, 0)
+REFERENCE_EVERY = 50
+
+
+class _Reference:
+    """Times one fixed network, with the dataset's settings, at the start of a profile run, after every ``every``
+    models and at its end, into ``reference.jsonl``: how the host's speed moved while the dataset was measured
+    (:func:`drift_factors`). Its ONNX file is exported once, into ``tmp``."""
+
+    def __init__(self, out: Path, tmp: str, *, batch: int, opset: int, timing: dict):
+        from .families import build, sample
+
+        spec = sample(*REFERENCE).with_batch(batch)
+        self.path = Path(tmp) / "reference.onnx"
+        export_onnx(build(spec), spec.input_shape, self.path, opset)
+        self.id, self.timing = "{}-seed{}-{:05d}".format(*REFERENCE), timing
+        self.store = JsonlAppender(out / "reference.jsonl")
+
+    def time(self, after: int) -> None:
+        t = time_onnx(self.path, **self.timing)
+        self.store.write({"reference": self.id, "after": after, **t.to_dict(),
+                          "measured_at": datetime.datetime.now().isoformat(timespec="seconds")})
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def drift_factors(out_dir: str | os.PathLike, rows: list[dict]) -> np.ndarray | None:
+    """Per row of a dataset, the host's speed when it was measured relative to the whole run: the reference
+    network's latency interpolated at the row's ``measured_at``, over the median of every reference timing
+    (> 1: the host was slower than usual). A label divided by its factor is on the run's common scale. ``None``
+    without two reference timings (a dataset profiled with ``--reference-every 0``, or before it existed); rows
+    without a timestamp get 1."""
+    refs = [r for r in read_jsonl(Path(out_dir) / "reference.jsonl")
+            if isinstance(r.get("latency_ms"), (int, float)) and r["latency_ms"] > 0 and r.get("measured_at")]
+    if len(refs) < 2:
+        return None
+    refs.sort(key=lambda r: r["measured_at"])
+    t = np.array([datetime.datetime.fromisoformat(r["measured_at"]).timestamp() for r in refs])
+    lat = np.array([r["latency_ms"] for r in refs], dtype=np.float64)
+    at = np.array([datetime.datetime.fromisoformat(r["measured_at"]).timestamp() if r.get("measured_at") else np.nan
+                   for r in rows])
+    f = np.interp(np.nan_to_num(at, nan=t[0]), t, lat) / np.median(lat)
+    return np.where(np.isnan(at), 1.0, f)
+
+
 def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.PathLike, *, seed: int = 0,
                     threads: int = 1, batch: int = 1, rounds: int = 5, runs: int = 20, warmup: int = 10,
-                    opset: int = OPSET, progress: bool = True) -> dict:
+                    opset: int = OPSET, progress: bool = True, reference_every: int = REFERENCE_EVERY) -> dict:
     """Sample ``per_family`` networks of each family, measure them and append the results to ``out_dir``.
 
     Models are visited index-major (model 0 of every family, then model 1, ...) so a partial dataset is balanced
     across families and slow drifts of the machine are spread over all of them. Ids are ``<family>-<index:05d>``;
     the spec of an id depends only on (seed, family, index), so rerunning with a larger ``per_family`` or more
     families measures only the new ids. A failure is recorded (``status: "error"``, ``stage``, ``error``) and the
-    run goes on.
+    run goes on. With ``reference_every > 0`` one fixed network (:data:`REFERENCE`) is timed at the start, after
+    every ``reference_every`` models and at the end, into ``reference.jsonl`` (a shared host's speed drifts by
+    several percent within an hour: :func:`drift_factors` puts the labels back on one scale).
 
     Returns:
         ``{"out": dir, "measured": n, "failed": n, "skipped": n}`` (skipped = ids already in the dataset).
@@ -420,6 +469,8 @@ def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.
     _check_counts(warmup, runs, rounds)
     if threads < 1 or batch < 1:
         raise NNFormerError(f"threads and batch must be >= 1, got threads={threads}, batch={batch}")
+    if reference_every < 0:
+        raise NNFormerError(f"reference_every must be >= 0, got {reference_every}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     env = environment(threads, batch)
@@ -436,7 +487,15 @@ def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.
         counts = {"out": str(out), "measured": 0, "failed": 0, "skipped": per_family * len(families) - len(todo)}
         graphs, lats = JsonlAppender(out / "graphs.jsonl"), JsonlAppender(out / "latency.jsonl")
         bar = tqdm(todo, desc="profile", unit="model", disable=not progress, dynamic_ncols=True, file=sys.stderr)
+        stack = contextlib.ExitStack()
+        ref = None
         try:
+            if reference_every and todo:
+                ref = _Reference(out, stack.enter_context(tempfile.TemporaryDirectory(prefix="nnformer-ref-")),
+                                 batch=batch, opset=opset, timing={"threads": threads, "batch": batch,
+                                                                   "warmup": warmup, "runs": runs, "rounds": rounds})
+                stack.callback(ref.close)
+                ref.time(0)
             for family, index in bar:
                 uid = f"{family}-{index:05d}"
                 head = {"id": uid, "family": family, "index": index}
@@ -455,10 +514,15 @@ def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.
                             "measured_at": datetime.datetime.now().isoformat(timespec="seconds")})
                 counts["measured"] += 1
                 bar.set_postfix_str(f"{uid}: {lat['latency_ms']:.2f} ms")
+                if ref is not None and counts["measured"] % reference_every == 0:
+                    ref.time(counts["measured"])
+            if ref is not None and counts["measured"] % reference_every:
+                ref.time(counts["measured"])
         finally:
             bar.close()
             graphs.close()
             lats.close()
+            stack.close()
             pack_graphs(out)
     return counts
 
@@ -496,11 +560,20 @@ def load_dataset(out_dir: str | os.PathLike) -> list[dict]:
     return rows
 
 
-def load_training_set(out_dir: str | os.PathLike) -> tuple[list[dict], list, np.ndarray, list[str]]:
+def load_training_set(out_dir: str | os.PathLike, correct_drift: bool = False
+                      ) -> tuple[list[dict], list, np.ndarray, list[str]]:
     """``(rows, graphs, latency_ms, families)`` of a dataset directory, ready to train on: :func:`load_dataset`'s rows
-    and each model's graph carrying its static features (:func:`~nnformer.latency.onnx_graph.with_static`)."""
+    and each model's graph carrying its static features (:func:`~nnformer.latency.onnx_graph.with_static`).
+    ``correct_drift``: each latency divided by its :func:`drift_factors` (a :class:`DataError` for a dataset without
+    reference timings)."""
     from .onnx_graph import with_static
 
     rows = load_dataset(out_dir)
-    return (rows, [with_static(r["graph"], r["static"]) for r in rows],
-            np.array([r["latency_ms"] for r in rows], dtype=np.float64), [r["family"] for r in rows])
+    ms = np.array([r["latency_ms"] for r in rows], dtype=np.float64)
+    if correct_drift:
+        f = drift_factors(out_dir, rows)
+        if f is None:
+            raise DataError(f"{out_dir}: no reference timings (reference.jsonl) to correct the drift with; "
+                            f"profile with --reference-every N (N > 0)")
+        ms = ms / f
+    return rows, [with_static(r["graph"], r["static"]) for r in rows], ms, [r["family"] for r in rows]
