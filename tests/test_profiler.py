@@ -260,6 +260,7 @@ def test_cli_registers_on_any_subparsers():
     a = p.parse_args(["profile", "m.onnx", "--threads", "4"])
     assert a.model == "m.onnx" and a.threads == 4 and a.batch is None and callable(a.func)
     assert FAMILY_NAMES == tuple(families.FAMILIES)
+    assert p.parse_args(["profile"]).reference_every == profiler.REFERENCE_EVERY
 
 
 @pytest.mark.parametrize("args, needle", [

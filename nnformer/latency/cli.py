@@ -18,7 +18,8 @@ from ..argtypes import nonneg_int, positive_int
 from ..errors import NNFormerError
 from ..io import check_output_dir
 
-_DEFAULTS = {"threads": 1, "batch": 1, "rounds": 5, "runs": 20, "warmup": 10}  # = profiler.DEFAULTS (no import)
+# = profiler.DEFAULTS and profiler.REFERENCE_EVERY (no import; a test keeps them equal)
+_DEFAULTS = {"threads": 1, "batch": 1, "rounds": 5, "runs": 20, "warmup": 10, "reference_every": 50}
 # = nnformer.latency.families.FAMILIES (importing it would load torch just to print --help; a test keeps them equal)
 FAMILY_NAMES = ("resnet", "vgg", "mobilenetv2", "mobilenetv3", "mnasnet", "efficientnet", "alexnet", "squeezenet",
                 "googlenet", "nb201")
@@ -72,10 +73,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    "outside 1.5 IQR are dropped")
     p.add_argument("--runs", type=positive_int, default=_DEFAULTS["runs"], help="timed runs per round (default 20)")
     p.add_argument("--warmup", type=nonneg_int, default=_DEFAULTS["warmup"], help="untimed runs first (default 10)")
-    p.add_argument("--reference-every", type=nonneg_int, default=50, metavar="N",
+    p.add_argument("--reference-every", type=nonneg_int, default=_DEFAULTS["reference_every"], metavar="N",
                    help="dataset: time one fixed reference network at the start, after every N models and at the "
                         "end, into reference.jsonl, to see and correct the host's speed drifting during the run "
-                        "(default 50; 0: off)")
+                        f"(default {_DEFAULTS['reference_every']}; 0: off)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_profile)
     return p

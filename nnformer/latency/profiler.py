@@ -394,9 +394,9 @@ REFERENCE_EVERY = 50
 
 
 class _Reference:
-    """Times one fixed network, with the dataset's settings, at the start of a profile run, after every ``every``
-    models and at its end, into ``reference.jsonl``: how the host's speed moved while the dataset was measured
-    (:func:`drift_factors`). Its ONNX file is exported once, into ``tmp``."""
+    """Times one fixed network, with the dataset's settings, whenever :func:`profile_dataset` asks (at the start of
+    a run, every ``reference_every`` models and at its end), into ``reference.jsonl``: how the host's speed moved
+    while the dataset was measured (:func:`drift_factors`). Its ONNX file is exported once, into ``tmp``."""
 
     def __init__(self, out: Path, tmp: str, *, batch: int, opset: int, timing: dict):
         from .families import build, sample
