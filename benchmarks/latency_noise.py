@@ -23,11 +23,16 @@ from benchmarks.common import command, now  # noqa: E402
 
 
 def remeasure(root: Path, meta: dict, ok: list[dict], k: int) -> str:
-    """Re-time ``k`` random models (seed 0) with the dataset's settings; the README paragraph on repeatability."""
+    """Re-time ``k`` random models (seed 0) with the dataset's settings; the README paragraph on repeatability.
+    A dataset with reference timings (``reference.jsonl``) gets the reference network timed again too, at the start,
+    every 10 models and at the end (``remeasure_reference.jsonl``), and the repeatability of drift-corrected labels
+    (each measurement divided by the host's speed at its time, on the dataset's scale)."""
+    import datetime
     import gzip
+    import tempfile
 
     from nnformer.latency.families import ModelSpec
-    from nnformer.latency.profiler import profile_spec
+    from nnformer.latency.profiler import DRIFT_WINDOW_S, _Reference, drift_factors, profile_spec
     from nnformer.machine import cpu_model
 
     if meta["environment"]["cpu"] != cpu_model():
@@ -42,15 +47,26 @@ def remeasure(root: Path, meta: dict, ok: list[dict], k: int) -> str:
     done = {json.loads(ln)["id"]: json.loads(ln) for ln in out.read_text().splitlines()} if out.is_file() else {}
     pick = np.random.default_rng(0).choice(len(ok), size=min(k, len(ok)), replace=False)
     st = meta["settings"]
-    for i in pick:
-        r = ok[i]
-        if r["id"] in done:
-            continue
-        fields, _ = profile_spec(ModelSpec.from_dict(specs[r["id"]]), threads=st["threads"], batch=st["batch"],
-                                 warmup=st["warmup"], runs=st["runs"], rounds=st["rounds"])
-        done[r["id"]] = {"id": r["id"], "first_ms": r["latency_ms"], "again_ms": fields["latency_ms"], "date": now()}
-        with open(out, "a") as f:
-            f.write(json.dumps(done[r["id"]]) + "\n")
+    todo = [i for i in pick if ok[i]["id"] not in done]
+    main_refs = drift_factors(root, [])
+    with tempfile.TemporaryDirectory(prefix="nnformer-ref-") as tmp:
+        ref = None
+        if main_refs is not None and todo:
+            ref = _Reference(root, tmp, batch=st["batch"], opset=st["opset"], name="remeasure_reference.jsonl",
+                             timing={k: st[k] for k in ("threads", "batch", "warmup", "runs", "rounds")})
+            ref.time(0)
+        for n, i in enumerate(todo, 1):
+            r = ok[i]
+            fields, _ = profile_spec(ModelSpec.from_dict(specs[r["id"]]), threads=st["threads"], batch=st["batch"],
+                                     warmup=st["warmup"], runs=st["runs"], rounds=st["rounds"])
+            done[r["id"]] = {"id": r["id"], "first_ms": r["latency_ms"], "again_ms": fields["latency_ms"],
+                             "date": now(), "measured_at": datetime.datetime.now().isoformat(timespec="seconds")}
+            with open(out, "a") as f:
+                f.write(json.dumps(done[r["id"]]) + "\n")
+            if ref is not None and (n % 10 == 0 or n == len(todo)):
+                ref.time(n)
+        if ref is not None:
+            ref.close()
     rows = [done[ok[i]["id"]] for i in pick]
     rel = np.array([abs(x["again_ms"] - x["first_ms"]) / x["first_ms"] for x in rows])
     ratio = np.array([x["again_ms"] / x["first_ms"] for x in rows])
@@ -62,7 +78,7 @@ def remeasure(root: Path, meta: dict, ok: list[dict], k: int) -> str:
     order = np.argsort(first_at, kind="stable")
     quarters = [np.median(ratio[q]) for q in np.array_split(order, 4)]
     dates = [x["date"] for x in rows]
-    return (f"**Label repeatability**: {len(rows)} random models timed again with the same settings on the same "
+    text = (f"**Label repeatability**: {len(rows)} random models timed again with the same settings on the same "
             f"host (`remeasure.jsonl`, {min(dates)} .. {max(dates)}): MAPE between the two measurements "
             f"{100 * rel.mean():.2f}% (median {100 * np.median(rel):.2f}%, {100 * np.mean(rel <= 0.05):.0f}% within "
             f"5%, {100 * np.mean(rel <= 0.10):.0f}% within 10%; median ratio again / first {np.median(ratio):.3f}). "
@@ -70,7 +86,45 @@ def remeasure(root: Path, meta: dict, ok: list[dict], k: int) -> str:
             f"the host's speed between the two measurements, shared by every model) the MAPE is "
             f"{100 * drift.mean():.2f}% (median {100 * np.median(drift):.2f}%): the per-model part of the noise. "
             f"Median ratio again / first by when the model was first measured (quarters of the re-measured models, "
-            f"earliest first): {' / '.join(f'{q:.3f}' for q in quarters)}.\n")
+            f"earliest first): {' / '.join(f'{q:.3f}' for q in quarters)}.")
+    again_f = None
+    if main_refs is not None and all(x.get("measured_at") for x in rows):
+        scale = float(np.median([r["latency_ms"] for r in read_refs(root / "reference.jsonl")]))
+        again_f = drift_factors(root, rows, reference="remeasure_reference.jsonl", scale=scale)
+    if again_f is not None:
+        first = np.array([x["first_ms"] for x in rows]) / drift_factors(root, [ok[i] for i in pick])
+        again = np.array([x["again_ms"] for x in rows]) / again_f
+        cr = np.abs(again - first) / first
+        text += (f" **Drift-corrected** (each measurement divided by the reference network's latency at its time, "
+                 f"a rolling median over +-{DRIFT_WINDOW_S:.0f} s, over the dataset's median reference latency, "
+                 f"`--correct-drift`): MAPE {100 * cr.mean():.2f}% "
+                 f"(median {100 * np.median(cr):.2f}%, {100 * np.mean(cr <= 0.05):.0f}% within 5%, "
+                 f"{100 * np.mean(cr <= 0.10):.0f}% within 10%; median ratio {np.median(again / first):.3f}): the "
+                 f"floor for a predictor trained and tested on corrected labels.")
+    return text + "\n"
+
+
+def read_refs(path: Path) -> list[dict]:
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.is_file() else []
+
+
+def against(root: Path, ok: list[dict], other: Path) -> str:
+    """Every model measured in both datasets (the same ids and specs, e.g. the same profile command run twice into
+    two directories): the MAPE between the two labels, whole and by tenth of this dataset's measuring order."""
+    theirs = {r["id"]: r for r in map(json.loads, (other / "latency.jsonl").read_text().splitlines())
+              if r.get("status") == "ok"}
+    both = [r for r in ok if r["id"] in theirs]
+    if not both:
+        return ""
+    ratio = np.array([r["latency_ms"] / theirs[r["id"]]["latency_ms"] for r in both])
+    rel = np.abs(ratio - 1)
+    shared = np.abs(ratio / np.median(ratio) - 1)
+    order = np.argsort([r.get("measured_at", "") for r in both], kind="stable")
+    tenths = [f"{np.median(ratio[q]):.3f}" for q in np.array_split(order, 10)]
+    return (f"**Against `{other}`** ({len(both):,} models measured in both): MAPE {100 * rel.mean():.2f}% (median "
+            f"{100 * np.median(rel):.2f}%, {100 * np.mean(rel <= 0.10):.0f}% within 10%), median ratio this / that "
+            f"{np.median(ratio):.3f}; divided by it, {100 * shared.mean():.2f}%. Median ratio by tenth of this "
+            f"dataset's measuring order: {', '.join(tenths)}.\n")
 
 
 def drift_over_time(ok: list[dict], parts: int = 10) -> str:
@@ -97,18 +151,25 @@ def drift_over_time(ok: list[dict], parts: int = 10) -> str:
             f"not the models.\n")
 
 
-def reference_drift(root: Path) -> str:
-    """The reference network's timings (`nnformer profile --reference-every N`): how far the host's speed moved."""
-    refs = [json.loads(ln) for ln in (root / "reference.jsonl").read_text().splitlines()
-            if ln.strip()] if (root / "reference.jsonl").is_file() else []
+def reference_drift(root: Path, ok: list[dict]) -> str:
+    """The reference network's timings (`nnformer profile --reference-every N`): how far the host's speed moved,
+    and the labels' drift over the run once divided by it."""
+    from nnformer.latency.profiler import DRIFT_WINDOW_S, drift_factors
+
+    refs = read_refs(root / "reference.jsonl")
     if len(refs) < 2:
         return ""
     lat = np.array([r["latency_ms"] for r in refs])
     med = np.median(lat)
+    f = drift_factors(root, ok)
+    fixed = [{**r, "latency_ms": r["latency_ms"] / x} for r, x in zip(ok, f)]
+    after = drift_over_time(fixed).removeprefix("**Drift during the measurement**: ")
     return (f"**Reference network** (`reference.jsonl`, {refs[0]['reference']}, timed {len(refs)} times during the "
             f"runs): latency {lat.min():.3f} / {med:.3f} / {lat.max():.3f} ms (min / median / max), every timing "
             f"within {100 * np.max(np.abs(lat / med - 1)):.1f}% of the median; `load_training_set(..., "
-            f"correct_drift=True)` divides each label by the reference's latency at its time over that median.\n")
+            f"correct_drift=True)` (`--correct-drift`) divides each label by the reference's latency at its time "
+            f"(the median of its timings within +-{DRIFT_WINDOW_S:.0f} s, interpolated) over that median (factors {f.min():.3f} .. {f.max():.3f}). "
+            + (f"Labels so corrected, drift during the measurement: {after}" if after else "\n"))
 
 
 def measuring_time(recs: list[dict]) -> str:
@@ -133,6 +194,7 @@ def main() -> None:
     ap.add_argument("root")
     ap.add_argument("made_by", nargs="?", default="nnformer profile")
     ap.add_argument("--remeasure", type=int, default=0, help="re-time this many random models (default 0)")
+    ap.add_argument("--against", type=Path, help="another dataset of the same models: compare the labels")
     args = ap.parse_args()
     root, made_by = Path(args.root), args.made_by
     meta = json.loads((root / "meta.json").read_text())
@@ -171,7 +233,8 @@ Acc(5%) are noise-limited here, and predictor errors well under the spread canno
 
 {repeat}
 {drift_over_time(ok)}
-{reference_drift(root)}
+{reference_drift(root, ok)}
+{against(root, ok, args.against) if args.against else ""}
 Written by `{command()}` on {now()}.
 """
     (root / "README.md").write_text(text)

@@ -26,6 +26,13 @@ from .recipes import DEFAULT_RECIPE, RECIPES
 from .registry import DEFAULT_LATENCY
 
 
+def _add_correct_drift(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--correct-drift", action="store_true",
+                   help="dataset directory: divide each label by the host's speed when it was measured (the "
+                        "reference network's timings of `nnformer profile --reference-every N`), putting labels "
+                        "measured at different times on one scale")
+
+
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="directory of the benchmark files (default: $NNFORMER_DATA, then the user "
                                       "cache); missing files are downloaded from their pinned URLs")
@@ -181,17 +188,17 @@ def _latency_summary(m: dict) -> str:
                                            if (iv := m.get("interval")) else ""))
 
 
-def _training_set(path):
+def _training_set(path, correct_drift: bool = False):
     from .latency.profiler import load_training_set  # ONNX is imported only for a dataset directory
 
-    return load_training_set(path)
+    return load_training_set(path, correct_drift=correct_drift)
 
 
 def _dataset_job(args) -> _TrainJob:
     from .metrics import mape
     from .protocols import family_split
 
-    rows, graphs, ms, families = _training_set(args.data)
+    rows, graphs, ms, families = _training_set(args.data, args.correct_drift)
     split = family_split(families, [r["index"] for r in rows], cal_share=0.1)  # 80 / 10 (interval) / 10
     fam = np.asarray(families)
 
@@ -206,7 +213,7 @@ def _dataset_job(args) -> _TrainJob:
         f"latency dataset {args.data}", graphs, ms, split,
         {"space": f"dir:{args.data}", "split": "family-80/10/10", "n_train": len(split.train), "n_val": 0,
          "n_calibration": len(split.cal),
-         "families": sorted(set(families))},
+         "families": sorted(set(families)), "correct_drift": bool(args.correct_drift)},
         evaluate, _latency_summary,
         {"true": ms, "xlabel": "measured latency (ms)", "ylabel": "predicted latency (ms)", "name": "MAPE",
          "key": "mape", "fmt": "{:.2f}%"})
@@ -362,7 +369,7 @@ def _evaluate_latency(args, p) -> int:
         raise NNFormerError(f"{args.checkpoint} is a latency predictor: --data help-nb201:DEVICE or a dataset "
                             f"directory says what to evaluate it on")
     if os.path.isdir(args.data):
-        _, graphs, ms, families = _training_set(args.data)
+        _, graphs, ms, families = _training_set(args.data, args.correct_drift)
     else:
         from .data.help import load_help_latency
 
@@ -901,17 +908,21 @@ def _reproduce_networks(args, settings: dict) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    data = _training_set(args.data)
+    data = _training_set(args.data, args.correct_drift)
     families = [f.strip() for f in args.families.split(",")] if args.families else None
     missing = [f for f in families or [] if f not in set(data[3])]
     if missing:
         raise NNFormerError(f"no model of family {missing[0]!r} in {args.data}")
-    directory = Path(args.out) / f"networks-{Path(args.data).name}" / _tag(recipe, settings)
+    corrected = "-drift-corrected" if args.correct_drift else ""
+    directory = Path(args.out) / f"networks-{Path(args.data).name}{corrected}" / _tag(recipe, settings)
     records = networks.sweep(data, methods, protocols, list(range(args.seeds)), recipe, directory, settings,
                              progress=not args.quiet, train=not args.from_cache, families=families, jobs=args.jobs,
-                             path=args.data)
+                             path=args.data, correct_drift=args.correct_drift)
     run_s = sum(r["seconds"] for r in records)
-    notes = (f"Dataset `{args.data}` ({len(data[2]):,} models, {len(set(data[3]))} families). Recipe `{recipe}`"
+    notes = (f"Dataset `{args.data}` ({len(data[2]):,} models, {len(set(data[3]))} families"
+             + (", every label divided by the host's speed when it was measured (`--correct-drift`: the reference "
+                "network's timings interpolated at the label's time, over their median)" if args.correct_drift
+                else "") + f"). Recipe `{recipe}`"
              + (f" with {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}" if settings else "")
              + f"; networks learn the standardised log latency from node features (op attributes, shapes, "
              f"per-node FLOPs/params/memory) and static features. The {len(records)} runs took "
@@ -984,6 +995,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output directory (checkpoint, predictor.pt, metrics.json, plot)")
     t.add_argument("--device", help="cpu (default) or cuda / cuda:N")
     t.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    _add_correct_drift(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_dir(t)
     t.set_defaults(func=cmd_train)
@@ -997,6 +1009,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--space", choices=["nb201"], default="nb201")
     e.add_argument("--plot", help="also write a predicted-vs-true scatter plot (PNG) here")
     e.add_argument("--device", help="where the network runs: cpu (default), cuda or cuda:N")
+    _add_correct_drift(e)
     e.add_argument("--quiet", action="store_true")
     _add_data_dir(e)
     e.set_defaults(func=cmd_evaluate)
@@ -1074,6 +1087,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--queries", type=positive_int, default=150, help="search: queries per search (default 150)")
     r.add_argument("--data", metavar="DIR", help="networks: the latency dataset directory (nnformer profile --out)")
     r.add_argument("--protocols", help="networks: in-domain,ood (default both)")
+    _add_correct_drift(r)
     r.add_argument("--families", help="networks, ood: the held-out families to run (default: every family)")
     r.add_argument("--space", choices=["nb201", "nb101", "fbnet"], default="nb201",
                    help="accuracy: nb201 or nb101; latency, fewshot: nb201 or fbnet (HELP's measurements)")

@@ -122,3 +122,32 @@ def test_networks_protocols_table(two_families, tmp_path, capsys):
     assert main([*args, "--families", "nope"]) == 2
     assert "no model of family 'nope'" in capsys.readouterr().err
     assert networks.PAPER == {"in-domain": 1.11, "ood": 8.39}
+
+
+def test_networks_protocols_on_drift_corrected_labels(two_families, tmp_path, capsys):
+    import datetime
+
+    from nnformer.latency.profiler import load_training_set
+
+    data = tmp_path / "ds"
+    shutil.copytree(two_families, data)
+    args = ["reproduce", "networks", "--data", str(data), "--methods", "flops-linear", "--protocols", "in-domain",
+            "--correct-drift", "--out", str(tmp_path / "res"), "--quiet"]
+    assert main(args) == 2  # no reference timings: refused, one line
+    assert "no reference timings" in capsys.readouterr().err
+    # the models measured ten minutes apart, the host twice as slow at the end of the run as at its start
+    rows = [json.loads(ln) for ln in (data / "latency.jsonl").read_text().splitlines()]
+    t0 = datetime.datetime(2026, 1, 1)
+    (data / "latency.jsonl").write_text("".join(json.dumps({**r, "measured_at": (t0 + datetime.timedelta(
+        minutes=10 * i)).isoformat()}) + "\n" for i, r in enumerate(rows)))
+    t1 = t0 + datetime.timedelta(minutes=10 * (len(rows) - 1))
+    (data / "reference.jsonl").write_text("".join(json.dumps({"latency_ms": v, "measured_at": t.isoformat()}) + "\n"
+                                                  for t, v in ((t0, 1.0), (t0 + (t1 - t0) / 2, 1.5), (t1, 2.0))))
+    assert main(args) == 0
+    d = next((tmp_path / "res" / f"networks-{data.name}-drift-corrected").iterdir())
+    run = json.loads((d / "runs.jsonl").read_text())
+    fixed = load_training_set(data, correct_drift=True)
+    assert run["correct_drift"] is True and not np.allclose(fixed[2], load_training_set(data)[2])
+    assert run["mape"] == pytest.approx(networks.run_one(fixed, "flops-linear", "in-domain", "all", 0, "networks",
+                                                         {})["mape"])
+    assert "divided by the host's speed" in (d / "table.md").read_text()

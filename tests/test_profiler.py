@@ -239,6 +239,17 @@ def test_drift_factors_put_labels_on_one_scale(tmp_path, tiny):
     assert profiler.load_training_set(out, correct_drift=True)[2] == pytest.approx(ms * 2)
     late = {"measured_at": (t + datetime.timedelta(seconds=1830)).isoformat()}  # halfway from 1.0 to 2.0 ms
     assert profiler.drift_factors(out, [late, {}]).tolist() == pytest.approx([0.75, 1.0])  # no timestamp: 1
+    # another run's timings (a re-measurement) on this run's scale: its own median would hide that it ran slower
+    (out / "again.jsonl").write_text((out / "reference.jsonl").read_text().replace('"latency_ms": 1.0',
+                                                                                  '"latency_ms": 3.0'))
+    assert profiler.drift_factors(out, rows, reference="again.jsonl").tolist() == [1.5, 1.5]
+    assert profiler.drift_factors(out, rows, reference="again.jsonl", scale=2.0).tolist() == [1.5, 1.5]
+    assert profiler.drift_factors(out, rows, reference="again.jsonl", scale=1.0).tolist() == [3.0, 3.0]
+    # one timing far off (the host busy for a second) is outvoted by its neighbours within the window
+    (out / "spike.jsonl").write_text("".join(json.dumps({"latency_ms": v, "measured_at": (t + datetime.timedelta(
+        seconds=dt)).isoformat()}) + "\n" for dt, v in ((-120, 1.0), (-60, 1.0), (0, 9.0), (60, 1.0), (120, 1.0))))
+    assert profiler.drift_factors(out, rows, reference="spike.jsonl").tolist() == [1.0, 1.0]
+    assert profiler.drift_factors(out, rows[:1], reference="spike.jsonl", window_s=0).tolist() == [9.0]
 
 
 def test_cli_builds_a_dataset(tmp_path, tiny, capsys):

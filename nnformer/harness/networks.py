@@ -82,7 +82,7 @@ def run_one(data: tuple, method: str, protocol: str, held: str, seed: int, recip
 _WORKER_DATA: tuple | None = None
 
 
-def _worker(path, job, recipe, settings, threads) -> dict:
+def _worker(path, job, recipe, settings, threads, correct_drift=False) -> dict:
     global _WORKER_DATA
     import torch
 
@@ -90,15 +90,16 @@ def _worker(path, job, recipe, settings, threads) -> dict:
 
     torch.set_num_threads(threads)
     if _WORKER_DATA is None:
-        _WORKER_DATA = load_training_set(path)
-    return run_one(_WORKER_DATA, *job, recipe, settings)
+        _WORKER_DATA = load_training_set(path, correct_drift=correct_drift)
+    return {**run_one(_WORKER_DATA, *job, recipe, settings), **({"correct_drift": True} if correct_drift else {})}
 
 
 def sweep(data: tuple, methods, protocols, seeds, recipe: str, directory: Path, settings: dict | None = None,
-          progress: bool = True, train: bool = True, families=None, jobs: int = 1, path=None) -> list[dict]:
+          progress: bool = True, train: bool = True, families=None, jobs: int = 1, path=None,
+          correct_drift: bool = False) -> list[dict]:
     """Run every missing (method, protocol, held-out family, seed) into ``directory/runs.jsonl``; return the
     records of the grid. ``jobs > 1``: that many single-threaded worker processes, each reading the dataset at
-    ``path``."""
+    ``path`` (``correct_drift``: as ``data`` was read, the labels divided by the host's speed)."""
     for m in methods:
         if m not in METHODS:
             raise NNFormerError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
@@ -123,13 +124,15 @@ def sweep(data: tuple, methods, protocols, seeds, recipe: str, directory: Path, 
                 from .pool import worker_pool
 
                 with worker_pool(jobs) as pool:
-                    futures = [pool.submit(_worker, str(path), job, recipe, settings or {}, 1) for job in todo]
+                    futures = [pool.submit(_worker, str(path), job, recipe, settings or {}, 1, correct_drift)
+                               for job in todo]
                     for f in as_completed(futures):
                         store.write(f.result())
                         bar.update(1)
             else:
                 for m, p, h, s in todo:
-                    store.write(run_one(data, m, p, h, s, recipe, settings or {}))
+                    rec = run_one(data, m, p, h, s, recipe, settings or {})
+                    store.write({**rec, **({"correct_drift": True} if correct_drift else {})})
                     bar.update(1)
         bar.close()
     have = stored()

@@ -398,14 +398,14 @@ class _Reference:
     a run, every ``reference_every`` models and at its end), into ``reference.jsonl``: how the host's speed moved
     while the dataset was measured (:func:`drift_factors`). Its ONNX file is exported once, into ``tmp``."""
 
-    def __init__(self, out: Path, tmp: str, *, batch: int, opset: int, timing: dict):
+    def __init__(self, out: Path, tmp: str, *, batch: int, opset: int, timing: dict, name: str = "reference.jsonl"):
         from .families import build, sample
 
         spec = sample(*REFERENCE).with_batch(batch)
         self.path = Path(tmp) / "reference.onnx"
         export_onnx(build(spec), spec.input_shape, self.path, opset)
         self.id, self.timing = "{}-seed{}-{:05d}".format(*REFERENCE), timing
-        self.store = JsonlAppender(out / "reference.jsonl")
+        self.store = JsonlAppender(out / name)
 
     def time(self, after: int) -> None:
         t = time_onnx(self.path, **self.timing)
@@ -416,22 +416,32 @@ class _Reference:
         self.store.close()
 
 
-def drift_factors(out_dir: str | os.PathLike, rows: list[dict]) -> np.ndarray | None:
+# half-width of the rolling median over the reference timings (seconds): one timing is as noisy as a label, and a
+# correction by single timings made a re-measurement's labels agree less (9.2% MAPE against 5.7% uncorrected on
+# datasets/latency-cpu-t2-ref); over +-300 s they agree more (4.7%), any half-width from 60 s to 20 min within 0.3
+DRIFT_WINDOW_S = 300.0
+
+
+def drift_factors(out_dir: str | os.PathLike, rows: list[dict], reference: str = "reference.jsonl",
+                  scale: float | None = None, window_s: float = DRIFT_WINDOW_S) -> np.ndarray | None:
     """Per row of a dataset, the host's speed when it was measured relative to the whole run: the reference
-    network's latency interpolated at the row's ``measured_at``, over the median of every reference timing
-    (> 1: the host was slower than usual). A label divided by its factor is on the run's common scale. ``None``
-    without two reference timings (a dataset profiled with ``--reference-every 0``, or before it existed); rows
-    without a timestamp get 1."""
-    refs = [r for r in read_jsonl(Path(out_dir) / "reference.jsonl")
+    network's latency at the row's ``measured_at`` (the median of its timings within ``window_s`` seconds,
+    interpolated in time), over the median of every reference timing (> 1: the host was slower than usual). A label
+    divided by its factor is on the run's common scale. ``None`` without two reference timings (a dataset profiled
+    with ``--reference-every 0``, or before it existed); rows without a timestamp get 1. ``reference``: the
+    timings' file in ``out_dir``; ``scale``: the latency that counts as the usual speed instead of their median
+    (another run's, to put a re-measurement on that run's scale)."""
+    refs = [r for r in read_jsonl(Path(out_dir) / reference)
             if isinstance(r.get("latency_ms"), (int, float)) and r["latency_ms"] > 0 and r.get("measured_at")]
     if len(refs) < 2:
         return None
     refs.sort(key=lambda r: r["measured_at"])
     t = np.array([datetime.datetime.fromisoformat(r["measured_at"]).timestamp() for r in refs])
     lat = np.array([r["latency_ms"] for r in refs], dtype=np.float64)
+    smooth = np.array([np.median(lat[np.abs(t - x) <= window_s]) for x in t])
     at = np.array([datetime.datetime.fromisoformat(r["measured_at"]).timestamp() if r.get("measured_at") else np.nan
                    for r in rows])
-    f = np.interp(np.nan_to_num(at, nan=t[0]), t, lat) / np.median(lat)
+    f = np.interp(np.nan_to_num(at, nan=t[0]), t, smooth) / (np.median(lat) if scale is None else scale)
     return np.where(np.isnan(at), 1.0, f)
 
 
