@@ -91,7 +91,7 @@ def _worker(path, job, recipe, settings, threads, correct_drift=False) -> dict:
     torch.set_num_threads(threads)
     if _WORKER_DATA is None:
         _WORKER_DATA = load_training_set(path, correct_drift=correct_drift)
-    return {**run_one(_WORKER_DATA, *job, recipe, settings), **({"correct_drift": True} if correct_drift else {})}
+    return run_one(_WORKER_DATA, *job, recipe, settings)
 
 
 def sweep(data: tuple, methods, protocols, seeds, recipe: str, directory: Path, settings: dict | None = None,
@@ -113,6 +113,7 @@ def sweep(data: tuple, methods, protocols, seeds, recipe: str, directory: Path, 
         return {(r["method"], r["protocol"], r["held"], r["seed"]): r for r in read_jsonl(directory / "runs.jsonl")}
 
     todo = [k for k in grid if k not in stored()] if train else []
+    mark = {"correct_drift": True} if correct_drift else {}  # stored with each run: the labels it learnt
     if todo:
         from tqdm.auto import tqdm
 
@@ -127,12 +128,11 @@ def sweep(data: tuple, methods, protocols, seeds, recipe: str, directory: Path, 
                     futures = [pool.submit(_worker, str(path), job, recipe, settings or {}, 1, correct_drift)
                                for job in todo]
                     for f in as_completed(futures):
-                        store.write(f.result())
+                        store.write({**f.result(), **mark})
                         bar.update(1)
             else:
                 for m, p, h, s in todo:
-                    rec = run_one(data, m, p, h, s, recipe, settings or {})
-                    store.write({**rec, **({"correct_drift": True} if correct_drift else {})})
+                    store.write({**run_one(data, m, p, h, s, recipe, settings or {}), **mark})
                     bar.update(1)
         bar.close()
     have = stored()
