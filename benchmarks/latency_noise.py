@@ -48,10 +48,10 @@ def remeasure(root: Path, meta: dict, ok: list[dict], k: int) -> str:
     pick = np.random.default_rng(0).choice(len(ok), size=min(k, len(ok)), replace=False)
     st = meta["settings"]
     todo = [i for i in pick if ok[i]["id"] not in done]
-    main_refs = drift_factors(root, [])
+    main_refs = [r["latency_ms"] for r in read_refs(root / "reference.jsonl")]  # the dataset's reference timings
     with tempfile.TemporaryDirectory(prefix="nnformer-ref-") as tmp:
         ref = None
-        if main_refs is not None and todo:
+        if len(main_refs) >= 2 and todo:
             ref = _Reference(root, tmp, batch=st["batch"], opset=st["opset"], name="remeasure_reference.jsonl",
                              timing={k: st[k] for k in ("threads", "batch", "warmup", "runs", "rounds")})
             ref.time(0)
@@ -88,9 +88,8 @@ def remeasure(root: Path, meta: dict, ok: list[dict], k: int) -> str:
             f"Median ratio again / first by when the model was first measured (quarters of the re-measured models, "
             f"earliest first): {' / '.join(f'{q:.3f}' for q in quarters)}.")
     again_f = None
-    if main_refs is not None and all(x.get("measured_at") for x in rows):
-        scale = float(np.median([r["latency_ms"] for r in read_refs(root / "reference.jsonl")]))
-        again_f = drift_factors(root, rows, reference="remeasure_reference.jsonl", scale=scale)
+    if len(main_refs) >= 2 and all(x.get("measured_at") for x in rows):
+        again_f = drift_factors(root, rows, reference="remeasure_reference.jsonl", scale=float(np.median(main_refs)))
     if again_f is not None:
         first = np.array([x["first_ms"] for x in rows]) / drift_factors(root, [ok[i] for i in pick])
         again = np.array([x["again_ms"] for x in rows]) / again_f
@@ -168,7 +167,8 @@ def reference_drift(root: Path, ok: list[dict]) -> str:
             f"runs): latency {lat.min():.3f} / {med:.3f} / {lat.max():.3f} ms (min / median / max), every timing "
             f"within {100 * np.max(np.abs(lat / med - 1)):.1f}% of the median; `load_training_set(..., "
             f"correct_drift=True)` (`--correct-drift`) divides each label by the reference's latency at its time "
-            f"(the median of its timings within +-{DRIFT_WINDOW_S:.0f} s, interpolated) over that median (factors {f.min():.3f} .. {f.max():.3f}). "
+            f"(the median of its timings within +-{DRIFT_WINDOW_S:.0f} s, interpolated) over that median "
+            f"(factors {f.min():.3f} .. {f.max():.3f}). "
             + (f"Labels so corrected, drift during the measurement: {after}" if after else "\n"))
 
 
