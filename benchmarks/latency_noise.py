@@ -119,7 +119,7 @@ def against(root: Path, ok: list[dict], other: Path) -> str:
     rel = np.abs(ratio - 1)
     shared = np.abs(ratio / np.median(ratio) - 1)
     order = np.argsort([r.get("measured_at", "") for r in both], kind="stable")
-    tenths = [f"{np.median(ratio[q]):.3f}" for q in np.array_split(order, 10)]
+    tenths = [f"{np.median(ratio[q]):.3f}" for q in np.array_split(order, 10)] if len(both) >= 10 else ["-"]
     return (f"**Against `{other}`** ({len(both):,} models measured in both): MAPE {100 * rel.mean():.2f}% (median "
             f"{100 * np.median(rel):.2f}%, {100 * np.mean(rel <= 0.10):.0f}% within 10%), median ratio this / that "
             f"{np.median(ratio):.3f}; divided by it, {100 * shared.mean():.2f}%. Median ratio by tenth of this "
