@@ -921,7 +921,8 @@ def _reproduce_networks(args, settings: dict) -> int:
     run_s = sum(r["seconds"] for r in records)
     notes = (f"Dataset `{args.data}` ({len(data[2]):,} models, {len(set(data[3]))} families"
              + (", every label divided by the host's speed when it was measured (`--correct-drift`: the reference "
-                "network's timings interpolated at the label's time, over their median)" if args.correct_drift
+                "network's latency at the label's time, a rolling median of its timings, over their median)"
+                if args.correct_drift
                 else "") + f"). Recipe `{recipe}`"
              + (f" with {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}" if settings else "")
              + f"; networks learn the standardised log latency from node features (op attributes, shapes, "
@@ -1184,6 +1185,9 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else 2
     args.command_line = "nnformer " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
+        if getattr(args, "correct_drift", False) and not (args.data and os.path.isdir(args.data)):
+            raise NNFormerError(f"--correct-drift needs a latency dataset directory as --data (`nnformer profile "
+                                f"--out DIR`), got {args.data!r}")
         return args.func(args)
     except NNFormerError as e:
         print(f"nnformer: error: {e}", file=sys.stderr)

@@ -135,6 +135,12 @@ def test_networks_protocols_on_drift_corrected_labels(two_families, tmp_path, ca
             "--correct-drift", "--out", str(tmp_path / "res"), "--quiet"]
     assert main(args) == 2  # no reference timings: refused, one line
     assert "no reference timings" in capsys.readouterr().err
+    for other in (["reproduce", "latency", "--correct-drift"], ["train", "--task", "latency", "--data",
+                                                                 "help-nb201:fpga", "--out", str(tmp_path / "t"),
+                                                                 "--correct-drift"]):
+        assert main(other) == 2  # HELP's labels have no reference timings: refused before any work
+        assert "--correct-drift needs a latency dataset directory" in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()
     # the models measured ten minutes apart, the host twice as slow at the end of the run as at its start
     rows = [json.loads(ln) for ln in (data / "latency.jsonl").read_text().splitlines()]
     t0 = datetime.datetime(2026, 1, 1)
