@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import command, now  # noqa: E402
+from nnformer.io import read_jsonl  # noqa: E402
 
 
 def remeasure(root: Path, meta: dict, ok: list[dict], k: int) -> str:
@@ -48,7 +49,7 @@ def remeasure(root: Path, meta: dict, ok: list[dict], k: int) -> str:
     pick = np.random.default_rng(0).choice(len(ok), size=min(k, len(ok)), replace=False)
     st = meta["settings"]
     todo = [i for i in pick if ok[i]["id"] not in done]
-    main_refs = [r["latency_ms"] for r in read_refs(root / "reference.jsonl")]  # the dataset's reference timings
+    main_refs = [r["latency_ms"] for r in read_jsonl(root / "reference.jsonl")]  # the dataset's reference timings
     with tempfile.TemporaryDirectory(prefix="nnformer-ref-") as tmp:
         ref = None
         if len(main_refs) >= 2 and todo:
@@ -103,15 +104,10 @@ def remeasure(root: Path, meta: dict, ok: list[dict], k: int) -> str:
     return text + "\n"
 
 
-def read_refs(path: Path) -> list[dict]:
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.is_file() else []
-
-
 def against(root: Path, ok: list[dict], other: Path) -> str:
     """Every model measured in both datasets (the same ids and specs, e.g. the same profile command run twice into
     two directories): the MAPE between the two labels, whole and by tenth of this dataset's measuring order."""
-    theirs = {r["id"]: r for r in map(json.loads, (other / "latency.jsonl").read_text().splitlines())
-              if r.get("status") == "ok"}
+    theirs = {r["id"]: r for r in read_jsonl(other / "latency.jsonl") if r.get("status") == "ok"}
     both = [r for r in ok if r["id"] in theirs]
     if not both:
         return ""
@@ -155,7 +151,7 @@ def reference_drift(root: Path, ok: list[dict]) -> str:
     and the labels' drift over the run once divided by it."""
     from nnformer.latency.profiler import DRIFT_WINDOW_S, drift_factors
 
-    refs = read_refs(root / "reference.jsonl")
+    refs = read_jsonl(root / "reference.jsonl")
     if len(refs) < 2:
         return ""
     lat = np.array([r["latency_ms"] for r in refs])
