@@ -1097,9 +1097,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--methods", help="comma-separated subset of the methods, or 'all' (default: all; with --quick, "
                                      "the methods the paper's claims need: NN-Former with both masks, the plain "
                                      "transformer, GCN, MLP, params, FLOPs; latency: nnformer,gcn,flops-linear (also "
-                                     "nnformer-static, transformer, gcn-static); fewshot: all of nnformer-hw, "
-                                     "nnformer-hw-ft, gcn-hw, "
-                                     "gcn-hw-ft, nnformer-static, flops-linear, flops)")
+                                     "nnformer-static, its ablations transformer-static, global-bgiffn-static, "
+                                     "asma-ffn-static, transformer, gcn-static, layer-lut); fewshot: all of "
+                                     "nnformer-hw, nnformer-hw-ft, gcn-hw, gcn-hw-ft, nnformer-static, flops-linear, "
+                                     "flops)")
     r.add_argument("--ns", help="comma-separated training sizes (default: the paper's; latency: 100,1000; fewshot: "
                                 "10,20,100 target samples)")
     r.add_argument("--devices", help="latency, fewshot: comma-separated HELP devices (default: titan_rtx_256,"

@@ -76,6 +76,29 @@ def test_latency_sweep_stores_runs_and_writes_its_table(data_dir, tmp_path):
     assert (tmp_path / "help-nb201" / "scaled-steps20" / "table_mape.png").stat().st_size > 5000
 
 
+def test_static_ablations_switch_only_masks_and_ffn_and_run_in_a_sweep(data_dir, tmp_path):
+    from nnformer.cli import main
+    from nnformer.harness import methods as hm
+    from nnformer.harness import sweep
+
+    base = hm.LATENCY_METHODS["nnformer-static"][1]
+    for method, switches in {"transformer-static": ("global", "ffn"), "global-bgiffn-static": ("global", "bgiffn"),
+                             "asma-ffn-static": ("paper", "ffn")}.items():
+        over = hm.LATENCY_METHODS[method][1]
+        assert (over["mask_mode"], over["ffn_mode"]) == switches
+        assert {k: v for k, v in over.items() if k not in ("mask_mode", "ffn_mode")} == \
+            {k: v for k, v in base.items() if k not in ("mask_mode", "ffn_mode")}
+        p = hm.predictor_for(method, "scaled", {}, 0, 10, task="latency")
+        assert (p.settings["mask_mode"], p.settings["ffn_mode"]) == switches
+    assert main(["reproduce", "latency", "--devices", "fpga", "--ns", "60", "--seeds", "1", "--methods",
+                 "transformer-static", "--set", "steps=3", "--out", str(tmp_path), "--data-dir", str(data_dir),
+                 "--quiet", "--threads", "1"]) == 0
+    runs = sweep.stored_runs(tmp_path / "help-nb201-fpga" / "scaled-steps3")
+    assert sorted(runs) == [("transformer-static", 60, 0)] and runs["transformer-static", 60, 0]["n_test"] == 15565
+    md = (tmp_path / "help-nb201" / "scaled-steps3" / "table.md").read_text()
+    assert "plain transformer + log FLOPs and params into [CLS] (`transformer-static`) | 60 |" in md
+
+
 @pytest.mark.parametrize("args, needle", [
     (["--devices", "tpu"], "unknown HELP device 'tpu'"),
     (["--methods", "mlp"], "unknown method 'mlp'"),
