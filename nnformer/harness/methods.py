@@ -22,23 +22,25 @@ METHODS: dict[str, tuple[str, dict, str]] = {
 }
 # latency methods: the same networks learning the standardised log latency, and a linear regression of the log
 # latency on the log of static costs (what a FLOPs-based estimate can do when fitted to the device)
+_STATIC = {"graph_features": ("flops", "params")}  # log FLOPs and params into [CLS] (into the pooled nodes for a GCN)
+
+
+def _static(method: str, label: str) -> tuple[str, dict, str]:
+    """``method`` of :data:`METHODS` given the two static costs."""
+    kind, over, _ = METHODS[method]
+    return kind, {**over, **_STATIC}, label
+
+
 LATENCY_METHODS: dict[str, tuple[str, dict, str]] = {
     "nnformer": METHODS["nnformer"],
-    "nnformer-static": ("nnformer", {"mask_mode": "paper", "ffn_mode": "bgiffn", "graph_features": ("flops", "params")},
-                        "NN-Former + log FLOPs and params into [CLS]"),
+    "nnformer-static": _static("nnformer", "NN-Former + log FLOPs and params into [CLS]"),
     "transformer": METHODS["transformer"],
     # NN-Former's ablations with the same two static costs, so that they compare with `nnformer-static`
-    "transformer-static": ("nnformer", {"mask_mode": "global", "ffn_mode": "ffn",
-                                        "graph_features": ("flops", "params")},
-                           "plain transformer + log FLOPs and params into [CLS]"),
-    "global-bgiffn-static": ("nnformer", {"mask_mode": "global", "ffn_mode": "bgiffn",
-                                          "graph_features": ("flops", "params")},
-                             "global attention + BGIFFN + log FLOPs and params into [CLS]"),
-    "asma-ffn-static": ("nnformer", {"mask_mode": "paper", "ffn_mode": "ffn", "graph_features": ("flops", "params")},
-                        "ASMA + FFN + log FLOPs and params into [CLS]"),
+    "transformer-static": _static("transformer", "plain transformer + log FLOPs and params into [CLS]"),
+    "global-bgiffn-static": _static("global-bgiffn", "global attention + BGIFFN + log FLOPs and params into [CLS]"),
+    "asma-ffn-static": _static("asma-ffn", "ASMA + FFN + log FLOPs and params into [CLS]"),
     "gcn": METHODS["gcn"],
-    "gcn-static": ("gcn", {"graph_features": ("flops", "params")},
-                   "GCN + log FLOPs and params added to the pooled nodes"),
+    "gcn-static": _static("gcn", "GCN + log FLOPs and params added to the pooled nodes"),
     "flops-linear": ("linear", {"features": ("flops", "params")}, "linear regression on log FLOPs + log params"),
     # nn-Meter's and HW-NAS-Bench's idea: a network's latency as the sum of one cost per (layer, op)
     "layer-lut": ("lut", {}, "per-layer lookup table: least squares on one-hot (position, op), additive"),
