@@ -12,7 +12,7 @@ killed run, and the curve so far is kept in benchmarks/results/recipe-study/runs
 committed): a run longer than the machine stays up (the released recipe at N=781 took 4.5 h of training here,
 1 thread beside another run) keeps its measured points even when its checkpoint, too large to commit, is gone with
 the machine. `plot` writes benchmarks/results/recipe-study/recipe.md and recipe_curves.png from the stored runs,
-beside the authors' released code's curve at N=156 measured on this kind of machine (docs/NNFORMER.md section 9).
+beside the authors' released code's curve at N=156 measured on this kind of machine (docs/method.md section 9).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ STUDY = RESULTS / "recipe-study"
 RUNS = STUDY / "runs"
 PARTIAL = RUNS / "partial"
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "runs" / "recipe-checkpoints"  # not committed (runs/ is ignored)
-# The released code with the released recipe at N=156, released masks, 2 cores (docs/NNFORMER.md section 9):
+# The released code with the released recipe at N=156, released masks, 2 cores (docs/method.md section 9):
 # (training minutes, tau against the test label, tau against the validation label) after 400/607/1295/3000 epochs.
 AUTHORS_N156 = [(13, 0.773, 0.774), (20, 0.780, 0.782), (43, 0.804, 0.822), (101, 0.800, 0.819)]
 
@@ -232,7 +232,7 @@ def cmd_plot(a) -> None:
         "time excludes the scoring of all cells at each point.",
         "Runs were made two at a time with 1 torch thread each on the 2-core machine, as the reproduce sweeps run.",
         "Reference: the authors' released code and recipe (12 x 160, lr 1e-4, 3,000 epochs, consistency copy,",
-        "released masks) at N=156 on this kind of machine, docs/NNFORMER.md section 9: tau 0.800 (test label) / 0.819",
+        "released masks) at N=156 on this kind of machine, docs/method.md section 9: tau 0.800 (test label) / 0.819",
         "(val label) after 101 min; 0.804 / 0.822 at its best point (1,295 epochs, 43 min).",
         "",
         "| run | N | seed | tau (test label) | tau (val label) | training time | machine, threads |",
@@ -275,7 +275,7 @@ def cmd_plot(a) -> None:
                     label=f"{label(r)}{seed_note(r)} (unfinished)")
         if n == 156:
             ax.plot([m for m, _, _ in AUTHORS_N156], [t for _, t, _ in AUTHORS_N156], marker="s", color="k",
-                    label="released code + recipe (authors, NNFORMER.md s.9)")
+                    label="released code + recipe (authors, method.md s.9)")
         ax.set_xscale("log")
         longest = max([p["seconds"] / 60 for r in runs + partial if r["n"] == n for p in r["curve"]] + [10])
         ticks = [t for t in (0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500) if t <= max(longest, 100 * (n == 156))]
@@ -309,7 +309,7 @@ def main() -> None:
     r.add_argument("--min-epochs", type=int, default=None)
     r.add_argument("--no-bucket", action="store_true", help="mixed-size (padded) batches instead of size buckets")
     r.add_argument("--nb201-graph", choices=["pruned", "full"], default="pruned",
-                   help="NB201 cells as pruned node graphs (default, docs/NNFORMER.md s.1) or the released "
+                   help="NB201 cells as pruned node graphs (default, docs/method.md s.1) or the released "
                         "preprocessing's fixed 8-node graphs with `none` nodes kept")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override any NNFormerConfig or TrainConfig field, e.g. dropout=0 or mlp_ratio=2 (repeatable)")

@@ -8,7 +8,7 @@ Each phase runs in ``--processes`` fresh processes: on a shared 2-core virtual m
 differs from the next by 10-20% (the same code measured 439 and 531 ms/step in two processes a minute apart), so the
 result is the median over processes, printed with the smallest and largest.
 The authors' released code measured 724 ms/step and 756 archs/s on this kind of 2-core machine
-(docs/NNFORMER.md section 9); targets: <= 450 ms/step and >= 1,000 archs/s with identical numerics.
+(docs/method.md section 9); targets: <= 450 ms/step and >= 1,000 archs/s with identical numerics.
 
     python benchmarks/speed.py                       # both phases, writes speed.json (see --out)
     python benchmarks/speed.py --checkpoint P.pt     # also the int8 inference path and its effect on tau

@@ -5,6 +5,8 @@
   then a mean over the nodes and a linear head; graph-level features (``n_graph_features``), when given, are
   projected and added to the mean, as NNLP feeds static features to its head.
 * :class:`MLPRegressor`: an MLP on the one-hot ops and the flattened adjacency, padded to ``max_nodes``.
+* :class:`FlopsLinear`: no network: least squares of log latency on log static costs (FLOPs, parameters, memory
+  traffic), what a FLOPs count can do once fitted to a device.
 
 Zero-cost rankings (parameter count, FLOPs) live in :mod:`nnformer.zero_cost`.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -102,3 +105,30 @@ class MLPRegressor(nn.Module):
         adj = F.pad(batch.adj, (0, n - N, 0, n - N))
         x = torch.cat([ops.flatten(1), adj.flatten(1)], dim=1)
         return self.head(self.body(x)).squeeze(-1) + self.cfg.head_offset
+
+
+class FlopsLinear:
+    """Latency as a power law of static costs: ``log y = w . log_costs + b``, fitted by least squares.
+
+    ``log_costs`` is an (n, k) array of costs already on a log scale (each caller knows whether its costs are raw
+    counts, ``log1p``'d, or stored as logs); labels are positive latencies.
+
+    >>> import numpy as np
+    >>> x = np.log([[1e6], [2e6], [4e6]])
+    >>> round(float(FlopsLinear().fit(x, [1.0, 2.0, 4.0]).predict(np.log([[8e6]]))[0]), 6)
+    8.0
+    """
+
+    def fit(self, log_costs, y) -> "FlopsLinear":
+        x = self._design(log_costs)
+        self.coef_, *_ = np.linalg.lstsq(x, np.log(np.asarray(y, dtype=np.float64)), rcond=None)
+        return self
+
+    def predict(self, log_costs) -> np.ndarray:
+        return np.exp(self._design(log_costs) @ self.coef_)
+
+    @staticmethod
+    def _design(log_costs) -> np.ndarray:
+        x = np.asarray(log_costs, dtype=np.float64)
+        x = x[:, None] if x.ndim == 1 else x
+        return np.column_stack([x, np.ones(len(x))])

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .errors import FeatureWidthError
 from .graph import ArchGraph
 from .vocab import OpVocab, vocab_for
 
@@ -68,13 +69,13 @@ class EncodedGraphs:
         self.depth = np.array([g.depth_value for g in graphs], dtype=np.int64)
         nfeat = {0 if g.features is None else g.features.shape[1] for g in graphs}
         if len(nfeat) > 1:
-            raise ValueError(f"all graphs must have the same number of node features, found {sorted(nfeat)}")
+            raise FeatureWidthError(f"all graphs must have the same number of node features, found {sorted(nfeat)}")
         f = nfeat.pop() if nfeat else 0
         self.features = np.zeros((self.n, nmax, f), dtype=np.float32) if f else None
         widths = {None if g.graph_features is None else len(g.graph_features) for g in graphs}
         if len(widths) > 1:
-            raise ValueError(f"all graphs must have graph features of one width, or none; found "
-                             f"{sorted(widths, key=str)}")
+            raise FeatureWidthError(f"all graphs must have graph features of one width, or none; found "
+                                    f"{sorted(widths, key=str)}")
         self.graph_features = (np.stack([g.graph_features for g in graphs]).astype(np.float32)
                                if graphs and widths != {None} else None)
         for b, g in enumerate(graphs):

@@ -18,10 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .argtypes import OneLineParser, nonneg_int, positive_float, positive_int
+from .argtypes import (OneLineParser, batch_size, int_at_least, nonneg_int, positive_float, positive_int, seed_int,
+                       thread_count)
 from .errors import DataError, NNFormerError, one_line
 from .io import (atomic_path, atomic_write_json, check_output_dir, check_output_file, exclusive_lock,
                  remove_stale_temporaries)
+from .protocols import family_minimum
 from .recipes import DEFAULT_RECIPE, RECIPES
 from .registry import DEFAULT_LATENCY
 
@@ -35,19 +37,16 @@ def _add_correct_drift(p: argparse.ArgumentParser) -> None:
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="directory of the benchmark files (default: $NNFORMER_DATA, then the user "
-                                      "cache); missing files are downloaded from their pinned URLs")
+                                      "cache); missing files are downloaded into it from their pinned URLs "
+                                      "(`nnformer data download` makes a directory that does not exist; other verbs "
+                                      "refuse one, a mistyped path)")
 
 
 def _load_nb201(data_dir):
     from .data.nb201 import SOURCES, load_nb201
-    from .data.registry import download, resolve_data_dir
+    from .data.registry import fetch_missing
 
-    root = resolve_data_dir(data_dir)
-    missing = [n for n in SOURCES if not (root / n).is_file()]
-    if missing:
-        print(f"nnformer: {len(missing)} NAS-Bench-201 file(s) missing in {root}; downloading", file=sys.stderr)
-        download(missing, root)
-    return load_nb201(root)
+    return load_nb201(fetch_missing(list(SOURCES), data_dir))
 
 
 def _evaluate_nb201(pred, table, train_idx=None) -> dict:
@@ -123,57 +122,28 @@ def _accuracy_job(args, seed: int) -> _TrainJob:
 
 
 def _latency_job(args, seed: int) -> _TrainJob:
-    from .data.help import load_help_latency
-    from .protocols import random_split
+    from .latency.sources import load_latency_data, parse_source
+    from .metrics import report
+    from .protocols import calibrated_random_split
 
-    if args.data and os.path.isdir(args.data):
+    src = parse_source(args.data)
+    if src.kind == "dataset":
         return _dataset_job(args)
-    kind, _, device = (args.data or "").partition(":")
-    if kind not in ("help-nb201", "help-fbnet") or not device:
-        raise NNFormerError(f"--task latency needs --data help-nb201:DEVICE or help-fbnet:DEVICE (HELP's latencies) "
-                            f"or a latency dataset directory (`nnformer profile --out DIR`), got {args.data!r}")
-    space = kind.removeprefix("help-")
-    ms = load_help_latency(space, device, args.data_dir)  # an unknown device: one line, before any other data
-    if space == "fbnet":
-        from .harness.spaces import fbnet_graphs
-
-        graphs = fbnet_graphs(args.data_dir)[0]
-    else:
-        graphs = _load_nb201(args.data_dir).graphs
-    if args.n_train >= len(graphs):
-        raise NNFormerError(f"--n-train must be below the {len(graphs):,} architectures, got {args.n_train}")
-    split = random_split(len(graphs), args.n_train, 0, seed=seed)
-    rest = np.setdiff1d(np.arange(len(ms)), split.train)
+    data = load_latency_data(src, args.data_dir)  # an unknown device: one line, before any other data
     # the interval is calibrated on cells not trained on, which then stay out of the test metrics
-    cal = np.sort(np.random.default_rng(seed + 1).choice(rest, min(len(rest) // 2, max(20, args.n_train // 10)),
-                                                         replace=False))
-    split = dataclasses.replace(split, cal=cal)
-    rest = np.setdiff1d(rest, cal)
+    split = calibrated_random_split(len(data.graphs), args.n_train, seed)
+    ms = data.ms
 
     def evaluate(pred, bounds=None):
-        return _latency_metrics(pred[rest], ms[rest], _at(bounds, rest))
+        return report(pred[split.test], ms[split.test], bounds=_at(bounds, split.test))
 
     return _TrainJob(
-        f"HELP {'FBNet' if space == 'fbnet' else 'NB201'} latency on {device}", graphs, ms, split,
-        {"space": f"{kind}-{device}", "split": "random", "n_train": len(split.train), "n_val": 0,
+        src.title, data.graphs, ms, split,
+        {"space": src.name, "split": "random", "n_train": len(split.train), "n_val": 0,
          "n_calibration": len(split.cal)},
         evaluate, _latency_summary,
-        {"true": ms, "xlabel": f"measured latency on {device} (ms)", "ylabel": "predicted latency (ms)",
+        {"true": ms, "xlabel": f"measured latency on {src.device} (ms)", "ylabel": "predicted latency (ms)",
          "name": "MAPE", "key": "mape", "fmt": "{:.2f}%"})
-
-
-def _latency_metrics(p, t, bounds=None) -> dict:
-    """Errors of predictions ``p`` against ``t``; with ``bounds`` (low, high, level) of the same graphs, the
-    coverage and median width (high / low) of the prediction interval."""
-    from .metrics import acc_within, kendall_tau, mape, spearman_rho
-
-    m = {"mape": mape(p, t), "acc10": acc_within(p, t, 0.10), "acc5": acc_within(p, t, 0.05),
-         "tau_test": kendall_tau(p, t), "spearman_test": spearman_rho(p, t), "n_test": len(t)}
-    if bounds is not None:
-        lo, hi, level = bounds
-        m["interval"] = {"level": level, "coverage": float(100 * np.mean((t >= lo) & (t <= hi))),
-                         "median_width_ratio": float(np.median(hi / lo))}
-    return m
 
 
 def _at(bounds, idx):
@@ -188,30 +158,27 @@ def _latency_summary(m: dict) -> str:
                                            if (iv := m.get("interval")) else ""))
 
 
-def _training_set(path, correct_drift: bool = False):
-    from .latency.profiler import load_training_set  # ONNX is imported only for a dataset directory
-
-    return load_training_set(path, correct_drift=correct_drift)
-
-
 def _dataset_job(args) -> _TrainJob:
-    from .metrics import mape
+    from .latency.sources import load_latency_data
+    from .metrics import mape, report
     from .protocols import family_split
 
-    rows, graphs, ms, families = _training_set(args.data, args.correct_drift)
-    split = family_split(families, [r["index"] for r in rows], cal_share=0.1)  # 80 / 10 (interval) / 10
+    data = load_latency_data(args.data, correct_drift=args.correct_drift)
+    graphs, ms, families = data.graphs, data.ms, data.families
+    split = family_split(families, [r["index"] for r in data.rows], cal_share=0.1,  # 80 / 10 (interval) / 10
+                         what=data.source.title)
     fam = np.asarray(families)
 
     def evaluate(pred, bounds=None):
-        m = {**_latency_metrics(pred[split.test], ms[split.test], _at(bounds, split.test)), "unit": "models"}
+        m = {**report(pred[split.test], ms[split.test], bounds=_at(bounds, split.test)), "unit": "models"}
         m["per_family_mape"] = {f: mape(pred[idx], ms[idx])
                                 for f in dict.fromkeys(families) if len(idx := np.intersect1d(
                                     split.test, np.flatnonzero(fam == f)))}
         return m
 
     return _TrainJob(
-        f"latency dataset {args.data}", graphs, ms, split,
-        {"space": f"dir:{args.data}", "split": "family-80/10/10", "n_train": len(split.train), "n_val": 0,
+        data.source.title, graphs, ms, split,
+        {"space": data.source.name, "split": "family-80/10/10", "n_train": len(split.train), "n_val": 0,
          "n_calibration": len(split.cal),
          "families": sorted(set(families)), "correct_drift": bool(args.correct_drift)},
         evaluate, _latency_summary,
@@ -242,11 +209,20 @@ def cmd_train(args) -> int:
         raise NNFormerError(f"--n-train must be below the {NUM_CELLS:,} NAS-Bench-201 cells, got {args.n_train}")
     if args.task == "accuracy" and args.data:
         raise NNFormerError("--data names latency data; accuracy trains on NB201 (--label picks the label)")
+    from .protocols import MIN_TRAIN, MIN_VALIDATION, check_split
+
+    if args.n_train < MIN_TRAIN and not (args.task == "latency" and args.data and os.path.isdir(args.data)):
+        raise NNFormerError(f"--n-train must be at least {MIN_TRAIN}, got {args.n_train}")
+    if args.task == "accuracy" and 0 < args.n_val < MIN_VALIDATION:
+        raise NNFormerError(f"--n-val must be 0 (no validation) or at least {MIN_VALIDATION}, got {args.n_val}")
+    if args.task == "accuracy" and args.n_train + args.n_val > NUM_CELLS:
+        raise NNFormerError(f"--n-train {args.n_train} and --n-val {args.n_val} add up to more than the {NUM_CELLS:,} "
+                            f"NAS-Bench-201 cells: --n-val can be at most {NUM_CELLS - args.n_train:,} here")
     out = check_output_dir(args.out)
     t_start = time.perf_counter()
     seed = predictor.recipe_at(args.n_train).train.seed
     job = _latency_job(args, seed) if args.task == "latency" else _accuracy_job(args, seed)
-    split, graphs, y = job.split, job.graphs, job.y
+    split, graphs, y = check_split(job.split, job.what, calibrate=args.task == "latency"), job.graphs, job.y
     pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
     _, model_cfg, train_cfg = predictor.plan(pick(split.train))
     cal = f", {len(split.cal)} calibrate the interval" if len(split.cal) else ""
@@ -260,7 +236,7 @@ def cmd_train(args) -> int:
             remove_stale_temporaries(out, whole_directory=True)
         predictor.fit(pick(split.train), y[split.train], pick(split.val), y[split.val],
                       checkpoint=out / "checkpoint.pt")
-        if len(split.cal) >= 2:
+        if len(split.cal):  # as many as check_split asks for
             predictor.calibrate(pick(split.cal), y[split.cal])
         if rank != 0:
             return 0  # every rank holds the same weights; rank 0 writes the results
@@ -362,38 +338,25 @@ def cmd_evaluate(args) -> int:
 def _evaluate_latency(args, p) -> int:
     """Errors of a latency predictor on a dataset: every model of a directory (and per family), or every HELP
     cell of a device."""
-    from .metrics import mape
+    from .latency.sources import load_latency_data
+    from .metrics import report
     from .plots import scatter_pred_true
 
     if not args.data:
         raise NNFormerError(f"{args.checkpoint} is a latency predictor: --data help-nb201:DEVICE or a dataset "
                             f"directory says what to evaluate it on")
-    if os.path.isdir(args.data):
-        _, graphs, ms, families = _training_set(args.data, args.correct_drift)
-    else:
-        from .data.help import load_help_latency
+    data = load_latency_data(args.data, args.data_dir, correct_drift=args.correct_drift)
+    graphs, ms, families = data.graphs, data.ms, data.families
+    from .protocols import MIN_TEST
 
-        kind, _, device = args.data.partition(":")
-        if kind not in ("help-nb201", "help-fbnet") or not device:
-            raise NNFormerError(f"--data must be help-nb201:DEVICE, help-fbnet:DEVICE or a dataset directory, got "
-                                f"{args.data!r}")
-        ms = load_help_latency(kind.removeprefix("help-"), device, args.data_dir)
-        if kind == "help-fbnet":
-            from .harness.spaces import fbnet_graphs
-
-            graphs = fbnet_graphs(args.data_dir)[0]
-        else:
-            graphs = _load_nb201(args.data_dir).graphs
-        families = None
+    if len(ms) < MIN_TEST:
+        raise DataError(f"{args.data} holds {len(ms)} measured model{'s' if len(ms) != 1 else ''}; scoring a "
+                        f"predictor ranks at least {MIN_TEST}")
     try:
         pred = p.predict(graphs, progress=not args.quiet)
     except DataError as e:
         raise DataError(f"{args.checkpoint} cannot read these graphs: {e}") from None
-    metrics = _latency_metrics(pred, ms)
-    if families is not None:
-        fam = np.asarray(families)
-        metrics["per_family_mape"] = {f: mape(pred[fam == f], ms[fam == f])
-                                      for f in dict.fromkeys(families)}
+    metrics = report(pred, ms, groups=families)
     if args.plot:
         scatter_pred_true(pred, ms, args.plot, title=f"MAPE {metrics['mape']:.2f}% over {len(ms):,}",
                           xlabel="measured latency (ms)", ylabel="predicted latency (ms)")
@@ -418,17 +381,21 @@ def _predict_models(args, converted: list, names: list[str]) -> int:
         return 0
     for name, r in zip(names, results):
         interval = f" [{r.low:.3f}, {r.high:.3f}] ({100 * r.level:.0f}% interval)" if r.low is not None else ""
-        if interval and not r.coverage.reliable:  # calibrated on models like the training set, not on this one
+        if r.level is not None and not r.coverage.reliable:  # predict_graphs withholds it, --json alike
             interval = " (no interval: the model is mostly operators this predictor never trained on)"
         print(f"{r.ms:.3f} ms{interval}\t{name}")
         print(f"  {r.coverage.describe()}")
     return 0
 
 
+MAX_INPUT_ELEMENTS = 1 << 26  # --input-shape: 67,108,864 elements, 256 MiB of float32 (e.g. 256 x 3 x 256 x 256)
+
+
 def _torch_model(spec: str, shape: str | None):
-    """``module:callable`` -> (the module it returns, its example input shape), importing from the working
-    directory as Python would."""
+    """``module:callable`` or ``path/to/file.py:callable`` -> (the module it returns, its example input shape); a
+    module is imported from the working directory as Python would, a file from its path."""
     import importlib
+    import math
 
     if not shape:
         raise NNFormerError("--torch needs --input-shape (e.g. 1,3,224,224)")
@@ -438,12 +405,21 @@ def _torch_model(spec: str, shape: str | None):
         dims = ()
     if not dims or min(dims) < 1:
         raise NNFormerError(f"--input-shape must be positive integers separated by commas, got {shape!r}")
-    mod_name, _, attr = spec.partition(":")
+    if (n := math.prod(dims)) > MAX_INPUT_ELEMENTS:
+        raise NNFormerError(f"--input-shape {shape} is {n:,} elements ({4 * n / 2**30:,.1f} GiB of float32), above "
+                            f"the {MAX_INPUT_ELEMENTS:,} (256 MiB) an example input may have: the model is run once "
+                            f"on it to export its graph")
+    mod_name, _, attr = spec.rpartition(":")  # the last colon: a Windows path has one of its own
     if not mod_name or not attr:
-        raise NNFormerError(f"--torch must be module:callable (e.g. mymodels:resnet), got {spec!r}")
-    sys.path.insert(0, os.getcwd())
+        raise NNFormerError(f"--torch must be module:callable or path/to/file.py:callable (e.g. mymodels:resnet), "
+                            f"got {spec!r}")
+    from_file = mod_name.endswith(".py") or "/" in mod_name or os.sep in mod_name
+    if from_file and not os.path.isfile(mod_name):
+        raise NNFormerError(f"--torch {spec}: no Python file at {mod_name}")
+    folder = os.path.dirname(os.path.abspath(mod_name)) if from_file else os.getcwd()
+    sys.path.insert(0, folder)  # a file imports its neighbours as it would when run there
     try:
-        obj = importlib.import_module(mod_name)
+        obj = _import_file(mod_name) if from_file else importlib.import_module(mod_name)
         for part in attr.split("."):
             obj = getattr(obj, part)
         model = obj() if callable(obj) and not hasattr(obj, "forward") else obj
@@ -454,12 +430,32 @@ def _torch_model(spec: str, shape: str | None):
     except Exception as e:  # the user's own code failed while building the model
         raise NNFormerError(f"--torch {spec}: building the model failed: {type(e).__name__}: {one_line(e)}") from None
     finally:
-        sys.path.remove(os.getcwd())
+        sys.path.remove(folder)
     import torch
 
     if not isinstance(model, torch.nn.Module):
         raise NNFormerError(f"--torch {spec} gave a {type(model).__name__}, not a torch.nn.Module")
     return model.eval(), dims
+
+
+def _import_file(path: str):
+    """The module of the Python file at ``path`` (run as ``python path`` would import it, under its file name)."""
+    import importlib.util
+
+    name = Path(path).stem
+    if name in sys.modules:  # never shadow a module already imported (a file named json.py, models.py, ...)
+        name = f"nnformer_torch_file_{name}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses, pickling and the like look their module up by name
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    return module
 
 
 def cmd_predict(args) -> int:
@@ -468,35 +464,52 @@ def cmd_predict(args) -> int:
     archs = list(args.archs)
     if args.file:
         try:
-            text = Path(args.file).read_text() if args.file != "-" else sys.stdin.read()
+            text = Path(args.file).read_bytes().decode("utf-8-sig") if args.file != "-" else sys.stdin.read()
         except OSError as e:
             raise DataError(f"cannot read {args.file}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise DataError(f"cannot read {args.file}: not UTF-8 text (byte {e.object[e.start]:#04x}"
+                            + (f" at offset {e.start}" if args.file != "-" else "")
+                            + "); it should hold one arch string or ONNX file a line") from None
         archs += [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if any(not a.strip() for a in archs):
+        raise NNFormerError("an empty architecture was given: pass NB201 arch strings like "
+                            "'|nor_conv_3x3~0|+|none~0|none~1|+|...|' or ONNX files")
     if args.torch:
         if archs:
             raise NNFormerError("give --torch or models / arch strings, not both")
-        from .latency.onnx_graph import torch_to_graph
+        from .latency.predict import to_graph
 
         model, dims = _torch_model(args.torch, args.input_shape)
-        return _predict_models(args, [torch_to_graph(model, dims)], [args.torch])
+        return _predict_models(args, [to_graph(model, dims)], [args.torch])
     if not archs:
         raise NNFormerError("no architectures given: pass arch strings, ONNX files, --torch or --file")
     models = [a for a in archs if not a.startswith("|")]
     if models:
         if len(models) < len(archs):
             raise NNFormerError("give either NB201 arch strings or ONNX files, not both")
-        from .latency.onnx_graph import onnx_to_graph
+        from .latency.predict import to_graph
 
-        return _predict_models(args, [onnx_to_graph(path, args.batch) for path in models], models)
+        return _predict_models(args, [to_graph(path, batch=args.batch) for path in models], models)
     graphs = [arch_to_graph(a) for a in archs]  # validates every string before loading the model
     if not args.checkpoint and not args.predictor:
-        raise NNFormerError("NB201 arch strings need an accuracy predictor: --checkpoint PATH")
+        raise NNFormerError("NB201 arch strings need a predictor of NB201 cells: --checkpoint PATH (an accuracy "
+                            "predictor of `nnformer train`) or --predictor help-nb201-DEVICE (latency)")
     from .registry import load_any
 
-    p = load_any(args.checkpoint or args.predictor)
+    spec = args.checkpoint or args.predictor
+    p = load_any(spec)
+    if p.vocab_.name != "nb201":
+        what = ("a latency predictor of ONNX graphs: give it ONNX files or --torch" if p.vocab_.name == "onnx"
+                else f"a {p.task} predictor of {p.vocab_.name!r} graphs")
+        raise NNFormerError(f"{spec} is {what}; NB201 arch strings need a predictor trained on NB201 cells (an "
+                            f"accuracy predictor of `nnformer train`, or a shipped help-nb201-DEVICE latency "
+                            f"predictor: `nnformer predictors`)")
     pred = p.predict(graphs)
+    unit = (" ms" if p.task == "latency" else "%" if p.scale_ == 0.01 else " (accuracy, a fraction)"
+            if p.scale_ == 1 else " (accuracy, in the unit of the training labels)")
     for a, v in zip(archs, pred):
-        print(f"{v:.4f}\t{a}")
+        print(f"{v:.4f}{unit}\t{a}")
     return 0
 
 
@@ -529,20 +542,28 @@ def cmd_adapt(args) -> int:
 
     from .predictor import check_predictor_dir
 
+    from .protocols import MIN_TRAIN
+
     out = Path(args.out)
+    if args.n is not None and args.n < MIN_TRAIN:
+        raise NNFormerError(f"--n must be at least {MIN_TRAIN} (adapting needs {MIN_TRAIN} measured models), got "
+                            f"{args.n}")
     check_predictor_dir(out, "--out ")  # before any work
     check_output_dir(out.parent if str(out.parent) else ".", "--out's folder")
     base = load_any(args.predictor)
     if base.task != "latency" or base.vocab_.name != "onnx":
         raise NNFormerError(f"{args.predictor} is not a latency predictor of ONNX models")
-    rows, graphs, ms, _ = _training_set(args.profile)
+    from .latency.sources import load_latency_data
+
+    data = load_latency_data(args.profile)
+    graphs, ms = data.graphs, data.ms
     order = np.random.default_rng(args.seed).permutation(len(graphs))
     if args.n is not None:
         if args.n > len(graphs):
             raise NNFormerError(f"--n {args.n}: {args.profile} holds only {len(graphs)} measured models")
         order = order[:args.n]
-    if len(order) < 2:
-        raise NNFormerError(f"{args.profile}: adapting needs at least 2 measured models, found {len(order)}")
+    if len(order) < MIN_TRAIN:
+        raise NNFormerError(f"{args.profile}: adapting needs at least {MIN_TRAIN} measured models, found {len(order)}")
     pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
     before = base.predict(pick(order))
     adapted, info = adapt(base, pick(order), ms[order], steps=args.steps, lr=args.lr, seed=args.seed)
@@ -563,10 +584,11 @@ def cmd_adapt(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from .scoring import score_stream
+    from .scoring import check_scores_file, score_stream
     from .spaces.nb201 import arch_to_graph
 
     check_output_file(args.out)
+    check_scores_file(args.out)  # an earlier scores CSV is replaced; any other file is refused
     p = _load_predictor(args)
     if args.space == "nb201":
         table = _load_nb201(args.data_dir)
@@ -575,8 +597,10 @@ def cmd_score(args) -> int:
                            batch_size=args.batch_size, progress=not args.quiet)
     else:
         from .data.nb101 import load_nb101
+        from .data.registry import fetch_space
         from .spaces.nb101 import spec_to_graph
 
+        fetch_space("nb101", args.data_dir)
         table = load_nb101(args.data_dir)  # the official file when present, else the 2,500-cell subset
         print(f"nnformer score: NAS-Bench-101 source {table.source!r}, {len(table):,} cells", file=sys.stderr)
         items = ((i, str(table.hashes[i])) for i in range(len(table)))  # key = file order, arch = module hash
@@ -587,23 +611,16 @@ def cmd_score(args) -> int:
     return 0
 
 
-def _search_settings(args) -> dict:
-    from .recipes import get_recipe, parse_settings, typed_settings
-
-    settings = typed_settings(parse_settings(args.set))
-    get_recipe(DEFAULT_RECIPE).with_settings(settings)  # an unknown setting or bad value fails before any data
-    return settings
-
-
 def cmd_search(args) -> int:
     """One search: history (resumable) and result under --out."""
+    from .data.registry import fetch_space
     from .search import (SearchConfig, constraint_report, latency_constrained_space, load_search_space,
-                         queries_to_optimum, search)
+                         queries_to_optimum, search, search_settings)
 
     cfg = SearchConfig(method=args.method, queries=args.queries, seed=args.seed, init=args.init,
                        per_round=args.per_round, acquisition=args.acquisition,
                        ensemble=args.ensemble)  # bad values: one line, before data
-    settings = _search_settings(args)
+    settings = search_settings(args.set)
     if (args.max_latency is None) != (args.latency_device is None):
         raise NNFormerError("--max-latency and --latency-device go together (a budget in ms on a HELP device)")
     for flag, value in (("--latency-predictor", args.latency_predictor), ("--latency-bound", args.latency_bound)):
@@ -614,6 +631,7 @@ def cmd_search(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    fetch_space(args.space, args.data_dir)
     space = load_search_space(args.space, args.data_dir, args.dataset)
     if args.max_latency is not None:
         space = latency_constrained_space(space, args.latency_device, args.max_latency, args.latency_predictor,
@@ -658,287 +676,10 @@ def _add_latency_bound(parser) -> None:
                              "met, fewer cells)")
 
 
-def _latency_budgets(text: str) -> list[tuple[str, float]]:
-    """``fpga:3,pixel2:14`` -> ``[("fpga", 3.0), ("pixel2", 14.0)]``; the devices are checked against HELP's."""
-    from .data.help import help_devices
-
-    out = []
-    for item in text.split(","):
-        device, _, ms = item.partition(":")
-        try:
-            budget = float(ms)
-        except ValueError:
-            budget = float("nan")
-        if not 0 < budget < float("inf"):
-            raise NNFormerError(f"--max-latency: expected DEVICE:MS with a positive MS, got {item!r}")
-        if device not in help_devices("nb201"):
-            raise NNFormerError(f"--max-latency: unknown HELP device {device!r}; devices: "
-                                f"{', '.join(help_devices('nb201'))}")
-        out.append((device, budget))
-    return out
-
-
-def _reproduce_search(args) -> int:
-    from .harness import search_sweep
-    from .search import METHODS
-
-    methods = _method_list(args, ",".join(METHODS), METHODS)
-    settings = _search_settings(args)
-    datasets = (args.datasets or "cifar10,cifar100,imagenet16").split(",") if args.space == "nb201" else ["subset"]
-    bad = [d for d in datasets if args.space == "nb201" and d not in ("cifar10", "cifar100", "imagenet16")]
-    if bad:
-        raise NNFormerError(f"unknown NB201 dataset {bad[0]!r}; datasets: cifar10, cifar100, imagenet16")
-    if args.space not in ("nb201", "nb101"):
-        raise NNFormerError("search runs on --space nb201 or nb101")
-    budgets = _latency_budgets(args.max_latency) if args.max_latency else None
-    if budgets and args.space != "nb201":
-        raise NNFormerError("--max-latency needs --space nb201 (HELP measured NAS-Bench-201's cells)")
-    if args.latency_bound and not budgets:
-        raise NNFormerError("--latency-bound needs --max-latency")
-    bound = args.latency_bound or "point"
-    out = Path(args.out)
-    if not args.from_cache:
-        search_sweep.sweep(args.space, datasets, methods, list(range(args.seeds)), args.queries, out, settings,
-                           args.data_dir, jobs=args.jobs, threads=args.threads, progress=not args.quiet,
-                           budgets=budgets, bound=bound)
-    # the tables hold every method and dataset stored (a sweep of one does not drop the others' rows)
-    if args.space == "nb201" and not budgets:
-        datasets = [d for d in ("cifar10", "cifar100", "imagenet16")
-                    if d in datasets or (out / "search-nb201" / d).is_dir()]
-    if budgets:
-        written = search_sweep.write_latency_report(out, args.space, datasets, METHODS, args.queries, budgets,
-                                                    args.command_line, args.data_dir, bound=bound)
-    else:
-        written = search_sweep.write_report(out, args.space, datasets, METHODS, args.queries, args.command_line,
-                                            args.data_dir)
-    for p in written:
-        print(f"wrote {p}")
-    return 0
-
-
 def cmd_reproduce(args) -> int:
-    from .harness import methods as hm
-    from .harness import report, sweep
-    from .harness.spaces import load_space
-    from .recipes import get_recipe, parse_settings, typed_settings
+    from .harness.reproduce import reproduce
 
-    check_output_dir(args.out)
-    if args.task == "search":
-        return _reproduce_search(args)
-    settings = typed_settings(parse_settings(args.set))  # typed: `mlp_ratio=2` and `=2.0` are one setting
-    get_recipe(args.recipe).with_settings(settings)  # an unknown setting or bad value fails before any data is read
-    if args.task == "latency":
-        return _reproduce_latency(args, settings)
-    if args.task == "fewshot":
-        return _reproduce_fewshot(args, settings)
-    if args.task == "networks":
-        return _reproduce_networks(args, settings)
-    if args.space == "fbnet":
-        raise NNFormerError("FBNet has latency measurements only: nnformer reproduce latency|fewshot --space fbnet")
-    if args.methods in (None, "all"):
-        methods = list(hm.QUICK_METHODS if args.quick and args.methods is None else hm.METHODS)
-    else:
-        methods = [m.strip() for m in args.methods.split(",")]
-    unknown = [m for m in methods if m not in hm.METHODS]
-    if unknown:
-        raise NNFormerError(f"unknown method {unknown[0]!r}; known: {', '.join(hm.METHODS)}")
-    space = load_space(args.space, args.data_dir, args.dataset)
-    try:
-        ns = tuple(int(n) for n in args.ns.split(",")) if args.ns else space.ns
-    except ValueError:
-        raise NNFormerError(f"--ns must be comma-separated integers, got {args.ns!r}") from None
-    if args.quick:
-        ns = (space.ns[1], space.ns[3]) if len(space.ns) > 3 else (space.ns[0], space.ns[-1])
-    if any(not 0 < n < len(space.graphs) for n in ns):
-        raise NNFormerError(f"every N must be between 1 and {len(space.graphs) - 1}")
-    seeds = [0] if args.quick else list(range(args.seeds))
-    directory = sweep.run_dir(Path(args.out), space.name, args.recipe, settings)
-    records = sweep.sweep(space, methods, ns, seeds, args.recipe, directory, settings, threads=args.threads,
-                          progress=not args.quiet, jobs=args.jobs, train=not args.from_cache)
-    expected = len(sweep.grid(methods, ns, seeds))
-    summary = report.summarise(records, methods, ns)
-    threads = sorted({t for row in summary.values() for c in row.values() for t in c["threads"]})
-    notes = (f"Runs used {'/'.join(map(str, threads)) or '?'} torch thread(s) each, with {args.jobs} run(s) at a time "
-             f"(seconds per run include that sharing of the CPU). "
-             f"Protocol: TNASP split (first N cells in index order train, the next {space.n_val} validate), "
-             f"Kendall's tau over all {len(space.graphs):,} cells, training cells included. Recipe `{args.recipe}`"
-             + (f" with {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}" if settings else "")
-             + f", {hm.SWEEP_EVALS} validations a run. "
-             f"Each cell of the table comes from the runs stored in `{directory / 'runs.jsonl'}`.")
-    run_s = sum(r["seconds"] for r in records)
-    notes += (f" The {len(records)} runs took {run_s / 3600:.2f} h of run time in all"
-              + (f", {run_s / 3600 / args.jobs:.2f} h of wall time at {args.jobs} at a time." if args.jobs > 1
-                 else "."))
-    if len(records) < expected:
-        notes += (f" **Incomplete: {len(records)} of {expected} runs are stored**; empty cells and k below the seed "
-                  f"count are runs not done yet (the same command without --from-cache runs them).")
-    answers = report.findings(records, ns, space.name)
-    title = f"Accuracy prediction on {space.name}" + (" (--quick)" if args.quick else "")
-    for p in report.write_tables(summary, ns, directory / ("quick" if args.quick else "table"), title,
-                                 args.command_line, notes, answers, records):
-        print(f"wrote {p}")
-    return 0
-
-
-def _method_list(args, default: str, known) -> list[str]:
-    """``--methods`` (or ``default``), each checked against ``known``."""
-    methods = [m.strip() for m in (args.methods or default).split(",")]
-    unknown = [m for m in methods if m not in known]
-    if unknown:
-        raise NNFormerError(f"unknown method {unknown[0]!r}; known: {', '.join(known)}")
-    return methods
-
-
-def _devices_and_ns(args, default_devices: str, default_ns: tuple, least: int) -> tuple[list[str], tuple]:
-    """``--devices`` (HELP devices of ``--space``) and ``--ns`` (sorted; each at least ``least``), checked."""
-    from .data.help import help_devices
-
-    devices = [d.strip() for d in (args.devices or default_devices).split(",")]
-    known = help_devices(args.space)
-    unknown = [d for d in devices if d not in known]
-    if unknown:
-        raise NNFormerError(f"unknown HELP device {unknown[0]!r} for {args.space}; devices: {', '.join(known)}")
-    size = 15625 if args.space == "nb201" else 5000
-    try:
-        ns = tuple(sorted(int(n) for n in args.ns.split(","))) if args.ns else default_ns
-    except ValueError:
-        raise NNFormerError(f"--ns must be comma-separated integers, got {args.ns!r}") from None
-    if any(not least <= n < size for n in ns):
-        raise NNFormerError(f"every N must be at least {least} and below {size}"
-                            + (" (the first N are the reference architectures)" if least > 1 else ""))
-    return devices, ns
-
-
-def _reproduce_latency(args, settings: dict) -> int:
-    from .harness import methods as hm
-    from .harness import report, sweep
-    from .harness.spaces import load_space
-
-    methods = _method_list(args, "nnformer,gcn,flops-linear", hm.LATENCY_METHODS)
-    if args.space not in ("nb201", "fbnet"):
-        raise NNFormerError(f"latency runs on --space nb201 or fbnet (HELP's data), not {args.space}")
-    default = ("titan_rtx_256,gold_6226,fpga,pixel2" if args.space == "nb201"
-               else "fpga,gold_6226,pixel2,titan_rtx_64")
-    devices, ns = _devices_and_ns(args, default, (100, 1000), 1)
-    seeds = list(range(args.seeds))
-    records = []
-    for device in devices:
-        space = load_space(f"help-{args.space}", args.data_dir, device)
-        directory = sweep.run_dir(Path(args.out), space.name, args.recipe, settings)
-        records += sweep.sweep(space, methods, ns, seeds, args.recipe, directory, settings, threads=args.threads,
-                               progress=not args.quiet, jobs=args.jobs, train=not args.from_cache)
-    expected = len(devices) * len(sweep.grid(methods, ns, seeds, "latency"))
-    run_s = sum(r["seconds"] for r in records)
-    what = "FBNet" if args.space == "fbnet" else "NAS-Bench-201"
-    notes = (f"HELP's {what} latencies (ms) per device. Protocol: per device and seed, N architectures drawn at "
-             f"random (seeded) train, every other one tests; no validation set (the last EMA weights are kept). "
-             f"Networks learn the standardised log latency with recipe `{args.recipe}`"
-             + (f" and {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}" if settings else "")
-             + "; `flops-linear` fits log latency to log FLOPs and log parameters on the same N architectures"
-             + (" (FBNet's FLOPs and parameters are computed on the macro network of FBNet's paper at 32x32: "
-                "nnformer.spaces.fbnet)" if args.space == "fbnet" else "") + ". "
-             f"The {len(records)} runs took {run_s / 3600:.2f} h of run time in all, at most {args.jobs} at a time.")
-    if len(records) < expected:
-        notes += f" **Incomplete: {len(records)} of {expected} runs are stored.**"
-    base = sweep.run_dir(Path(args.out), f"help-{args.space}", args.recipe, settings) / "table"
-    for p in report.write_latency_tables(records, base, f"Latency prediction on HELP's {what} devices",
-                                         args.command_line, notes):
-        print(f"wrote {p}")
-    return 0
-
-
-def _reproduce_fewshot(args, settings: dict) -> int:
-    from .harness import fewshot, report
-
-    methods = [m.strip() for m in (args.methods or ",".join(fewshot.FEWSHOT_METHODS)).split(",")]
-    fewshot.jobs_for(methods)  # an unknown method fails before any data is read
-    if args.space not in ("nb201", "fbnet"):
-        raise NNFormerError(f"the few-shot protocol runs on --space nb201 or fbnet (HELP's data), not {args.space}")
-    space_name = f"help-{args.space}"
-    split = fewshot.HELP_FBNET_DEVICES if args.space == "fbnet" else fewshot.HELP_NB201_DEVICES
-    test = split["test"]
-    devices = [d.strip() for d in (args.devices or ",".join(test)).split(",")]
-    bad = [d for d in devices if d in {*split["train"], *split["val"]}]
-    if bad:
-        raise NNFormerError(f"{bad[0]} is a meta-training or meta-validation device; few-shot test devices: "
-                            f"{', '.join(test)} (or another HELP device outside the meta split)")
-    devices, ns = _devices_and_ns(args, ",".join(test), (10, 20, 100), fewshot.N_REFERENCES)
-    space = fewshot.load_device_space(space_name, args.data_dir)
-    directory = Path(args.out) / f"{space_name}-fewshot" / _tag(args.recipe, settings)
-    records = fewshot.sweep(space, methods, ns, list(range(args.seeds)), devices, args.recipe, directory, settings,
-                            threads=args.threads, progress=not args.quiet, jobs=args.jobs, train=not args.from_cache)
-    meta = sorted({round(r["meta_seconds"]) for r in records if "meta_seconds" in r})
-    what = "FBNet" if args.space == "fbnet" else "NAS-Bench-201"
-    notes = (f"HELP's cross-device few-shot protocol on {what}. Meta-training devices "
-             f"({fewshot.META_PER_DEVICE[space_name]} random architectures each): "
-             + ", ".join(space.devices["train"]) + "; meta-validation (200 each, picks the EMA weights): "
-             + ", ".join(space.devices["val"]) + f". A device enters as the z-scored log latencies of "
-             f"{fewshot.N_REFERENCES} reference cells (drawn per seed; they are the first of the N target samples), "
-             f"fed with standardised log FLOPs and params as graph-level features; labels are log latencies z-scored "
-             f"by the references. `-ft` methods fine-tune on the N samples ({fewshot.FINETUNE_STEPS} steps). "
-             f"Tested on every cell outside the first {max(ns)} target samples of the seed. Recipe `{args.recipe}`"
-             + (f" with {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}" if settings else "")
-             + (f"; one meta-training took {min(meta)}-{max(meta)} s" if meta else "")
-             + f". Runs are stored in `{directory / 'runs.jsonl'}`.\n\n"
-             + "Targets (Spearman with 10 samples above HELP's mean over its test devices, HELP "
-             + ", ".join(f"{d} {v:.3f}" for d, v in fewshot.HELP_ANCHOR[space_name].items())
-             + ", and above FLOPs on each device):\n"
-             + "\n".join(line for m in ("nnformer-hw", "nnformer-hw-ft") if m in methods
-                         for line in fewshot.targets(records, space_name, m)))
-    for p in report.write_latency_tables(records, directory / "table", f"Few-shot latency on a new device "
-                                         f"(HELP's {what} protocol)", args.command_line, notes,
-                                         metric_plot="spearman_test"):
-        print(f"wrote {p}")
-    return 0
-
-
-def _reproduce_networks(args, settings: dict) -> int:
-    from .harness import networks
-
-    methods = _method_list(args, "nnformer,gcn-static,flops-linear", networks.METHODS)
-    protocols = [p.strip() for p in (args.protocols or "in-domain,ood").split(",")]
-    bad = [p for p in protocols if p not in networks.PROTOCOLS]
-    if bad:
-        raise NNFormerError(f"unknown protocol {bad[0]!r}; protocols: {', '.join(networks.PROTOCOLS)}")
-    if not args.data or not os.path.isdir(args.data):
-        raise NNFormerError(f"--data must be a latency dataset directory (`nnformer profile --out DIR`), got "
-                            f"{args.data!r}")
-    recipe = "networks" if args.recipe == DEFAULT_RECIPE else args.recipe
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    data = _training_set(args.data, args.correct_drift)
-    families = [f.strip() for f in args.families.split(",")] if args.families else None
-    missing = [f for f in families or [] if f not in set(data[3])]
-    if missing:
-        raise NNFormerError(f"no model of family {missing[0]!r} in {args.data}")
-    corrected = "-drift-corrected" if args.correct_drift else ""
-    directory = Path(args.out) / f"networks-{Path(args.data).name}{corrected}" / _tag(recipe, settings)
-    records = networks.sweep(data, methods, protocols, list(range(args.seeds)), recipe, directory, settings,
-                             progress=not args.quiet, train=not args.from_cache, families=families, jobs=args.jobs,
-                             path=args.data, correct_drift=args.correct_drift)
-    run_s = sum(r["seconds"] for r in records)
-    notes = (f"Dataset `{args.data}` ({len(data[2]):,} models, {len(set(data[3]))} families"
-             + (", every label divided by the host's speed when it was measured (`--correct-drift`: the reference "
-                "network's latency at the label's time, a rolling median of its timings, over their median)"
-                if args.correct_drift
-                else "") + f"). Recipe `{recipe}`"
-             + (f" with {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}" if settings else "")
-             + f"; networks learn the standardised log latency from node features (op attributes, shapes, "
-             f"per-node FLOPs/params/memory) and static features. The {len(records)} runs took "
-             f"{run_s / 3600:.2f} h of run time, at most {args.jobs} at a time. Runs are stored in "
-             f"`{directory / 'runs.jsonl'}`. "
-             f"The paper's column is NN-Former on NNLQ (a GPU with TensorRT): another dataset and device.")
-    for p in networks.write_tables(records, directory / "table", args.command_line, notes, sorted(set(data[3]))):
-        print(f"wrote {p}")
-    return 0
-
-
-def _tag(recipe: str, settings: dict) -> str:
-    from .harness.sweep import recipe_tag
-
-    return recipe_tag(recipe, settings)
+    return reproduce(args)
 
 
 def cmd_data(args) -> int:
@@ -964,8 +705,8 @@ def cmd_data(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="nnformer", description="Predict the accuracy of neural architectures "
-                           "with NN-Former (sibling-aware graph transformer, CVPR 2025).")
+    parser = OneLineParser(prog="nnformer", description="Predict the accuracy and latency of neural "
+                           "architectures with NN-Former (sibling-aware graph transformer, CVPR 2025).")
     parser.add_argument("--version", action="version", version=f"nnformer {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -981,7 +722,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", metavar="help-nb201:DEVICE|DIR",
                    help="latency data: help-nb201:DEVICE, a device of `nnformer data verify` (e.g. help-nb201:fpga), "
                         "or a dataset directory written by `nnformer profile` (per family, the first 80%% of the "
-                        "models train, the next 10%% calibrate the prediction interval and the last 10%% test)")
+                        "models train, the next 10%% calibrate the prediction interval and the last 10%% test; a "
+                        f"family needs at least {sum(family_minimum(2, 0.1))} models, "
+                        f"{sum(family_minimum(1, 0.1))} when it is the only one)")
     t.add_argument("--n-train", type=positive_int, default=781, help="training cells (default 781 = 5%%)")
     t.add_argument("--n-val", type=nonneg_int, default=1024, help="validation cells (default 1024)")
     t.add_argument("--split", choices=["tnasp", "random"], default="tnasp")
@@ -995,7 +738,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "batch_size, seed, w_rank, w_cons, amp, ...) or steps / epochs / evals")
     t.add_argument("--out", required=True, help="output directory (checkpoint, predictor.pt, metrics.json, plot)")
     t.add_argument("--device", help="cpu (default) or cuda / cuda:N")
-    t.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    t.add_argument("--threads", type=thread_count, help="torch CPU threads")
     _add_correct_drift(t)
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_dir(t)
@@ -1017,19 +760,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict NAS-Bench-201 arch strings, or the latency of ONNX models, with a "
                                        "saved predictor",
-                       description="Prints one line per architecture: prediction<TAB>arch string; for ONNX files "
-                                   "and a latency predictor: milliseconds<TAB>file, and a note naming operators the "
-                                   "predictor does not know.")
+                       description="Prints one line per architecture: the prediction with its unit (%% for "
+                                   "accuracy, ms for latency)<TAB>arch string; for ONNX files and a latency "
+                                   "predictor: milliseconds<TAB>file, and a note naming operators the predictor "
+                                   "does not know.")
     p.add_argument("archs", nargs="*", help="arch strings like '|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|', "
                                             "or ONNX files (weight-stripped ones too)")
-    p.add_argument("--batch", type=positive_int, help="ONNX: batch size for a symbolic batch dimension (default 1)")
+    p.add_argument("--batch", type=batch_size, help="ONNX: batch size for a symbolic batch dimension (default 1)")
     p.add_argument("--file", help="file with one arch string per line ('-' = stdin)")
     p.add_argument("--checkpoint", help="a saved predictor: a .pt file or a predictor directory")
     p.add_argument("--predictor", metavar="NAME[@VERSION]|DIR",
                    help="a shipped predictor (`nnformer predictors`) or a predictor directory (`nnformer adapt`); "
                         f"ONNX models default to the shipped {DEFAULT_LATENCY}")
     p.add_argument("--torch", metavar="MODULE:CALLABLE", help="a PyTorch model instead of files: the callable (or "
-                   "module attribute) returns a torch.nn.Module; exported to ONNX in memory with --input-shape")
+                   "module attribute) returns a torch.nn.Module; exported to ONNX in memory with --input-shape. "
+                   "MODULE is imported from the working directory as Python would, or is a file: "
+                   "path/to/models.py:resnet")
     p.add_argument("--input-shape", metavar="N,C,H,W", help="example input shape for --torch (e.g. 1,3,224,224)")
     p.add_argument("--json", action="store_true", help="ONNX / --torch: print the predictions as JSON")
     p.set_defaults(func=cmd_predict)
@@ -1051,10 +797,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--profile", required=True, metavar="DIR", help="measurements: a `nnformer profile --out` directory")
     a.add_argument("--out", required=True, metavar="DIR", help="the new predictor directory")
     a.add_argument("--n", type=positive_int, help="use N measurements of the directory, drawn at random (default: all)")
-    a.add_argument("--steps", type=nonneg_int, default=100,
+    a.add_argument("--steps", type=int_at_least(0, 1_000_000), default=100,
                    help="fine-tuning steps after the scale correction (default 100; 0: the correction alone)")
-    a.add_argument("--lr", type=float, help="learning rate (default: the predictor's training rate)")
-    a.add_argument("--seed", type=nonneg_int, default=0)
+    a.add_argument("--lr", type=positive_float, help="learning rate (default: the predictor's training rate)")
+    a.add_argument("--seed", type=seed_int, default=0)
     a.add_argument("--name", help="the new predictor's name (default: the --out folder's name)")
     a.add_argument("--version", default="1", help="the new predictor's version (default 1)")
     a.set_defaults(func=cmd_adapt)
@@ -1065,7 +811,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--space", choices=["nb201", "nb101"], default="nb201")
     s.add_argument("--checkpoint", required=True,
                    help="a saved predictor (.pt or directory) or a shipped one's NAME[@VERSION]")
-    s.add_argument("--out", required=True, help="output CSV")
+    s.add_argument("--out", required=True, help="output CSV (a new file, or an earlier scores CSV to replace)")
     s.add_argument("--chunk", type=positive_int, default=8192, help="architectures converted and scored at a time")
     s.add_argument("--batch-size", type=positive_int, default=2048)
     s.add_argument("--device", help="where the network runs: cpu (default), cuda or cuda:N")
@@ -1106,7 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--devices", help="latency, fewshot: comma-separated HELP devices (default: titan_rtx_256,"
                                      "gold_6226,fpga,"
                                      "pixel2, HELP's test devices that the data holds)")
-    r.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell (default 3)")
+    r.add_argument("--seeds", type=int_at_least(1, 1000), default=3, help="seeds per cell (default 3)")
     r.add_argument("--quick", action="store_true", help="one seed, two N, no ablations (about 6 min on 2 cores "
                                                         "with --jobs 2)")
     r.add_argument("--recipe", choices=sorted(RECIPES), default=DEFAULT_RECIPE)
@@ -1116,8 +862,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="nnformer-results",
                    help="results directory: <out>/<space>/<recipe>/ holds runs.jsonl and the tables "
                         "(default: ./nnformer-results)")
-    r.add_argument("--threads", type=positive_int, help="torch threads per run")
-    r.add_argument("--jobs", type=positive_int, default=1, help="parallel single-threaded runs (default 1)")
+    r.add_argument("--threads", type=thread_count, help="torch threads per run")
+    r.add_argument("--jobs", type=thread_count, default=1, help="parallel single-threaded runs (default 1)")
     r.add_argument("--max-latency", metavar="DEVICE:MS[,...]",
                    help="search on nb201: every search under each of these latency budgets on HELP devices (latency "
                         "predicted by the shipped help-nb201-DEVICE), e.g. fpga:3,pixel2:14")
@@ -1140,7 +886,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="NB201 labels (default cifar10)")
     se.add_argument("--method", default="nnformer", help="nnformer (default), gcn, random or evolution")
     se.add_argument("--queries", type=positive_int, default=150, help="query budget (default 150)")
-    se.add_argument("--seed", type=nonneg_int, default=0)
+    se.add_argument("--seed", type=seed_int, default=0)
     se.add_argument("--init", type=positive_int, default=10, help="random cells queried first (default 10)")
     se.add_argument("--per-round", type=positive_int, default=10, help="cells queried per round (default 10)")
     se.add_argument("--acquisition", choices=["space", "mutation"], default="space",
@@ -1161,7 +907,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "checkpoint (default: the shipped help-nb201-DEVICE, shipped for fpga and pixel2)")
     _add_latency_bound(se)
     se.add_argument("--out", required=True, help="directory for history.jsonl and result.json")
-    se.add_argument("--threads", type=positive_int, help="torch threads")
+    se.add_argument("--threads", type=thread_count, help="torch threads")
     se.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_dir(se)
     se.set_defaults(func=cmd_search)
@@ -1185,16 +931,20 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, or a usage error (already printed): its exit code
         return e.code if isinstance(e.code, int) else 2
     args.command_line = "nnformer " + " ".join(sys.argv[1:] if argv is None else argv)
+    from .harness.engine import stop_on_sigterm
+
     try:
-        if getattr(args, "correct_drift", False) and not (args.data and os.path.isdir(args.data)):
-            raise NNFormerError(f"--correct-drift needs a latency dataset directory as --data (`nnformer profile "
-                                f"--out DIR`), got {args.data!r}")
-        return args.func(args)
+        with stop_on_sigterm():  # SIGTERM stops a command as Ctrl-C does
+            if getattr(args, "correct_drift", False) and not (args.data and os.path.isdir(args.data)):
+                raise NNFormerError(f"--correct-drift needs a latency dataset directory as --data (`nnformer "
+                                    f"profile --out DIR`), got {args.data!r}")
+            return args.func(args)
     except NNFormerError as e:
         print(f"nnformer: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("nnformer: interrupted (rerun the same command to resume)", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        done = f": {e}" if str(e) else ""  # a sweep says how much it stored
+        print(f"nnformer: interrupted{done}; rerun the same command to resume", file=sys.stderr)
         return 130
 
 

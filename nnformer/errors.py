@@ -43,6 +43,10 @@ class DataError(NNFormerError):
     """A data file is missing, altered (sha256 mismatch), corrupt, or holds an invalid label."""
 
 
+class FeatureWidthError(DataError, ValueError):
+    """Graphs used together carry node (or graph-level) features of different widths: they cannot be batched."""
+
+
 class CheckpointError(NNFormerError):
     """A checkpoint cannot be read or does not describe a model nnformer can rebuild."""
 

@@ -1,7 +1,7 @@
 """Architectures as directed acyclic graphs, and the ASMA attention masks of NN-Former.
 
 A node is an operation, an edge is data flow: ``adj[i, j] = 1`` means an edge ``i -> j``. The four ASMA masks
-(NN-Former, section 3 of docs/NNFORMER.md) are built from the node graph alone::
+(NN-Former, docs/method.md section 3) are built from the node graph alone::
 
     I + A       a node sees itself and its successors
     I + A^T     ... its predecessors

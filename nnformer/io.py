@@ -95,14 +95,22 @@ def remove_stale_temporaries(target: str | os.PathLike, whole_directory: bool = 
     return n
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """The records of a JSON-lines file (gzip-compressed when the name ends in ``.gz``).
+def read_jsonl(path: str | os.PathLike, strict: bool = False) -> list[dict]:
+    """The records of a JSON-lines file (gzip-compressed when the name ends in ``.gz``); a missing file has none.
 
-    A torn last line of a plain file (a writer killed mid-line) is skipped; any other line that is not JSON, or
-    any damage in a ``.gz`` file (only ever written whole), is a :class:`~nnformer.errors.DataError`."""
+    A torn last line of a plain file (a writer killed mid-line) is skipped: what an append-only store that resumes
+    wants. ``strict=True`` (a dataset read to train or evaluate on) refuses it instead, and every line must be a JSON
+    object. Any other line that is not JSON, or any damage in a ``.gz`` file (only ever written whole), is a
+    :class:`~nnformer.errors.DataError` naming the file and line."""
+    return [rec for _, rec in read_jsonl_numbered(path, strict)]
+
+
+def read_jsonl_numbered(path: str | os.PathLike, strict: bool = False) -> list[tuple[int, dict]]:
+    """:func:`read_jsonl`'s records with their line numbers (from 1), for messages that point at a line."""
     import gzip
+    import zlib
 
-    from .errors import DataError
+    from .errors import DataError, one_line
 
     path = Path(path)
     if not path.is_file():
@@ -111,18 +119,24 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
         with (gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else
               open(path, encoding="utf-8")) as f:
             lines = f.read().splitlines()
-    except (OSError, EOFError, UnicodeDecodeError) as e:
-        raise DataError(f"cannot read {path}: {e}") from None
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+        raise DataError(f"cannot read {path}: {type(e).__name__}: {one_line(e)}") from None
     out = []
     for k, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
+            rec = json.loads(line)
         except json.JSONDecodeError:
             if k == len(lines) - 1 and path.suffix != ".gz":
-                break  # torn tail: cut by the next append
+                if not strict:
+                    break  # torn tail: cut by the next append
+                raise DataError(f"{path}: line {k + 1}, the last, is cut short (a writer killed mid-line, or a "
+                                f"partial copy)") from None
             raise DataError(f"{path}: line {k + 1} is not JSON (file damaged?)") from None
+        if strict and not isinstance(rec, dict):
+            raise DataError(f"{path}: line {k + 1} is not a JSON object")
+        out.append((k + 1, rec))
     return out
 
 

@@ -1,4 +1,4 @@
-"""Ranking and regression metrics of predictor papers (docs/NNFORMER.md section 7).
+"""Ranking and regression metrics of predictor papers (docs/method.md section 7).
 Inputs are checked (equal length, at least 2 values, finite) so a NaN never turns into a silent NaN metric.
 """
 
@@ -60,3 +60,30 @@ def top_k_precision(pred, true, k: int) -> float:
     top_p = set(np.argsort(-p, kind="stable")[:k].tolist())
     top_t = set(np.argsort(-t, kind="stable")[:k].tolist())
     return len(top_p & top_t) / k
+
+
+def report(pred, true, groups=None, bounds=None, ranking_only: bool = False) -> dict:
+    """The metrics every latency table and record carries: MAPE, Acc(10%), Acc(5%), Kendall's tau, Spearman and
+    the number of test models, under the keys the result stores use.
+
+    ``groups`` (one label per model, e.g. its family): MAPE per group as ``per_family_mape``, in order of first
+    appearance. ``bounds`` ``(low, high, level)`` of a prediction interval: its coverage (% of ``true`` inside) and
+    median width (high / low). ``ranking_only``: ``pred`` is a score, not a latency (a FLOPs count): the errors are
+    NaN and only the rank correlations count.
+
+    >>> report([1.0, 2.0, 4.0], [1.0, 2.0, 5.0])["acc10"]
+    66.66666666666666
+    """
+    p, t = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
+    nan = float("nan")
+    m = {"mape": nan if ranking_only else mape(p, t), "acc10": nan if ranking_only else acc_within(p, t, 0.10),
+         "acc5": nan if ranking_only else acc_within(p, t, 0.05), "tau_test": kendall_tau(p, t),
+         "spearman_test": spearman_rho(p, t), "n_test": len(t)}
+    if groups is not None:
+        g = np.asarray(groups)
+        m["per_family_mape"] = {f: mape(p[g == f], t[g == f]) for f in dict.fromkeys(g.tolist())}
+    if bounds is not None:
+        lo, hi, level = bounds
+        m["interval"] = {"level": level, "coverage": float(100 * np.mean((t >= lo) & (t <= hi))),
+                         "median_width_ratio": float(np.median(hi / lo))}
+    return m

@@ -1,6 +1,6 @@
 """NN-Former: tokens -> ASMA (token mixer) -> BGIFFN (channel mixer) -> block -> encoder -> head.
 
-Follows docs/NNFORMER.md sections 2-5. Ablations and baselines are switches on these modules:
+Follows docs/method.md sections 2-5. Ablations and baselines are switches on these modules:
 ``mask_mode`` picks the attention masks and ``ffn_mode`` the channel mixer.
 
 Example:
@@ -60,7 +60,12 @@ class NNFormerConfig:
         for name, ok, want in [("n_layers", self.n_layers >= 1, "at least 1"), ("dim", self.dim >= 1, "at least 1"),
                                ("mlp_ratio", self.mlp_ratio > 0, "positive"),
                                ("dropout", 0 <= self.dropout < 1, "in [0, 1)"),
-                               ("drop_path", 0 <= self.drop_path < 1, "in [0, 1)")]:
+                               ("drop_path", 0 <= self.drop_path < 1, "in [0, 1)"),
+                               ("n_op_types", self.n_op_types >= 1, "at least 1"),
+                               ("n_depth", self.n_depth >= 1, "at least 1"),
+                               ("n_features", self.n_features >= 0, "non-negative"),
+                               ("feature_freqs", self.feature_freqs >= 0, "non-negative"),
+                               ("n_graph_features", self.n_graph_features >= 0, "non-negative")]:
             if not ok:
                 raise ValueError(f"{name} must be {want}, got {getattr(self, name)!r}")
         if self.n_heads <= 0 or self.n_heads % 4:

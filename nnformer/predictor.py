@@ -35,9 +35,11 @@ from .errors import CheckpointError, DataError, one_line
 from .graph import ArchGraph
 from .io import atomic_torch_save, sha256_of
 from .model import build_model, model_types
+from .protocols import MIN_CALIBRATION, MIN_TRAIN, MIN_VALIDATION
 from .recipes import DEFAULT_RECIPE, Recipe, RecipeError, get_recipe
 from .targets import TASKS, Target
-from .train import TrainConfig, TrainResult, checkpoint_header, fit, load_checkpoint, predict_encoded
+from .train import (CHECKPOINT_FORMAT, TrainConfig, TrainResult, checkpoint_header, fit, load_checkpoint,
+                    predict_encoded)
 from .vocab import OpVocab, vocab_for
 
 
@@ -174,10 +176,15 @@ class Predictor:
 
         ``checkpoint``: a training checkpoint, written at every validation and resumed from when it exists.
         ``on_eval(record, ema_model)``: called at every validation (its time is not counted as training time).
+        At least :data:`~nnformer.protocols.MIN_TRAIN` training graphs, and no validation graph or at least
+        :data:`~nnformer.protocols.MIN_VALIDATION`, else a :class:`DataError` before any work.
         """
         y = _labels(y, len(graphs), "training set")
-        if len(graphs) < 2:
-            raise DataError("need at least 2 training graphs")
+        if len(graphs) < MIN_TRAIN:
+            raise DataError(f"need at least {MIN_TRAIN} training graphs, got {len(graphs)}")
+        if val_graphs is not None and 0 < len(val_graphs) < MIN_VALIDATION:
+            raise DataError(f"need no validation graph or at least {MIN_VALIDATION}, got {len(val_graphs)} (one graph "
+                            f"cannot be ranked to pick the best weights)")
         vocab = self.vocab or vocab_for(g.ops for g in graphs)
         target = Target.for_labels(self.task, y, self.target_scale)
         data = EncodedGraphs(graphs, vocab)
@@ -219,6 +226,8 @@ class Predictor:
         if steps < 1:
             raise DataError(f"steps must be at least 1, got {steps}")
         y = _labels(y, len(graphs), "fine-tuning set")
+        if len(graphs) < MIN_TRAIN:
+            raise DataError(f"need at least {MIN_TRAIN} fine-tuning graphs, got {len(graphs)}")
         data = self.encode(graphs)
         self._check_graph_features(data)
         tc = self.train_config_
@@ -291,8 +300,8 @@ class Predictor:
             raise DataError(f"level must be between 0 and 1, got {level}")
         n = len(graphs)
         y = _labels(y, n, "calibration set")
-        if n < 2:
-            raise DataError("need at least 2 calibration graphs")
+        if n < MIN_CALIBRATION:
+            raise DataError(f"need at least {MIN_CALIBRATION} calibration graphs, got {n}")
         pred = self.predict(graphs)
         err = np.abs(np.log(pred) - np.log(y)) if self.target_.kind == "log" else np.abs(pred - y)
         rank = min(int(np.ceil((n + 1) * level)), n)
@@ -361,9 +370,11 @@ class Predictor:
         """Write the fitted predictor atomically.
 
         A path ending in ``.pt`` gets one PyTorch file (recipe, vocabulary, EMA weights, target transform, history;
-        read back with ``torch.load(weights_only=True)``). Any other path is a directory in the portable form that
+        read back with ``torch.load(weights_only=True)``; every member of the archive, settings and weights alike,
+        carries a CRC-32 that is checked before it is read). Any other path is a directory in the portable form that
         shipped predictors use: ``weights.safetensors`` and ``config.json`` (everything else, plain JSON, with the
-        weights' sha256, and ``card``: a name, version and description, for predictors meant to be shared).
+        weights' sha256, the sha256 of the config itself, and ``card``: a name, version and description, for
+        predictors meant to be shared).
         """
         self._check_fitted()
         if Path(path).suffix == ".pt":
@@ -374,13 +385,22 @@ class Predictor:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Predictor":
         """Rebuild a predictor saved by :meth:`save` (a ``.pt`` file, the predictor inside a training checkpoint,
-        or a predictor directory); never executes code. A directory's weights must match the sha256 in its
-        ``config.json``."""
+        or a predictor directory); never executes code. A directory's ``config.json`` must match the sha256 it
+        records of itself, and its weights the sha256 it records of them."""
         ck = _load_dir(Path(path)) if Path(path).is_dir() else load_checkpoint(path)
         return cls._from_checkpoint(ck, path)
 
     @classmethod
     def _from_checkpoint(cls, ck: dict, path) -> "Predictor":
+        try:
+            return cls._rebuild(ck, path)
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            # a checkpoint or config whose digests hold but whose structure does not (written by other code)
+            raise CheckpointError(f"{path}: not a predictor this nnformer can rebuild ({type(e).__name__}: "
+                                  f"{one_line(e)})") from None
+
+    @classmethod
+    def _rebuild(cls, ck: dict, path) -> "Predictor":
         kind = ck.get("model_type", "nnformer")
         if kind not in model_types():
             raise CheckpointError(f"{path}: unknown network type {kind!r}")
@@ -403,7 +423,9 @@ class Predictor:
         p.recipe = rec.get("name", DEFAULT_RECIPE)
         p.model_, p.model_config_, p.train_config_, p.vocab_ = model, mc, tc, vocab
         p.target_ = Target.from_dict(ck.get("target"), str(path))
-        p.header_ = {k: ck[k] for k in ck if k not in ("model", "history", "train_state", "weights", "card")}
+        p.header_ = {k: ck[k] for k in ck if k not in ("model", "history", "train_state", "weights", "card",
+                                                       CONFIG_DIGEST)}
+        p.header_["format"] = CHECKPOINT_FORMAT  # a directory's config says its own format: saved as .pt, it is this
         p.history_ = ck.get("history") or []
         p.card_ = dict(ck.get("card") or {})
         return p
@@ -411,6 +433,17 @@ class Predictor:
 
 DIR_FORMAT = "nnformer-predictor-dir-1"
 WEIGHTS_FILE, CONFIG_FILE = "weights.safetensors", "config.json"
+CONFIG_DIGEST = "config_sha256"  # the key of config.json that holds the sha256 of the rest of it
+
+
+def config_digest(config: Mapping[str, Any]) -> str:
+    """The sha256 of a predictor directory's config without its :data:`CONFIG_DIGEST` key, in canonical JSON (keys
+    sorted, no spaces): a changed value changes it; a changed layout of the file does not."""
+    import hashlib
+    import json
+
+    rest = {k: v for k, v in config.items() if k != CONFIG_DIGEST}
+    return hashlib.sha256(json.dumps(rest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def check_predictor_dir(path: Path, what: str = "") -> None:
@@ -439,6 +472,8 @@ def _save_dir(p: Predictor, path: Path, card: dict) -> Path:
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": DIR_FORMAT})
         config = {**p.header_, "format": DIR_FORMAT, "card": card, "history": p.history_,
                   "weights": {"file": WEIGHTS_FILE, "sha256": sha256_of(tmp / WEIGHTS_FILE)}}
+        config = json.loads(json.dumps(config))  # as it will be read back (tuples as lists, keys as strings)
+        config[CONFIG_DIGEST] = config_digest(config)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=1) + "\n")
         umask = os.umask(0)
         os.umask(umask)
@@ -460,8 +495,8 @@ def _save_dir(p: Predictor, path: Path, card: dict) -> Path:
 
 
 def _load_dir(path: Path) -> dict:
-    """A predictor directory's config.json and weights, checked: the weights file's sha256 must be the one the
-    config names before it is parsed."""
+    """A predictor directory's config.json and weights, checked: the config must match the sha256 it records of
+    itself, and the weights file the sha256 the config names, before the weights are parsed."""
     import json
 
     from safetensors import SafetensorError
@@ -476,7 +511,16 @@ def _load_dir(path: Path) -> dict:
         raise CheckpointError(f"cannot read {cfg_path}: {one_line(e)}") from None
     if not isinstance(config, dict) or config.get("format") != DIR_FORMAT:
         raise CheckpointError(f"{cfg_path}: not a predictor config (format {DIR_FORMAT!r} expected)")
+    if CONFIG_DIGEST not in config:
+        raise CheckpointError(f"{cfg_path} records no sha256 of itself ({CONFIG_DIGEST!r}), so its settings cannot "
+                              f"be checked: restore the file, or save the predictor again with this nnformer "
+                              f"(`Predictor.save(DIR)`, `nnformer adapt --out DIR`)")
+    if config[CONFIG_DIGEST] != config_digest(config):
+        raise CheckpointError(f"{cfg_path} does not match the sha256 it records of itself (edited or damaged: its "
+                              f"settings change the predictions); restore it or save the predictor again")
     weights = config.get("weights") or {}
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{cfg_path}: 'weights' must name the weights file and its sha256")
     w_path = path / str(weights.get("file", WEIGHTS_FILE))
     if w_path.parent != path:
         raise CheckpointError(f"{cfg_path}: the weights file must lie in the predictor directory")

@@ -8,7 +8,7 @@ per run. Tiers change settings from a training-set size on; :meth:`Recipe.resolv
 dataclasses. :class:`~nnformer.predictor.Predictor` is the one place that turns a recipe into a training run, and
 it stores the resolved recipe in every checkpoint.
 
-``scaled`` is the default; ``released`` is the authors' recipe (docs/NNFORMER.md sections 5-6). How the recipes were
+``scaled`` is the default; ``released`` is the authors' recipe (docs/method.md sections 5-6). How the recipes were
 chosen, with the measurements: docs/recipe-study.md.
 
 Example:
@@ -209,7 +209,7 @@ def parse_settings(items) -> dict[str, str]:
 
 _EFFICIENT = dict(model=NNFormerConfig(n_layers=4, dim=96), train=TrainConfig(lr=2e-3, w_cons=0.0, bucket=False))
 RECIPES: Mapping[str, Recipe] = MappingProxyType({
-    # docs/NNFORMER.md sections 5-6: 12 blocks, dim 160, lr 1e-4, 3000 epochs, batch 128, EMA 0.99, w_cons 1
+    # docs/method.md sections 5-6: 12 blocks, dim 160, lr 1e-4, 3000 epochs, batch 128, EMA 0.99, w_cons 1
     "released": Recipe("released", min_epochs=3000),
     # batches of equal-size graphs, as the released code makes them: at small N a step then holds only ~N/7 graphs
     "fast": Recipe("fast", NNFormerConfig(n_layers=4, dim=96), TrainConfig(lr=2e-3, w_cons=0.0), steps=3000,

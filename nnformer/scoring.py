@@ -16,6 +16,27 @@ from .graph import ArchGraph
 from .io import atomic_open, remove_stale_temporaries
 
 
+HEADER = ("key", "arch", "prediction")
+
+
+def check_scores_file(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Refuse, before any work, an existing file at ``path`` other than an earlier scores CSV (which a new one
+    replaces once complete): a typo must not overwrite an unrelated file."""
+    from .errors import NNFormerError
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        try:
+            with open(path, "rb") as f:
+                first = f.readline(256).rstrip(b"\r\n")
+        except OSError:
+            first = b""
+        if first != ",".join(HEADER).encode():
+            raise NNFormerError(f"{what} {path} exists and is not a scores CSV (first line {','.join(HEADER)}); "
+                                f"name a new file or remove it")
+    return path
+
+
 def score_stream(predictor, items: Iterable[tuple[object, str]], to_graph: Callable[[str], ArchGraph],
                  out: str | os.PathLike, total: int | None = None, chunk: int = 8192, batch_size: int = 2048,
                  progress: bool = True) -> Path:
@@ -30,7 +51,7 @@ def score_stream(predictor, items: Iterable[tuple[object, str]], to_graph: Calla
     try:
         with atomic_open(out, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["key", "arch", "prediction"])
+            w.writerow(HEADER)
             it = iter(items)
             while block := list(islice(it, chunk)):
                 pred = predictor.predict(predictor.encode([to_graph(a) for _, a in block]), batch_size=batch_size)

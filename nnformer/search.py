@@ -112,14 +112,15 @@ class SearchConfig:
 def nb201_search_space(data_dir=None, dataset: str = "cifar10") -> SearchSpace:
     """NAS-Bench-201 on ``dataset`` (cifar10, cifar100, imagenet16): the 200-epoch validation accuracy is queried,
     the test accuracy reported; a mutation changes one of the cell's six ops."""
-    from .harness.spaces import nb201_space
+    from .data.nb201 import DATASET_LABELS, load_nb201
     from .spaces.nb201 import OPS, parse_arch_str
     from .vocab import NB201
 
-    s = nb201_space(data_dir, dataset)
-    from .data.nb201 import load_nb201
-
-    strs = load_nb201(data_dir).arch_strs.tolist()
+    if dataset not in DATASET_LABELS:
+        raise NNFormerError(f"unknown NB201 dataset {dataset!r}; known: {', '.join(DATASET_LABELS)}")
+    table = load_nb201(data_dir)
+    val, test = (table.labels[k] for k in DATASET_LABELS[dataset])
+    strs = table.arch_strs.tolist()
     ops = np.array([[OPS.index(o) for o in parse_arch_str(a)] for a in strs])
     index = {tuple(r): i for i, r in enumerate(ops.tolist())}
 
@@ -133,21 +134,22 @@ def nb201_search_space(data_dir=None, dataset: str = "cifar10") -> SearchSpace:
                     out.append(index[tuple(child.tolist())])
         return np.array(out)
 
-    return SearchSpace(f"nb201-{dataset}", s.graphs, s.test_labels["val"], s.test_labels["test"], neighbours,
-                       NB201)
+    return SearchSpace(f"nb201-{dataset}", table.graphs, val, test, neighbours, NB201)
 
 
 def nb101_search_space(data_dir=None, k: int = 8) -> SearchSpace:
     """The NAS-Bench-101 cells available (the 2,500-cell subset here): validation accuracy queried, test reported, in
     percent; a mutation moves to one of the ``k`` nearest cells by Hamming distance on (adjacency, ops)."""
-    from .harness.spaces import nb101_space
+    from .data.nb101 import load_nb101
     from .vocab import NB101
 
-    s = nb101_space(data_dir)
-    width = max(g.num_nodes for g in s.graphs)
-    ops = sorted({o for g in s.graphs for o in g.ops})
-    codes = np.zeros((len(s.graphs), width * width + width * len(ops)), dtype=np.int8)
-    for i, g in enumerate(s.graphs):
+    table = load_nb101(data_dir)
+    name = "nb101" if len(table) > 100_000 else "nb101-subset"
+    graphs, val, test = table.graphs, table.label("val"), table.label("test")
+    width = max(g.num_nodes for g in graphs)
+    ops = sorted({o for g in graphs for o in g.ops})
+    codes = np.zeros((len(graphs), width * width + width * len(ops)), dtype=np.int8)
+    for i, g in enumerate(graphs):
         n = g.num_nodes
         adj = np.zeros((width, width), dtype=np.int8)
         adj[:n, :n] = np.asarray(g.adj)
@@ -160,8 +162,8 @@ def nb101_search_space(data_dir=None, k: int = 8) -> SearchSpace:
         d[i] = np.iinfo(d.dtype).max if d.dtype.kind == "i" else d.max() + 1
         return np.argsort(d, kind="stable")[:k]
 
-    pct = 100.0 if max(s.test_labels["test"].max(), s.test_labels["val"].max()) <= 1.5 else 1.0  # as NB201: percent
-    return SearchSpace(s.name, s.graphs, pct * s.test_labels["val"], pct * s.test_labels["test"], neighbours, NB101)
+    pct = 100.0 if max(test.max(), val.max()) <= 1.5 else 1.0  # as NB201: percent
+    return SearchSpace(name, graphs, pct * val, pct * test, neighbours, NB101)
 
 
 def load_search_space(space: str, data_dir=None, dataset: str = "cifar10") -> SearchSpace:
@@ -395,3 +397,13 @@ def queries_to_optimum(rows: list[dict], optimum: float) -> int | None:
         if r["test"] >= optimum - 1e-9:
             return r["query"]
     return None
+
+
+def search_settings(pairs) -> dict:
+    """``--set KEY=VALUE`` pairs of a search, typed, and checked against the default recipe (an unknown setting or
+    a bad value is a one-line error before any data is read)."""
+    from .recipes import DEFAULT_RECIPE, get_recipe, parse_settings, typed_settings
+
+    settings = typed_settings(parse_settings(pairs))
+    get_recipe(DEFAULT_RECIPE).with_settings(settings)
+    return settings

@@ -1,4 +1,4 @@
-"""Training NN-Former (docs/NNFORMER.md section 6): loss, AdamW, warm-up + cosine, EMA, resumable checkpoints.
+"""Training NN-Former (docs/method.md section 6): loss, AdamW, warm-up + cosine, EMA, resumable checkpoints.
 
 Loss on a batch where every graph appears twice (two dropout draws, "the consistency copy")::
 
@@ -62,7 +62,9 @@ class TrainConfig:
                   ("w_cons", self.w_cons >= 0, "non-negative"), ("eval_every", self.eval_every >= 1, "at least 1"),
                   ("select", self.select in ("best_val", "last"), "'best_val' or 'last'"),
                   ("loss", self.loss in ("mse", "relative"), "'mse' or 'relative'"),
-                  ("relative_scale", self.relative_scale > 0, "positive")]
+                  ("relative_scale", self.relative_scale > 0, "positive"),
+                  # NumPy's generators refuse a negative seed, torch's one beyond 64 bits
+                  ("seed", 0 <= self.seed < 2**62, "in [0, 2**62)")]
         for name, ok, want in checks:
             # NaN fails every comparison, so it is refused here too
             if not ok:
@@ -167,13 +169,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
     if magic != b"PK\x03\x04":  # torch.save writes a zip archive
         raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint (no zip archive)")
-    try:  # every member's CRC: a truncated or altered file is named as such, whatever torch would make of it
+    try:  # every member's CRC, settings and weights alike: an altered or truncated file is named as such
         with zipfile.ZipFile(path) as z:
             bad = z.testzip()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError):
         bad = "the archive's directory"
     if bad is not None:
-        raise CheckpointError(f"cannot read checkpoint {path}: truncated or corrupt archive ({bad} fails its check)")
+        raise CheckpointError(f"cannot read checkpoint {path}: altered, truncated or corrupt archive ({bad} fails its "
+                              f"check)")
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpickling errors come in many types, with messages of many lines
@@ -362,28 +365,30 @@ def _fit(model_cfg, cfg, train, y_train, val, y_val, checkpoint, progress, on_ev
         bar = tqdm(total=cfg.epochs, initial=run.epoch, desc="train", unit="ep", dynamic_ncols=True)
     t0 = time.perf_counter() - run.elapsed
     first_epoch = run.epoch
-    while run.epoch < cfg.epochs:
-        last = _train_epoch(run, cfg, train, y_all, total, world, rank, cfg.amp and cuda)
-        if run.epoch % cfg.eval_every == 0 or run.epoch == cfg.epochs:
-            rec = {"epoch": run.epoch, "step": run.step, "seconds": time.perf_counter() - t0, **last}
-            _validate(run, cfg, val, y_val, rec)
-            run.history.append(rec)
+    try:  # the bar ends before an interrupt's message is printed
+        while run.epoch < cfg.epochs:
+            last = _train_epoch(run, cfg, train, y_all, total, world, rank, cfg.amp and cuda)
+            if run.epoch % cfg.eval_every == 0 or run.epoch == cfg.epochs:
+                rec = {"epoch": run.epoch, "step": run.step, "seconds": time.perf_counter() - t0, **last}
+                _validate(run, cfg, val, y_val, rec)
+                run.history.append(rec)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{rec['loss']:.4f}", val_tau=f"{rec.get('val_tau', float('nan')):.4f}")
+                if on_eval:
+                    # the callback sees the record and the current EMA model (e.g. to score it on more cells and add
+                    # that to the record, which the checkpoint below then keeps); its time is not training time
+                    tc = time.perf_counter()
+                    on_eval(rec, run.ema)
+                    t0 += time.perf_counter() - tc
+                if ck_path is not None:
+                    run.elapsed = time.perf_counter() - t0
+                    atomic_torch_save({**header, "model": run.ema.state_dict(), "history": run.history,
+                                       "train_state": _state_payload(run, cfg, cuda)}, ck_path)
             if bar is not None:
-                bar.set_postfix(loss=f"{rec['loss']:.4f}", val_tau=f"{rec.get('val_tau', float('nan')):.4f}")
-            if on_eval:
-                # the callback sees the record and the current EMA model (e.g. to score it on more cells and add
-                # that to the record, which the checkpoint below then keeps); its time is not training time
-                tc = time.perf_counter()
-                on_eval(rec, run.ema)
-                t0 += time.perf_counter() - tc
-            if ck_path is not None:
-                run.elapsed = time.perf_counter() - t0
-                atomic_torch_save({**header, "model": run.ema.state_dict(), "history": run.history,
-                                   "train_state": _state_payload(run, cfg, cuda)}, ck_path)
+                bar.update(1)
+    finally:
         if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.close()
     if cfg.select == "best_val" and run.best is not None:
         run.ema.load_state_dict(run.best)
     run.ema.eval()

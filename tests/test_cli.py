@@ -14,17 +14,34 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "nnformer", *args], capture_output=True, text=True)
 
 
-def test_help_lists_every_verb():
+def test_help_lists_every_verb_and_each_verb_explains_itself():
+    """Every verb the parser dispatches is named in the top-level help with a line of its own, and its own --help
+    exits 0 with a description (the verbs are read from the parser, not from a copy of the list)."""
+    import argparse
+
+    from nnformer.cli import build_parser
+
+    parser = build_parser()
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert len(verbs) >= 10
     r = run_cli("--help")
     assert r.returncode == 0
-    for verb in ("train", "evaluate", "predict", "data"):
-        assert verb in r.stdout
+    for verb, sub in verbs.items():
+        assert f"    {verb}" in r.stdout, verb
+        assert sub.description or sub.format_help().count("\n") > 3, verb
+        with pytest.raises(SystemExit) as e:
+            parser.parse_args([verb, "--help"])
+        assert e.value.code == 0, verb
 
 
 @pytest.mark.parametrize("args, needle", [
     (["predict", "--checkpoint", "x.pt", "|nor_conv_3x3~0|+|bad|"], "malformed NAS-Bench-201 arch string"),
     (["predict", "--checkpoint", "missing.pt", CELL], "no checkpoint at missing.pt"),
     (["predict", "--checkpoint", "x.pt", "--file", "nope.txt"], "cannot read nope.txt"),
+    (["predict", "--checkpoint", "x.pt", "--file", "latin1.txt"], "cannot read latin1.txt: not UTF-8 text (byte 0xe9"),
+    (["predict", "--checkpoint", "x.pt", ""], "an empty architecture was given"),
+    (["predict", ""], "an empty architecture was given"),
+    (["train", "--out", "o", "--n-train", "15000", "--n-val", "100000"], "--n-val can be at most 625 here"),
     (["train", "--out", "o", "--set", "n_heads=6", "--n-train", "10"], "n_heads must be a positive multiple of 4"),
     (["train", "--out", "o", "--set", "steps=0", "--n-train", "10"], "trains for no steps and no epochs"),
     (["train", "--out", "o", "--set", "nope=1"], "unknown setting 'nope'; settings: amp, batch_size"),
@@ -53,9 +70,11 @@ def test_help_lists_every_verb():
 ])
 def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):
     (tmp_path / "notes.txt").write_text("not a checkpoint\n")
+    (tmp_path / "latin1.txt").write_bytes("# caf\u00e9\n".encode("latin-1"))
     r = subprocess.run([sys.executable, "-m", "nnformer", *args], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and needle in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latin1.txt", "notes.txt"]  # refused before any output
 
 
 def test_unknown_flag_exit_2():
@@ -68,9 +87,14 @@ def test_train_evaluate_predict_end_to_end(data_dir, tmp_path, capsys):
                "n_layers=1", "--set", "dim=16", "--out", str(out), "--data-dir", str(data_dir), "--quiet"])
     assert rc == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert m["n_train"] == 60 and -1 <= m["tau_test"] <= 1 and m["train_config"]["epochs"] == 4
+    assert m["n_train"] == 60 and m["train_config"]["epochs"] == 4
     assert (out / "scatter.png").stat().st_size > 10_000
-    assert np.load(out / "predictions.npy").shape == (15625,)
+    pred = np.load(out / "predictions.npy")
+    assert pred.shape == (15625,)
+    from nnformer.data.nb201 import load_nb201
+    from nnformer.metrics import kendall_tau
+
+    assert m["tau_test"] == pytest.approx(kendall_tau(pred, load_nb201(data_dir).label("test")), abs=1e-12)
     capsys.readouterr()
 
     assert main(["evaluate", "--checkpoint", str(out / "predictor.pt"), "--data-dir", str(data_dir), "--quiet"]) == 0
@@ -82,7 +106,8 @@ def test_train_evaluate_predict_end_to_end(data_dir, tmp_path, capsys):
     assert main(["predict", "--checkpoint", str(out / "predictor.pt"), "--file", str(archs), CELL]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and lines[0] == lines[1]
-    assert float(lines[0].split("\t")[0]) == pytest.approx(np.load(out / "predictions.npy")[1], abs=1e-4)
+    value, unit = lines[0].split("\t")[0][:-1], lines[0].split("\t")[0][-1]
+    assert unit == "%" and float(value) == pytest.approx(np.load(out / "predictions.npy")[1], abs=1e-4)
 
 
 def test_train_steps_sets_the_epochs_from_the_batches(data_dir, tmp_path):
@@ -145,3 +170,25 @@ def test_score_streams_whole_spaces(data_dir, tmp_path):
                  "--data-dir", str(data_dir)]) == 0
     rows = list(csv.DictReader(out101.open()))
     assert len(rows) == 2500 and len(rows[0]["arch"]) == 32
+
+
+def test_score_refuses_to_overwrite_a_file_it_did_not_write(data_dir, tmp_path, capsys):
+    from nnformer.baselines import MLPConfig
+    from nnformer.predictor import Predictor
+    from nnformer.spaces.nb201 import arch_to_graph
+    from nnformer.train import TrainConfig
+
+    gs = [arch_to_graph(CELL), arch_to_graph("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")]
+    ck = Predictor(model=MLPConfig(hidden=8, n_layers=1), train=TrainConfig(epochs=1), progress=False).fit(
+        gs, [0.9, 0.1]).save(tmp_path / "p.pt")
+    args = ["score", "--checkpoint", str(ck), "--quiet", "--data-dir", str(data_dir), "--out"]
+    notes = tmp_path / "notes.csv"
+    notes.write_text("name,phone\nAda,123\n")
+    assert main([*args, str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {notes} exists and is not a scores CSV" in err and err.count("\n") == 1
+    assert notes.read_text() == "name,phone\nAda,123\n"
+    earlier = tmp_path / "scores.csv"  # an earlier output of `score` is replaced, as a rerun expects
+    earlier.write_text("key,arch,prediction\r\n0,|x|,1.0\r\n")
+    assert main([*args, str(earlier)]) == 0
+    assert len(earlier.read_text().splitlines()) == 15_626

@@ -107,3 +107,60 @@ def test_download_verifies_before_keeping(data_dir, tmp_path, monkeypatch):
 def test_registry_hashes_match_shared_data(data_dir):
     for name, spec in registry.RAW_FILES.items():
         assert registry.sha256_of(data_dir / name) == spec.sha256, name
+
+
+def test_a_failed_download_removes_every_folder_it_made(tmp_path, monkeypatch):
+    def offline(*a, **k):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(DataError, match="could not download"):
+        registry.download(["latency/help/nasbench201/latency/fpga.pt"], tmp_path / "a" / "b", progress=False)
+    assert list(tmp_path.iterdir()) == []  # neither the data directory, its parent, nor the folders below it
+
+
+def _offline_download(monkeypatch) -> list:
+    """Every call of the download function, recorded as (names, data directory); each fails as offline."""
+    calls = []
+
+    def download(names, data_dir=None, progress=True):
+        calls.append((sorted(names), str(data_dir)))
+        raise DataError("offline")
+
+    monkeypatch.setattr(registry, "download", download)
+    return calls
+
+
+def test_train_and_search_fetch_missing_data_the_same_way(tmp_path, monkeypatch, capsys):
+    from nnformer.cli import main
+
+    calls = _offline_download(monkeypatch)
+    empty = tmp_path / "data"
+    empty.mkdir()
+    assert main(["train", "--n-train", "10", "--out", str(tmp_path / "t"), "--data-dir", str(empty), "--quiet"]) == 2
+    assert main(["search", "--method", "random", "--out", str(tmp_path / "s"), "--data-dir", str(empty),
+                 "--quiet"]) == 2
+    assert calls == [(sorted(SOURCES), str(empty))] * 2  # the same files, into the same directory
+    assert capsys.readouterr().err.count("nnformer: error: offline") == 2
+    assert list(empty.iterdir()) == []
+
+
+@pytest.mark.parametrize("verb", [
+    ["train", "--n-train", "10", "--quiet"],
+    ["search", "--method", "random", "--quiet"],
+    ["score", "--checkpoint", "help-nb201-fpga", "--quiet"],
+])
+def test_a_mistyped_data_dir_is_refused_not_created(verb, tmp_path, monkeypatch, capsys):
+    from nnformer.cli import main
+
+    calls = _offline_download(monkeypatch)
+    missing = tmp_path / "no" / "such" / "dir"
+    out = tmp_path / ("s.csv" if verb[0] == "score" else "out")
+    assert main([*verb, "--out", str(out), "--data-dir", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert f"--data-dir {missing} does not exist" in err and "nnformer data download" in err
+    assert err.count("\n") == 1 and calls == []  # refused before any download was tried
+    assert list(tmp_path.iterdir()) == []  # nothing made: not the data directory, not --out
+    monkeypatch.setenv("NNFORMER_DATA", str(missing))  # the same for a mistyped $NNFORMER_DATA
+    assert main([*verb, "--out", str(out)]) == 2
+    assert "$NNFORMER_DATA" in capsys.readouterr().err and list(tmp_path.iterdir()) == []

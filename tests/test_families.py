@@ -16,9 +16,24 @@ CLASSES = {"nb201": 10}
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_ten_families():
-    assert set(FAMILIES) == {"resnet", "vgg", "mobilenetv2", "mobilenetv3", "mnasnet", "efficientnet", "alexnet",
-                             "squeezenet", "googlenet", "nb201"}
+# what sets a family apart, in the layers its builder makes: NNLQ's ten families are not ten names for one network
+SIGNATURE = {"resnet": "Identity", "vgg": "Dropout", "mobilenetv2": "ReLU6", "mobilenetv3": "Hardswish",
+             "mnasnet": "BatchNorm2d", "efficientnet": "SiLU", "alexnet": "Dropout", "squeezenet": "AdaptiveAvgPool2d",
+             "googlenet": "BatchNorm2d", "nb201": "_Zero"}
+
+
+def test_ten_families_build_ten_different_networks():
+    from collections import Counter
+
+    layers = {}
+    for family in FAMILIES:
+        model = build(sample(family, seed=0, index=0))
+        layers[family] = Counter(type(m).__name__ for m in model.modules() if not list(m.children()))
+        assert layers[family][SIGNATURE[family]] > 0, family
+    assert len(FAMILIES) == 10 and set(SIGNATURE) == set(FAMILIES)
+    assert len({frozenset(c.items()) for c in layers.values()}) == 10  # no two families make the same layers
+    assert layers["mobilenetv3"]["Hardsigmoid"] > 0 and layers["efficientnet"]["Sigmoid"] > 0  # squeeze-excite
+    assert "BatchNorm2d" not in layers["vgg"] and "Linear" not in layers["squeezenet"]  # as the originals
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))

@@ -267,6 +267,13 @@ def test_readme_latency_example_prints_what_the_readme_shows(monkeypatch, capsys
     assert main(["predict", "--torch", "examples.models:vit_block", "--input-shape", "1,197,384"]) == 0
     out = capsys.readouterr().out
     assert "(no interval" in out and "UNRELIABLE" in out and "MatMul" in out and "Softmax" in out
+    # --json says the same: no interval for the flagged model, an interval for the one the predictor knows
+    assert main(["predict", "--torch", "examples.models:vit_block", "--input-shape", "1,197,384", "--json"]) == 0
+    (vit,) = json.loads(capsys.readouterr().out)
+    assert vit["low"] is None and vit["high"] is None and not vit["coverage"]["reliable"] and vit["ms"] > 0
+    assert main(["predict", "--torch", "examples.models:resnet18", "--input-shape", "1,3,64,64", "--json"]) == 0
+    (cnn,) = json.loads(capsys.readouterr().out)
+    assert cnn["coverage"]["reliable"] and 0 < cnn["low"] < cnn["ms"] < cnn["high"]
 
 
 def test_shipped_help_predictor_scores_the_space_by_name(data_dir, tmp_path, capsys):
@@ -281,3 +288,128 @@ def test_shipped_help_predictor_scores_the_space_by_name(data_dir, tmp_path, cap
     m = json.loads(capsys.readouterr().out)
     # every cell, the 1,000 trained on included: no worse than the registry's held-out figure by much
     assert m["mape"] < 1.2 * registry.resolve("help-nb201-fpga").metrics["mape"]
+
+
+def test_an_edited_predictor_config_is_refused_naming_the_file(tiny_latency, tmp_path, capsys):
+    """A predictor directory records the sha256 of its config as well as of its weights: one changed digit of
+    config.json (here the interval's quantile, a target's mean: predictions change) is one line, not a silently
+    different prediction; a config rewritten with the same values in another layout still loads."""
+    p, graphs, _ = tiny_latency
+    d = p.save(tmp_path / "pred")
+    cfg = d / "config.json"
+    text = cfg.read_text()
+    config = json.loads(text)
+    assert set(config) >= {"config_sha256", "weights"} and len(config["config_sha256"]) == 64
+    model = tmp_path / "cnn.onnx"
+    model.write_bytes(export(ConvNet(), (1, 3, 32, 32)))
+    mean = repr(config["target"]["mean"])
+    assert text.count(mean) == 1
+    for digit in ("0", "1"):
+        edited = text.replace(mean, mean[:-1] + ("1" if mean[-1] == digit else digit))
+        if edited != text:
+            break
+    cfg.write_text(edited)
+    with pytest.raises(CheckpointError, match="config.json does not match the sha256 it records of itself"):
+        Predictor.load(d)
+    assert main(["predict", str(model), "--predictor", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(cfg) in err and "does not match the sha256" in err
+    cfg.write_text(json.dumps(config, indent=4, sort_keys=True))  # the same values, laid out anew
+    assert np.array_equal(Predictor.load(d).predict(graphs), p.predict(graphs))
+    del config["config_sha256"]
+    cfg.write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="records no sha256 of itself"):
+        Predictor.load(d)
+
+
+def test_shipped_predictors_record_their_config_digest_and_resave_consistently(tmp_path):
+    """Every shipped config.json carries its own sha256 (checked by Predictor.load, besides the registry's), and a
+    shipped predictor saved again as a .pt file or a directory reads back and predicts the same."""
+    from nnformer.predictor import config_digest
+    from nnformer.spaces.nb201 import arch_to_graph
+
+    cells = [arch_to_graph("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")]
+    onnx = [torch_to_graph(ConvNet(), (1, 3, 32, 32))]
+    for e in registry.entries():
+        cfg = json.loads((e.path() / "config.json").read_text())
+        assert cfg["config_sha256"] == config_digest(cfg), e.spec
+        p = registry.load(e.spec)
+        graphs = [with_static(g, s) for g, s in onnx] if p.vocab_.name == "onnx" else cells
+        want = p.predict(graphs)
+        for where in (tmp_path / f"{e.name}.pt", tmp_path / e.name):
+            assert np.array_equal(Predictor.load(p.save(where)).predict(graphs), want), (e.spec, where)
+
+
+def test_a_pt_file_with_an_edited_setting_is_refused(tiny_latency, tmp_path):
+    """A .pt predictor keeps its settings in the archive's pickle, whose CRC-32 is checked before torch reads it: an
+    edit of a setting is refused like an edit of the weights."""
+    p, _, _ = tiny_latency
+    f = p.save(tmp_path / "p.pt")
+    blob = f.read_bytes()
+    assert blob.count(b"interval") >= 1
+    f.write_bytes(blob.replace(b"interval", b"intervam", 1))
+    with pytest.raises(CheckpointError, match=r"altered, truncated or corrupt archive \(.*data.pkl fails"):
+        Predictor.load(f)
+
+
+def test_arch_strings_print_their_unit_and_need_an_nb201_predictor(capsys):
+    cell = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+    assert main(["predict", "--predictor", "help-nb201-fpga", cell]) == 0
+    value, arch = capsys.readouterr().out.strip().split("\t")
+    assert arch == cell and value.endswith(" ms") and float(value[:-3]) > 0
+    for flag in ("--checkpoint", "--predictor"):
+        assert main(["predict", flag, registry.DEFAULT_LATENCY, cell]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "unknown op" not in err
+        assert f"{registry.DEFAULT_LATENCY} is a latency predictor of ONNX graphs" in err
+        assert "NB201 arch strings need a predictor trained on NB201 cells" in err
+
+
+def test_torch_takes_a_file_path_from_any_directory(tmp_path, monkeypatch, capsys):
+    models = tmp_path / "lib" / "nets.py"
+    models.parent.mkdir()
+    (models.parent / "blocks.py").write_text(  # a neighbour the file imports, as it would when run from there
+        "import torch.nn as nn\n"
+        "def conv():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(4))\n")
+    models.write_text(
+        "import torch\n"
+        "from blocks import conv\n"
+        "def small():\n"
+        "    return conv()\n"
+        "class Hungry(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        raise RuntimeError('[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: '\n"
+        "                           'you tried to allocate 1099511627776 bytes.')\n"
+        "def hungry():\n"
+        "    return Hungry()\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for spec in ("../lib/nets.py:small", f"{models}:small"):
+        assert main(["predict", "--torch", spec, "--input-shape", "1,3,16,16", "--json"]) == 0
+        r = json.loads(capsys.readouterr().out)[0]
+        assert r["model"] == spec and r["ms"] > 0
+    assert main(["predict", "--torch", "../lib/nets.py:hungry", "--input-shape", "1,3,16,16"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not enough memory to run it once on an input of shape (1, 3, 16, 16)" in err
+    assert main(["predict", "--torch", "../lib/none.py:small", "--input-shape", "1,3,16,16"]) == 2
+    assert "no Python file at ../lib/none.py" in capsys.readouterr().err
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_an_oversized_input_shape_is_refused_before_the_model_is_built(monkeypatch, capsys):
+    root = registry.ROOT.parents[1]
+    monkeypatch.chdir(root)
+    assert main(["predict", "--torch", "examples.models:resnet18", "--input-shape", "100000,3,1024,1024"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "314,572,800,000 elements" in err and "67,108,864" in err
+    from nnformer.errors import OnnxError
+    from nnformer.latency.profiler import export_onnx
+
+    def no_memory(*a, **k):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 4096 bytes")
+
+    monkeypatch.setattr(torch, "zeros", no_memory)  # an input that fits the cap but not this machine's memory
+    with pytest.raises(OnnxError, match=r"cannot make an example input of shape \(1, 3, 32, 32\)"):
+        export_onnx(ConvNet(), (1, 3, 32, 32), None)

@@ -130,7 +130,7 @@ def test_train_latency_end_to_end(data_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("args, needle", [
     (["--task", "latency", "--data", "help-nb201:tpu"], "unknown HELP device 'tpu'"),
-    (["--task", "latency"], "--task latency needs --data help-nb201:DEVICE"),
+    (["--task", "latency"], "--data must be help-nb201:DEVICE or help-fbnet:DEVICE"),
     (["--task", "latency", "--data", "help-fbnet:tpu"], "unknown HELP device 'tpu' for fbnet"),
     (["--task", "latency", "--data", "somewhere:fpga"], "or a latency dataset directory"),
     (["--data", "help-nb201:fpga"], "--data names latency data"),

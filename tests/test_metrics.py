@@ -92,3 +92,32 @@ def test_random_split_is_seeded_disjoint_and_sized():
     assert len(a.train) == 50 and len(a.val) == 200 and not set(a.train) & set(a.val)
     assert a.train.tolist() != list(range(50)) and np.all(np.diff(a.train) > 0)
     assert len(random_split(100, 90, 1024).val) == 10
+
+
+def test_report_carries_every_metric_per_group_and_interval():
+    from nnformer.metrics import acc_within, kendall_tau, mape, report, spearman_rho
+
+    rng = np.random.default_rng(0)
+    t = rng.uniform(1, 10, 40)
+    p = t * rng.uniform(0.8, 1.2, 40)
+    fam = np.array(["a", "b"] * 20)
+    m = report(p, t, groups=fam, bounds=(t * 0.9, t * 1.1 + (fam == "b"), 90))
+    assert m["mape"] == mape(p, t) and m["acc10"] == acc_within(p, t, 0.1) and m["acc5"] == acc_within(p, t, 0.05)
+    assert m["tau_test"] == kendall_tau(p, t) and m["spearman_test"] == spearman_rho(p, t) and m["n_test"] == 40
+    assert list(m["per_family_mape"]) == ["a", "b"]
+    assert m["per_family_mape"]["b"] == mape(p[fam == "b"], t[fam == "b"]) != m["per_family_mape"]["a"]
+    assert m["interval"]["coverage"] == 100.0 and m["interval"]["median_width_ratio"] > 1.2
+    ranked = report(p, t, ranking_only=True)
+    assert np.isnan(ranked["mape"]) and ranked["tau_test"] == m["tau_test"]
+
+
+def test_flops_linear_recovers_a_power_law_and_extrapolates():
+    from nnformer.baselines import FlopsLinear
+
+    rng = np.random.default_rng(1)
+    flops, params = rng.uniform(1e6, 1e9, 50), rng.uniform(1e4, 1e7, 50)
+    ms = 3e-6 * flops ** 0.8 * params ** 0.1
+    x = np.log(np.column_stack([flops, params]))
+    f = FlopsLinear().fit(x[:40], ms[:40])
+    assert np.allclose(f.coef_[:2], [0.8, 0.1]) and np.allclose(f.predict(x[40:]), ms[40:])
+    assert FlopsLinear().fit(x[:, 0], ms).predict(x[:, 0]).shape == (50,)  # one cost: a 1-D array will do

@@ -201,3 +201,20 @@ def test_every_family_converts_under_the_node_limit():
             spec = sample(family, seed=0, index=index)
             g, static = onnx_to_graph(export(build(spec), spec.input_shape))
             assert g.num_nodes <= MAX_NODES and static["flops"] > 0
+
+
+def test_a_stock_transformer_encoder_exports_with_its_fast_path_off_and_back_on_after():
+    """nn.TransformerEncoder in eval mode runs a fused kernel with no ONNX export; export shows the exporter the
+    plain layers (attention's MatMul/Softmax, LayerNormalization) and leaves PyTorch's setting as it was."""
+    import torch
+    from torch import nn
+
+    from nnformer.latency.onnx_graph import torch_to_graph
+
+    model = nn.TransformerEncoder(nn.TransformerEncoderLayer(32, 4, batch_first=True), 2)
+    assert torch.backends.mha.get_fastpath_enabled()
+    g = torch_to_graph(model, (1, 10, 32)).graph
+    ops = set(g.ops)
+    assert {"onnx:MatMul", "onnx:Softmax", "onnx:LayerNormalization"} <= ops and "onnx:other" not in ops
+    assert g.ops.count("onnx:Softmax") == 2  # one attention per layer
+    assert torch.backends.mha.get_fastpath_enabled()

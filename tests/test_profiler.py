@@ -194,6 +194,30 @@ def test_torn_last_line_is_dropped_and_run_continues(tmp_path, tiny):
     assert [x["id"] for x in recs] == ["tiny_a-00000", "tiny_a-00001"] and recs[1]["status"] == "ok"
 
 
+def test_resume_measures_invalid_rows_again(tmp_path, tiny, spy, capsys):
+    out = tmp_path / "ds"
+    profiler.profile_dataset(["tiny_a"], 4, out, progress=False, reference_every=0, **FAST)
+    recs = [json.loads(s) for s in lines(out / "latency.jsonl")]
+    recs[1]["latency_ms"] = float("nan")
+    recs[2]["latency_ms"] = -1.0
+    del recs[3]["family"]
+    (out / "latency.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    with pytest.raises(DataError, match=r"latency.jsonl: line 2: field 'latency_ms' is nan"):
+        profiler.load_dataset(out)
+    spy.clear()
+    args = ["profile", "--families", "tiny_a", "--per-family", "4", "--out", str(out), "--rounds", "2", "--runs",
+            "2", "--warmup", "1", "--reference-every", "0", "--quiet"]
+    assert profile_main(args) == 0
+    said = capsys.readouterr().out
+    assert "3 measured, 0 failed, 1 already" in said and "3 invalid lines of latency.jsonl removed" in said
+    assert spy == [("tiny_a", families.sample("tiny_a", 0, i).params["c"]) for i in (1, 2, 3)]
+    after = [json.loads(s) for s in lines(out / "latency.jsonl")]
+    assert after[0] == recs[0] and sorted(r["id"] for r in after) == [f"tiny_a-{i:05d}" for i in range(4)]
+    assert [r["id"] for r in profiler.load_dataset(out)] == [r["id"] for r in after]  # valid again
+    spy.clear()
+    assert profile_main(args) == 0 and spy == []
+
+
 def test_resume_with_other_settings_is_refused(tmp_path, tiny):
     out = tmp_path / "ds"
     profiler.profile_dataset(["tiny_a"], 1, out, progress=False, **FAST)
@@ -201,6 +225,32 @@ def test_resume_with_other_settings_is_refused(tmp_path, tiny):
         profiler.profile_dataset(["tiny_a"], 2, out, threads=2, progress=False, **FAST)
     with pytest.raises(FamilyError, match="unknown model family 'nope'"):
         profiler.profile_dataset(["nope"], 1, out, progress=False, **FAST)
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"\xff", "cannot read {meta}: UnicodeDecodeError"),
+    (b"{", "cannot read {meta}: JSONDecodeError"),
+    (b"[]", "{meta}: not a JSON object"),
+    (b'"x"', "{meta}: not a JSON object"),
+    (b'{"settings": 5}', "{meta}: field 'settings' is not an object"),
+    (b'{"settings": "seed"}', "{meta}: field 'settings' is not an object"),
+    (b'{"environment": []}', "{meta}: field 'environment' is not an object"),
+    (b'{"families": 3}', "{meta}: field 'families' is not a list"),
+    (b'{"families": [[1]]}', "{meta}: field 'families' is not a list of names"),
+    (b'{"feature_names": ["kernel_h"]}', "{meta}: field 'feature_names' lists other node features"),
+])
+def test_resume_with_a_damaged_meta_is_refused_naming_it(tmp_path, tiny, spy, content, needle, capsys):
+    out = tmp_path / "ds"
+    out.mkdir()
+    meta = out / "meta.json"
+    meta.write_bytes(content)
+    with pytest.raises(DataError) as e:
+        profiler.profile_dataset(["tiny_a"], 1, out, progress=False, **FAST)
+    assert needle.format(meta=meta) in str(e.value) and "\n" not in str(e.value)
+    assert spy == [] and meta.read_bytes() == content and sorted(p.name for p in out.iterdir()) == ["meta.json"]
+    assert profile_main(["profile", "--families", "tiny_a", "--per-family", "1", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("nnformer: error: ") and needle.format(meta=meta) in err
 
 
 def test_reference_network_is_timed_through_the_run(tmp_path, tiny, spy):
@@ -284,3 +334,14 @@ def test_cli_errors_are_one_line_exit_2(args, needle, tmp_path):
                        cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.count("\n") == 1 and needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_without_onnx_runtime_nothing_is_left_behind(tmp_path, tiny, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now fails, as when not installed
+    out = tmp_path / "sub" / "ds"
+    assert profile_main(["profile", "--families", "tiny_a", "--per-family", "1", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "timing needs the 'onnxruntime' package" in err
+    with pytest.raises(OnnxError, match="onnxruntime"):
+        profiler.profile_dataset(["tiny_a"], 1, out, progress=False, **FAST)
+    assert list(tmp_path.iterdir()) == []  # no --out directory, nor its parent

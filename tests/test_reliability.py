@@ -80,6 +80,7 @@ def places(tmp_path):
     (["train", "--n-train", "10", "--out", "{tmp}/afile/sub"], "is a file, not a directory"),
     (["score", "--checkpoint", "{ck}", "--out", "/proc/nnformer-test/x.csv"], "cannot write --out"),
     (["score", "--checkpoint", "{ck}", "--out", "{tmp}/adir"], "is a directory; name a file"),
+    (["score", "--checkpoint", "{ck}", "--out", "{tmp}/afile"], "exists and is not a scores CSV"),
     (["reproduce", "accuracy", "--out", "{tmp}/afile"], "exists and is not a directory"),
     (["evaluate", "--checkpoint", "{ck}", "--plot", "/proc/nnformer-test.png"], "cannot write --plot"),
     (["evaluate", "--checkpoint", "{ck}", "--plot", "{tmp}/adir"], "is a directory; name a file"),

@@ -23,7 +23,9 @@ def test_sweep_stores_resumes_and_writes_tables(data_dir, tmp_path, monkeypatch,
     runs = sweep.stored_runs(d)
     assert sorted(runs) == [(m, n, s) for m in ("mlp", "nnformer") for n in (40, 80) for s in (0, 1)]
     rec = runs["nnformer", 40, 1]
-    assert rec["n_train"] == 40 and rec["seed"] == 1 and -1 <= rec["tau_test"] <= 1 and rec["epochs"] == 3
+    assert rec["n_train"] == 40 and rec["seed"] == 1 and rec["epochs"] == 3
+    # the seed and N reach the run: each (N, seed) trains a different network
+    assert len({r["tau_test"] for k, r in runs.items() if k[0] == "nnformer"}) == 4
     assert rec["settings"] == {"n_layers": 1, "dim": 16, "epochs": 3} and rec["model_config"]["dim"] == 16
     assert rec["machine"] and rec["code"]
     md = (d / "table.md").read_text()
@@ -107,8 +109,16 @@ def test_a_run_trains_through_the_predictor_as_a_user_would(data_dir):
 
 
 def test_worker_rebuilds_space_and_returns_the_record(data_dir, monkeypatch):
-    monkeypatch.setattr(sweep, "_WORKER_SPACE", None)
-    rec = sweep._worker(("nb201", str(data_dir), "cifar10"), ("mlp", 40, 0), DEFAULT_RECIPE, TINY_SETTINGS, 1)
+    """What a worker process does: rebuild the space from its source once, then run jobs against it."""
+    from functools import partial
+
+    from nnformer.harness import engine
+    from nnformer.harness.spaces import load_space
+
+    space = nb201_space(data_dir)
+    monkeypatch.setattr(engine, "_CONTEXT", load_space(*space.source))
+    run = partial(sweep._run_job, recipe=DEFAULT_RECIPE, settings=TINY_SETTINGS, threads=1)
+    rec = engine._call(run, ("mlp", 40, 0))
     assert rec["method"] == "mlp" and rec["space"] == "nb201-cifar10" and rec["torch_threads"] == 1
     assert rec["code"].startswith("0.")
 

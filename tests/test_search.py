@@ -234,7 +234,7 @@ def test_latency_constrained_search_cli(data_dir, tmp_path, capsys):
     base = argv[:argv.index("--max-latency")] + argv[argv.index("--out"):]
     for bad, msg in ((["--max-latency", "3"], "go together"),
                      (["--latency-device", "fpga"], "go together"),
-                     (["--max-latency", "-2", "--latency-device", "fpga"], "positive number"),
+                     (["--max-latency", "-2", "--latency-device", "fpga"], "positive finite number"),
                      (["--max-latency", "3", "--latency-device", "abacus"], "unknown HELP device"),
                      (["--max-latency", "0.01", "--latency-device", "fpga"], "no cell of nb201-cifar10"),
                      (["--max-latency", "3", "--latency-device", "fpga", "--latency-predictor", str(tmp_path / "x.pt")],

@@ -228,3 +228,25 @@ def test_what_on_eval_adds_to_a_record_is_in_the_checkpoint(tmp_path):
 def test_train_config_refuses_impossible_settings(kw, needle):
     with pytest.raises(ValueError, match=needle):
         TrainConfig(**kw)
+
+
+def test_sigterm_stops_training_like_ctrl_c_and_keeps_the_checkpoint(tmp_path, data_dir):
+    """SIGTERM (a scheduler's stop) ends `nnformer train` as Ctrl-C does: exit 130, the progress bar closed before
+    one last line, the last checkpoint kept for the rerun, no predictor written."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "nnformer", "train", "--n-train", "100", "--out", str(out), "--data-dir",
+           str(data_dir), "--set", "epochs=400", "--set", "dim=16", "--set", "n_layers=1"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "checkpoint.pt").is_file() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert p.poll() is None
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert p.returncode == 130 and time.monotonic() - t0 < 15
+    assert err.splitlines()[-1] == "nnformer: interrupted; rerun the same command to resume"
+    assert (out / "checkpoint.pt").is_file() and not (out / "predictor.pt").exists()

@@ -51,6 +51,10 @@ LABELS: dict[str, tuple[str, str, str]] = {
 }
 # Short names used by the protocol: the paper trains on `val` and reports tau against `test`.
 ALIASES = {"val": "cifar10_valid_val200", "test": "cifar10_test200"}
+# a search or sweep "on a dataset": the label it trains on (or queries) and the one it reports
+DATASET_LABELS = {"cifar10": ("cifar10_valid_val200", "cifar10_test200"),
+                  "cifar100": ("cifar100_val200", "cifar100_test200"),
+                  "imagenet16": ("imagenet16_val200", "imagenet16_test200")}
 SOURCES = tuple(f"nasbench201/{n}" for n in ("cifar10_avg.csv", "nats_bench.csv", "cifar10valid.json",
                                              "cifar100.json", "tinyimagenet.json", "mini-bench-arch-cell-accs.pd"))
 

@@ -170,13 +170,48 @@ def download(names: list[str] | None = None, data_dir: str | os.PathLike | None 
     for name in names or list(RAW_FILES):
         if name not in RAW_FILES:
             raise DataError(f"unknown data file {name!r}; known: {', '.join(RAW_FILES)}")
-    made = [d for d in [root, *{(root / n).parent for n in names or RAW_FILES}] if not d.exists()]
+    folders = {(root / n).parent for n in names or RAW_FILES}
+    made = {d for f in folders for d in (f, *f.parents) if not d.exists()}  # root and the folders above it too
     try:
         return _download(names or list(RAW_FILES), root, progress)
     finally:  # a failed download leaves no empty folder behind
         for d in sorted(made, key=lambda p: len(p.parts), reverse=True):
             if d.is_dir() and not any(d.iterdir()):
                 d.rmdir()
+
+
+def fetch_missing(names: list[str], data_dir: str | os.PathLike | None = None, progress: bool = True) -> Path:
+    """The data directory, once each of ``names`` is in it: what is missing is downloaded (:func:`download`).
+
+    What every verb that reads benchmark files calls first. A data directory named by ``data_dir`` or
+    ``$NNFORMER_DATA`` must exist (a mistyped path is refused, never created; ``nnformer data download`` creates
+    one); the default user cache directory is created when needed."""
+    root = resolve_data_dir(data_dir)
+    missing = [n for n in names if not (root / n).is_file()]
+    if not missing:
+        return root
+    if not root.is_dir() and (data_dir or os.environ.get("NNFORMER_DATA")):
+        where = "--data-dir" if data_dir else "$NNFORMER_DATA"
+        raise DataError(f"{where} {root} {'is not a directory' if root.exists() else 'does not exist'}: check the "
+                        f"path, or fetch the benchmark files there with `nnformer data download --data-dir {root}`")
+    if progress:
+        print(f"nnformer: {len(missing)} data file(s) missing in {root}; downloading", file=sys.stderr)
+    download(missing, root, progress)
+    return root
+
+
+def space_files(space: str, data_dir: str | os.PathLike | None = None) -> list[str]:
+    """The registered files a search space is read from: ``nb201``'s tables, or for ``nb101`` the 2,500-cell subset
+    unless the data directory holds an official NAS-Bench-101 file (which is never downloaded)."""
+    if space == "nb201":
+        from .nb201 import SOURCES
+
+        return list(SOURCES)
+    if space == "nb101":
+        from .nb101 import SUBSET, find_nb101_source
+
+        return [SUBSET] if find_nb101_source(data_dir)[0] == "subset" else []
+    return []
 
 
 def _download(names: list[str], root: Path, progress: bool) -> list[Path]:
@@ -201,3 +236,9 @@ def _download(names: list[str], root: Path, progress: bool) -> list[Path]:
             raise DataError(f"could not download {name} from {spec.url}: {e}") from None
         out.append(dest)
     return out
+
+
+def fetch_space(space: str, data_dir: str | os.PathLike | None = None) -> Path:
+    """The data directory, once the files the search space ``space`` is read from are in it (:func:`space_files`,
+    :func:`fetch_missing`)."""
+    return fetch_missing(space_files(space, data_dir), data_dir)

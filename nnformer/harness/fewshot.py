@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from ..baselines import FlopsLinear
 from ..errors import NNFormerError
 from ..graph import ArchGraph
-from ..io import JsonlAppender, exclusive_lock, read_jsonl, remove_stale_temporaries
 from ..machine import code_version, describe_line
+from .engine import RunStore, run_jobs
+from .methods import METHODS
 
 # HELP's device split for NAS-Bench-201 (its README); pixel3 (meta-train) is not in the data and is left out
 HELP_NB201_DEVICES = {
@@ -63,9 +66,9 @@ FEWSHOT_METHODS: dict[str, tuple[str, str, str]] = {
     "flops-linear": ("linear", "linear", "linear regression on log FLOPs + log params (N samples)"),
     "flops": ("zero-cost", "zero-cost", "FLOPs alone (no samples)"),
 }
-NETWORK_SETTINGS = {"nnformer": {"mask_mode": "paper", "ffn_mode": "bgiffn"}, "gcn": {}}
+NETWORK_SETTINGS = {"nnformer": METHODS["nnformer"][1], "gcn": METHODS["gcn"][1]}  # one table of methods
 
-# HELP's published Spearman with 10 target samples (LATENCY.md section 3) and FLOPs over all cells measured here
+# HELP's published Spearman with 10 target samples (docs/method.md section 8) and FLOPs over all cells measured here
 HELP_ANCHOR = {"help-nb201": {"titan_rtx_256": 0.987, "gold_6226": 0.989, "pixel2": 0.802, "fpga": 0.985},
                "help-fbnet": {"fpga": 0.892}}
 FLOPS_ANCHOR = {"help-nb201": {"titan_rtx_256": 0.972, "gold_6226": 0.889, "pixel2": 0.865, "fpga": 0.938}}
@@ -90,7 +93,7 @@ class DeviceSpace:
 
 def load_device_space(space: str, data_dir=None) -> DeviceSpace:
     if space == "help-fbnet":
-        from .spaces import fbnet_graphs
+        from ..spaces.fbnet import fbnet_graphs
 
         graphs, proxies = fbnet_graphs(data_dir)
         logs = np.log1p(np.column_stack([proxies["flops"], proxies["params"]]))
@@ -166,13 +169,9 @@ def _network_fields() -> set[str]:
 
 def _metrics(est: np.ndarray, true: np.ndarray, ranking_only: bool = False) -> dict:
     """Errors and rank correlations of ``est`` against ``true``; a ranking (FLOPs) has no errors (NaN)."""
-    from ..metrics import acc_within, kendall_tau, mape, spearman_rho
+    from ..metrics import report
 
-    nan = float("nan")
-    return {"n_test": len(true), "mape": nan if ranking_only else mape(est, true),
-            "acc10": nan if ranking_only else acc_within(est, true, 0.10),
-            "acc5": nan if ranking_only else acc_within(est, true, 0.05), "tau_test": kendall_tau(est, true),
-            "spearman_test": spearman_rho(est, true)}
+    return report(est, true, ranking_only=ranking_only)
 
 
 def run_job(space: DeviceSpace, job: tuple[str, int], ns, test_devices, recipe: str, settings: dict,
@@ -226,9 +225,8 @@ def run_job(space: DeviceSpace, job: tuple[str, int], ns, test_devices, recipe: 
                     continue  # needs no samples: one record per device
                 est = space.flops[test]
             elif kind == "flops-linear":
-                x = np.column_stack([np.log1p(space.flops), space.static[:, 1], np.ones(len(space.flops))])
-                coef, *_ = np.linalg.lstsq(x[idx], np.log(ms[idx]), rcond=None)
-                est = np.exp(x[test] @ coef)
+                x = np.column_stack([np.log1p(space.flops), space.static[:, 1]])
+                est = FlopsLinear().fit(x[idx], ms[idx]).predict(x[test])
             elif kind == "nnformer-static":
                 p = Predictor(recipe, settings={"evals": 10, **settings, "seed": seed, **NETWORK_SETTINGS["nnformer"]},
                               task="latency", progress=False)
@@ -255,31 +253,18 @@ def jobs_for(methods) -> list[str]:
     return out
 
 
-_WORKER: DeviceSpace | None = None
-
-
-def _worker(source, job, ns, devices, recipe, settings, threads):
-    global _WORKER
-    if _WORKER is None:
-        _WORKER = load_device_space(*source)
-    return run_job(_WORKER, job, ns, devices, recipe, settings, threads)
-
-
 def sweep(space: DeviceSpace, methods, ns, seeds, devices, recipe: str, directory: Path, settings: dict | None = None,
           threads=None, progress=True, jobs: int = 1, train: bool = True) -> list[dict]:
     """Run every missing (job, seed), appending its records to ``directory/runs.jsonl``; returns the stored records
     of ``methods`` x ``devices`` x ``ns`` x ``seeds``. A job is done when all of its records are stored."""
-    directory = Path(directory)
     settings = settings or {}
-
-    def stored():
-        return {(r["method"], r["space"], r["n_train"], r["seed"]): r for r in read_jsonl(directory / "runs.jsonl")}
+    store = RunStore(directory, ("method", "space", "n_train", "seed"), "few-shot sweep")
 
     def wanted(m):
         return [(m, f"{space.name}-{d}", n, s) for d in devices for n in ((min(ns),) if m == "flops" else ns)
                 for s in seeds]
 
-    have = stored()
+    have = store.records()
     todo = []
     for kind in jobs_for(methods):
         produced = [f"{kind}-hw", f"{kind}-hw-ft"] if kind in NETWORK_SETTINGS else [kind]
@@ -287,44 +272,15 @@ def sweep(space: DeviceSpace, methods, ns, seeds, devices, recipe: str, director
             if any(k not in have for m in produced for k in wanted(m) if k[3] == s):
                 todo.append((kind, s))
     if todo and train:
-        with exclusive_lock(directory, "few-shot sweep"), JsonlAppender(directory / "runs.jsonl") as store:
-            remove_stale_temporaries(directory, whole_directory=True)
-            _run_all(space, todo, tuple(ns), tuple(devices), recipe, settings, threads, progress, jobs, store.write)
-    have = stored()
+        with store.writing() as write:
+            run_jobs(todo, partial(run_job, ns=tuple(ns), test_devices=tuple(devices), recipe=recipe,
+                                   settings=settings, threads=threads),
+                     store=lambda job, recs: [write(r) for r in recs], jobs=jobs, context=space,
+                     load=load_device_space, load_args=(space.name, space.data_dir), threads=threads,
+                     desc=f"few-shot {space.name}", unit="job", label=lambda j: f"{j[0]} seed={j[1]}",
+                     progress=progress)
+    have = store.records()
     return [have[k] for m in methods for k in wanted(m) if k in have]
-
-
-def _run_all(space, todo, ns, devices, recipe, settings, threads, progress, jobs, store) -> None:
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo), desc=f"few-shot {space.name}", unit="job", dynamic_ncols=True)
-    try:
-        if jobs > 1 and len(todo) > 1:
-            from concurrent.futures import as_completed
-
-            from .pool import worker_pool
-
-            source = (space.name, space.data_dir)
-            with worker_pool(jobs) as pool:
-                futures = [pool.submit(_worker, source, j, ns, devices, recipe, settings, threads or 1) for j in todo]
-                for f in as_completed(futures):
-                    for r in f.result():
-                        store(r)
-                    if bar is not None:
-                        bar.update(1)
-        else:
-            for job in todo:
-                if bar is not None:
-                    bar.set_postfix_str(f"{job[0]} seed={job[1]}")
-                for r in run_job(space, job, ns, devices, recipe, settings, threads):
-                    store(r)
-                if bar is not None:
-                    bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def targets(records: list[dict], space: str, method: str, n: int = 10) -> list[str]:

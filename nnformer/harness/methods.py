@@ -52,7 +52,7 @@ QUICK_METHODS = ("nnformer", "nnformer-released", "transformer", "gcn", "mlp", "
 # validations per run in a sweep (the CLI's `train` validates 12 times)
 SWEEP_EVALS = 10
 
-# Kendall's tau that the NN-Former paper reports (NNFORMER.md section 8), by space and N; a sanity range only where
+# Kendall's tau that the NN-Former paper reports (docs/method.md section 8), by space and N; a sanity range only where
 # the data here differs from the paper's (NB201 labels from NATS-Bench exports, NB101 only a subset).
 PAPER_TAU: dict[str, dict[int, float]] = {"nb201-cifar10": {156: 0.804, 1563: 0.890},
                                           "nb101": {100: 0.709, 4236: 0.877}}

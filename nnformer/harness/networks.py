@@ -14,19 +14,23 @@ one record of ``runs.jsonl``, appended as it finishes; a rerun skips what is sto
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import NNFormerError
-from ..io import JsonlAppender, exclusive_lock, read_jsonl
 from ..machine import code_version, describe_line
+from .engine import RunStore, run_jobs
+from .methods import METHODS as ACCURACY_METHODS
 
+# the networks and settings of :data:`.methods.METHODS`, with this protocol's labels (every network also reads the
+# graph's static features here)
 METHODS: dict[str, tuple[str, dict, str]] = {
-    "nnformer": ("nnformer", {"mask_mode": "paper", "ffn_mode": "bgiffn"}, "NN-Former (ASMA + BGIFFN), node + static"),
-    "transformer": ("nnformer", {"mask_mode": "global", "ffn_mode": "ffn"}, "plain transformer, node + static"),
-    "global-bgiffn": ("nnformer", {"mask_mode": "global", "ffn_mode": "bgiffn"}, "global attention + BGIFFN"),
-    "asma-ffn": ("nnformer", {"mask_mode": "paper", "ffn_mode": "ffn"}, "ASMA + plain FFN"),
+    "nnformer": (*ACCURACY_METHODS["nnformer"][:2], "NN-Former (ASMA + BGIFFN), node + static"),
+    "transformer": (*ACCURACY_METHODS["transformer"][:2], "plain transformer, node + static"),
+    "global-bgiffn": (*ACCURACY_METHODS["global-bgiffn"][:2], "global attention + BGIFFN"),
+    "asma-ffn": (*ACCURACY_METHODS["asma-ffn"][:2], "ASMA + plain FFN"),
     "gcn-static": ("gcn", {}, "GCN, node + static features (NNLP-style)"),
     "flops-linear": ("linear", {}, "linear regression on log FLOPs, params, memory access"),
 }
@@ -36,16 +40,15 @@ PAPER = {"in-domain": 1.11, "ood": 8.39}
 
 
 def _fit_predict(method: str, graphs, ms, train, test, seed: int, recipe: str, settings: dict) -> np.ndarray:
-    from ..baselines import GCNConfig
+    from ..baselines import FlopsLinear, GCNConfig
     from ..latency.onnx_graph import STATIC_NAMES
     from ..predictor import Predictor
 
     kind, over, _ = METHODS[method]
     if kind == "linear":
         cols = [STATIC_NAMES.index(k) for k in ("flops", "params", "memory_access")]
-        x = np.column_stack([np.stack([g.graph_features for g in graphs])[:, cols], np.ones(len(graphs))])
-        coef, *_ = np.linalg.lstsq(x[train], np.log(ms[train]), rcond=None)
-        return np.exp(x[test] @ coef)
+        x = np.stack([g.graph_features for g in graphs])[:, cols]  # stored as logs
+        return FlopsLinear().fit(x[train], ms[train]).predict(x[test])
     model = GCNConfig() if kind == "gcn" else None
     net = {} if kind == "gcn" else over
     p = Predictor(recipe, model=model, settings={"evals": 5, **settings, "seed": seed, **net}, task="latency",
@@ -56,7 +59,7 @@ def _fit_predict(method: str, graphs, ms, train, test, seed: int, recipe: str, s
 
 def run_one(data: tuple, method: str, protocol: str, held: str, seed: int, recipe: str, settings: dict) -> dict:
     """One record: the method trained under ``protocol`` (``held``: the held-out family, or ``all``)."""
-    from ..metrics import acc_within, kendall_tau, mape, spearman_rho
+    from ..metrics import report
     from ..protocols import family_split, leave_family_out
 
     rows, graphs, ms, families = data
@@ -68,30 +71,21 @@ def run_one(data: tuple, method: str, protocol: str, held: str, seed: int, recip
     est = _fit_predict(method, graphs, ms, split.train, split.test, seed, recipe, settings)
     true = ms[split.test]
     rec = {"method": method, "protocol": protocol, "held": held, "seed": seed, "recipe": recipe,
-           "n_train": len(split.train), "n_test": len(split.test), "mape": mape(est, true),
-           "acc10": acc_within(est, true, 0.10), "acc5": acc_within(est, true, 0.05),
-           "tau_test": kendall_tau(est, true), "spearman_test": spearman_rho(est, true),
-           "per_family_mape": {f: mape(est[fam[split.test] == f], true[fam[split.test] == f])
-                               for f in dict.fromkeys(fam[split.test].tolist())},
+           "n_train": len(split.train), **report(est, true, groups=fam[split.test]),
            "seconds": time.perf_counter() - t0, "code": code, "machine": describe_line()}
     if settings:
         rec["settings"] = settings
     return rec
 
 
-_WORKER_DATA: tuple | None = None
+def _run_job(data: tuple, job: tuple, recipe: str, settings: dict) -> dict:
+    return run_one(data, *job, recipe, settings)
 
 
-def _worker(path, job, recipe, settings, threads, correct_drift=False) -> dict:
-    global _WORKER_DATA
-    import torch
-
+def _load_data(path: str, correct_drift: bool = False) -> tuple:
     from ..latency.profiler import load_training_set
 
-    torch.set_num_threads(threads)
-    if _WORKER_DATA is None:
-        _WORKER_DATA = load_training_set(path, correct_drift=correct_drift)
-    return run_one(_WORKER_DATA, *job, recipe, settings)
+    return load_training_set(path, correct_drift=correct_drift)
 
 
 def sweep(data: tuple, methods, protocols, seeds, recipe: str, directory: Path, settings: dict | None = None,
@@ -103,39 +97,20 @@ def sweep(data: tuple, methods, protocols, seeds, recipe: str, directory: Path, 
     for m in methods:
         if m not in METHODS:
             raise NNFormerError(f"unknown method {m!r}; known: {', '.join(METHODS)}")
-    directory = Path(directory)
+    store = RunStore(directory, ("method", "protocol", "held", "seed"), "networks sweep")
     all_families = list(dict.fromkeys(data[3]))
     held = {"in-domain": ["all"], "ood": list(families or all_families)}
     grid = [(m, p, h, s) for p in protocols for h in held[p] for m in methods
             for s in (seeds if METHODS[m][0] != "linear" else [0])]
-
-    def stored():
-        return {(r["method"], r["protocol"], r["held"], r["seed"]): r for r in read_jsonl(directory / "runs.jsonl")}
-
-    todo = [k for k in grid if k not in stored()] if train else []
+    todo = [k for k in grid if k not in store.records()] if train else []
     mark = {"correct_drift": True} if correct_drift else {}  # stored with each run: the labels it learnt
     if todo:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo), desc="networks", unit="run", disable=not progress, dynamic_ncols=True)
-        with exclusive_lock(directory, "networks sweep"), JsonlAppender(directory / "runs.jsonl") as store:
-            if jobs > 1 and len(todo) > 1 and path is not None:
-                from concurrent.futures import as_completed
-
-                from .pool import worker_pool
-
-                with worker_pool(jobs) as pool:
-                    futures = [pool.submit(_worker, str(path), job, recipe, settings or {}, 1, correct_drift)
-                               for job in todo]
-                    for f in as_completed(futures):
-                        store.write({**f.result(), **mark})
-                        bar.update(1)
-            else:
-                for m, p, h, s in todo:
-                    store.write({**run_one(data, m, p, h, s, recipe, settings or {}), **mark})
-                    bar.update(1)
-        bar.close()
-    have = stored()
+        with store.writing() as write:
+            run_jobs(todo, partial(_run_job, recipe=recipe, settings=settings or {}),
+                     store=lambda job, rec: write({**rec, **mark}), jobs=jobs if path is not None else 1,
+                     context=data, load=_load_data, load_args=(str(path), correct_drift), desc="networks",
+                     unit="run", label=lambda j: f"{j[0]} {j[1]} {j[2]} seed={j[3]}", progress=progress)
+    have = store.records()
     return [have[k] for k in grid if k in have]
 
 

@@ -15,8 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..search import (METHODS, SearchConfig, config_header, constraint_report, latency_constrained_space,
-                      load_search_space, queries_to_optimum, search)
+from ..search import (
+    METHODS,
+    SearchConfig,
+    config_header,
+    constraint_report,
+    latency_constrained_space,
+    load_search_space,
+    queries_to_optimum,
+    search,
+)
+from .engine import run_jobs
 
 CHECKPOINTS = (25, 50, 100, 150)
 _SPACES: dict = {}
@@ -40,8 +49,8 @@ def _space(space: str, dataset: str, data_dir, budget=None):
     return _SPACES[key]
 
 
-def _run(task) -> str:
-    """One search (in a worker process when --jobs > 1)."""
+def _run_search(context, task) -> str:
+    """One search (in a worker process when --jobs > 1); it stores its own history, round by round."""
     space, dataset, method, seed, queries, out, settings, data_dir, threads, budget = task
     import torch
 
@@ -77,27 +86,8 @@ def sweep(space: str, datasets, methods, seeds, queries: int, out: Path, setting
     tasks = [(space, d, m, s, queries, str(out), settings, data_dir, threads or (1 if jobs > 1 else None), b)
              for d in datasets for s in seeds for b in (budgets or [None]) for m in methods
              if not done(history_path(out, space, d, m, s, b), queries, m, s, settings)]
-    bar = None
-    if progress and tasks:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(tasks), desc="searches", unit="search")
-    if jobs > 1 and len(tasks) > 1:
-        from concurrent.futures import as_completed
-
-        from .pool import worker_pool
-
-        with worker_pool(jobs) as pool:
-            for f in as_completed([pool.submit(_run, t) for t in tasks]):
-                f.result()
-                bar.update(1) if bar else None
-    else:
-        for t in tasks:
-            _run(t)
-            bar.update(1) if bar else None
-    if bar:
-        bar.close()
-    return len(tasks)
+    return run_jobs(tasks, _run_search, jobs=jobs, desc="searches", unit="search",
+                    label=lambda t: f"{t[1]} {t[2]} seed={t[3]}", progress=progress)
 
 
 def load_runs(out: Path, space: str, dataset: str, methods, queries: int, budget=None) -> dict[str, list[list[dict]]]:

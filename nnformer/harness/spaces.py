@@ -6,11 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.nb201 import DATASET_LABELS as NB201_DATASETS
 from ..errors import NNFormerError
 
-NB201_DATASETS = {"cifar10": ("cifar10_valid_val200", "cifar10_test200"),
-                  "cifar100": ("cifar100_val200", "cifar100_test200"),
-                  "imagenet16": ("imagenet16_val200", "imagenet16_test200")}
 
 
 @dataclass
@@ -64,8 +62,7 @@ def help_fbnet_space(data_dir, device: str) -> SpaceData:
     """HELP's 5,000 FBNet networks as chain graphs with HELP's latency on ``device`` (ms), for the latency
     protocol; the proxies are the networks' FLOPs and parameters (:func:`nnformer.spaces.fbnet.fbnet_cost`)."""
     from ..data.help import load_help_latency
-
-    from ..spaces.fbnet import BLOCKS, load_fbnet_archs
+    from ..spaces.fbnet import BLOCKS, fbnet_graphs, load_fbnet_archs
 
     ms = load_help_latency("fbnet", device, data_dir)
     graphs, proxies = fbnet_graphs(data_dir)
@@ -80,14 +77,6 @@ def _one_hot(choices: np.ndarray, k: int) -> np.ndarray:
     out = np.zeros((n, pos * k), dtype=np.float64)
     out[np.arange(n)[:, None], np.arange(pos) * k + choices] = 1.0
     return out
-
-
-def fbnet_graphs(data_dir) -> tuple[list, dict[str, np.ndarray]]:
-    from ..spaces.fbnet import arch_to_graph, fbnet_cost, load_fbnet_archs
-
-    archs = load_fbnet_archs(data_dir)
-    cost = np.array([fbnet_cost(a) for a in archs], dtype=np.float64)
-    return [arch_to_graph(a) for a in archs], {"flops": cost[:, 0], "params": cost[:, 1]}
 
 
 def nb201_space(data_dir, dataset: str = "cifar10") -> SpaceData:

@@ -1,4 +1,4 @@
-"""Running the grid: one (method, N, seed) run, a pool of worker processes, and the resumable run store.
+"""Running the grid of the accuracy and HELP latency tables: one (method, N, seed) run, on the sweep engine.
 
 Each finished run is one line of ``<out>/<space>/<tag>/runs.jsonl``, appended as it finishes; a rerun skips every
 (method, N, seed) already there, so a table can be completed over several invocations, and a kill loses at most the
@@ -8,14 +8,16 @@ runs in progress.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from ..baselines import FlopsLinear
 from ..errors import NNFormerError
 from ..graph import ArchGraph
-from ..io import JsonlAppender, exclusive_lock, read_jsonl, remove_stale_temporaries
 from ..machine import code_version, describe_line
+from .engine import RunStore, run_jobs
 from .methods import method_table, predictor_for
 from .spaces import SpaceData, load_space
 
@@ -37,7 +39,7 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, setti
     """Train (or rank) one method at one N and seed under the TNASP split; tau over all cells."""
     import torch
 
-    from ..metrics import acc_within, kendall_tau, mape, spearman_rho
+    from ..metrics import kendall_tau, report
     from ..protocols import random_split, tnasp_split
 
     if threads:
@@ -60,9 +62,8 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, setti
         pred = space.proxies[over["proxy"]]
         rec["epochs"] = 0
     elif kind == "linear":  # least squares of log y on the log static costs, fitted on the training cells
-        x = np.column_stack([np.log1p(space.proxies[f]) for f in over["features"]] + [np.ones(len(y))])
-        coef, *_ = np.linalg.lstsq(x[split.train], np.log(y[split.train]), rcond=None)
-        pred = np.exp(x @ coef)
+        x = np.column_stack([np.log1p(space.proxies[f]) for f in over["features"]])
+        pred = FlopsLinear().fit(x[split.train], y[split.train]).predict(x)
         rec["epochs"] = 0
     elif kind == "lut":  # latency = sum of a cost per (position, op): least squares on the labels themselves
         x = np.column_stack([space.lut, np.ones(len(y))])
@@ -82,10 +83,7 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, setti
                    train_config=p.header_["train_config"])
     if latency:  # every cell not trained on
         rest = np.setdiff1d(np.arange(len(y)), split.train)
-        true, est = space.test_labels["test"][rest], pred[rest]
-        rec.update(n_test=len(rest), mape=mape(est, true), acc10=acc_within(est, true, 0.10),
-                   acc5=acc_within(est, true, 0.05), tau_test=kendall_tau(est, true),
-                   spearman_test=spearman_rho(est, true))
+        rec.update(report(pred[rest], space.test_labels["test"][rest]))
     else:
         for name, lab in space.test_labels.items():
             rec[f"tau_{name}"] = kendall_tau(pred, lab)
@@ -96,15 +94,9 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, setti
     return rec
 
 
-_WORKER_SPACE: SpaceData | None = None
-
-
-def _worker(source: tuple, job: tuple, recipe: str, settings: dict, threads: int | None) -> dict:
-    global _WORKER_SPACE
-    if _WORKER_SPACE is None:
-        _WORKER_SPACE = load_space(*source)
+def _run_job(space: SpaceData, job: tuple, recipe: str, settings: dict, threads: int | None) -> dict:
     m, n, s = job
-    return run_one(_WORKER_SPACE, m, n, s, recipe, settings, threads)
+    return run_one(space, m, n, s, recipe, settings, threads)
 
 
 def grid(methods, ns, seeds, task: str = "accuracy") -> list[tuple[str, int, int]]:
@@ -113,9 +105,14 @@ def grid(methods, ns, seeds, task: str = "accuracy") -> list[tuple[str, int, int
     return [(m, n, s) for m in methods for n in ns for s in (seeds if table[m][0] != "zero-cost" else [0])]
 
 
+def run_store(directory: Path) -> RunStore:
+    """The runs of one space and recipe, keyed by (method, N, seed)."""
+    return RunStore(directory, ("method", "n_train", "seed"), "reproduction sweep")
+
+
 def stored_runs(directory: Path) -> dict[tuple[str, int, int], dict]:
     """(method, N, seed) -> run record of ``directory/runs.jsonl`` (a later line for the same run wins)."""
-    return {(r["method"], r["n_train"], r["seed"]): r for r in read_jsonl(Path(directory) / "runs.jsonl")}
+    return run_store(directory).records()
 
 
 def sweep(space: SpaceData, methods, ns, seeds, recipe: str, directory: Path, settings: dict | None = None,
@@ -126,42 +123,14 @@ def sweep(space: SpaceData, methods, ns, seeds, recipe: str, directory: Path, se
     ``jobs > 1`` runs that many single-threaded worker processes (on a 2-core CPU two 1-thread runs finish sooner
     than two 2-thread runs one after the other).
     """
-    directory = Path(directory)
+    store = run_store(directory)
     cells = grid(methods, ns, seeds, space.task)
-    todo = [j for j in cells if j not in stored_runs(directory)] if train else []
+    todo = [j for j in cells if j not in store.records()] if train else []
     if todo:
-        with exclusive_lock(directory, "reproduction sweep"), JsonlAppender(directory / "runs.jsonl") as store:
-            remove_stale_temporaries(directory, whole_directory=True)  # tables of a sweep killed while writing
-            _run_all(space, todo, recipe, settings or {}, threads, progress, jobs, store.write)
-    done = stored_runs(directory)
+        with store.writing() as write:
+            run_jobs(todo, partial(_run_job, recipe=recipe, settings=settings or {}, threads=threads),
+                     store=lambda job, rec: write(rec), jobs=jobs, context=space, load=load_space,
+                     load_args=space.source, threads=threads, desc=f"reproduce {space.name}", unit="run",
+                     label=lambda j: f"{j[0]} N={j[1]} seed={j[2]}", progress=progress)
+    done = store.records()
     return [done[j] for j in cells if j in done]
-
-
-def _run_all(space, todo, recipe, settings, threads, progress, jobs, store) -> None:
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(todo), desc=f"reproduce {space.name}", unit="run", dynamic_ncols=True)
-    try:
-        if jobs > 1 and len(todo) > 1:
-            from concurrent.futures import as_completed
-
-            from .pool import worker_pool
-
-            with worker_pool(jobs) as pool:
-                futures = [pool.submit(_worker, space.source, j, recipe, settings, threads or 1) for j in todo]
-                for f in as_completed(futures):
-                    store(f.result())
-                    if bar is not None:
-                        bar.update(1)
-        else:
-            for m, n, s in todo:
-                if bar is not None:
-                    bar.set_postfix_str(f"{m} N={n} seed={s}")
-                store(run_one(space, m, n, s, recipe, settings, threads))
-                if bar is not None:
-                    bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()

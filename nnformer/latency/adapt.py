@@ -17,6 +17,7 @@ import dataclasses
 import numpy as np
 
 from ..errors import NNFormerError
+from ..protocols import MIN_TRAIN
 
 MIN_RECALIBRATE = 30
 
@@ -37,8 +38,8 @@ def adapt(base, graphs, ms, *, steps: int = 100, lr: float | None = None, seed: 
     ms = np.asarray(ms, dtype=np.float64)
     if base.task != "latency" or base.target_.kind != "log":
         raise NNFormerError("only a latency predictor can be adapted to a device")
-    if len(graphs) < 2:
-        raise NNFormerError(f"adapting needs at least 2 measured models, got {len(graphs)}")
+    if len(graphs) < MIN_TRAIN:
+        raise NNFormerError(f"adapting needs at least {MIN_TRAIN} measured models, got {len(graphs)}")
     n_cal = len(graphs) // 5 if len(graphs) >= MIN_RECALIBRATE else 0
     fit_idx, cal_idx = np.arange(n_cal, len(graphs)), np.arange(n_cal)
     fit_graphs = [graphs[i] for i in fit_idx]

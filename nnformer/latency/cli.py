@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..argtypes import nonneg_int, positive_int
+from ..argtypes import batch_size, int_at_least, nonneg_int, seed_int, thread_count
 from ..errors import NNFormerError
 from ..io import check_output_dir
 
@@ -37,6 +37,7 @@ def cmd_profile(args) -> int:
 
     from . import profiler
 
+    profiler._ort()  # ONNX Runtime present, or one line before anything is exported or written
     torch.set_num_threads(args.threads)  # export and weight init: stay off the cores being measured
     if args.model:
         res = profiler.profile_onnx(args.model, threads=args.threads, batch=args.batch, warmup=args.warmup,
@@ -48,8 +49,10 @@ def cmd_profile(args) -> int:
                                       batch=args.batch or _DEFAULTS["batch"], rounds=args.rounds, runs=args.runs,
                                       warmup=args.warmup, progress=not args.quiet,
                                       reference_every=args.reference_every)
+    invalid = (f" ({counts['invalid']} invalid line{'s' if counts['invalid'] > 1 else ''} of latency.jsonl removed "
+               f"and measured again)" if counts.get("invalid") else "")
     print(f"nnformer profile: {counts['measured']} measured, {counts['failed']} failed, {counts['skipped']} already "
-          f"in {counts['out']}")
+          f"in {counts['out']}{invalid}")
     return 0
 
 
@@ -62,17 +65,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "are recorded and skipped). With an ONNX file instead, time that model and print JSON.")
     p.add_argument("model", nargs="?", help="an ONNX file to time (instead of building a dataset)")
     p.add_argument("--families", help=f"comma-separated families (default: all): {','.join(FAMILY_NAMES)}")
-    p.add_argument("--per-family", type=positive_int, help="models per family (ids <family>-00000 ...)")
+    p.add_argument("--per-family", type=int_at_least(1, 100_000),
+                   help="models per family (ids <family>-00000 ...; at most 100000)")
     p.add_argument("--out", help="dataset directory (meta.json, graphs.jsonl.gz, latency.jsonl)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--threads", type=positive_int, default=_DEFAULTS["threads"], help="ONNX Runtime intra-op threads "
+    p.add_argument("--seed", type=seed_int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--threads", type=thread_count, default=_DEFAULTS["threads"], help="ONNX Runtime intra-op threads "
                    "(default 1)")
-    p.add_argument("--batch", type=positive_int, default=None, help="batch size (default 1; for an ONNX file, fills a "
+    p.add_argument("--batch", type=batch_size, default=None, help="batch size (default 1; for an ONNX file, fills a "
                    "dynamic batch dimension)")
-    p.add_argument("--rounds", type=positive_int, default=_DEFAULTS["rounds"], help="timed rounds (default 5); rounds "
+    p.add_argument("--rounds", type=int_at_least(1, 1000), default=_DEFAULTS["rounds"],
+                   help="timed rounds (default 5, at most 1000); rounds "
                    "outside 1.5 IQR are dropped")
-    p.add_argument("--runs", type=positive_int, default=_DEFAULTS["runs"], help="timed runs per round (default 20)")
-    p.add_argument("--warmup", type=nonneg_int, default=_DEFAULTS["warmup"], help="untimed runs first (default 10)")
+    p.add_argument("--runs", type=int_at_least(1, 100_000), default=_DEFAULTS["runs"],
+                   help="timed runs per round (default 20, at most 100000)")
+    p.add_argument("--warmup", type=int_at_least(0, 100_000), default=_DEFAULTS["warmup"],
+                   help="untimed runs first (default 10, at most 100000)")
     p.add_argument("--reference-every", type=nonneg_int, default=_DEFAULTS["reference_every"], metavar="N",
                    help="dataset: time one fixed reference network at the start, after every N models and at the "
                         "end, into reference.jsonl, to see and correct the host's speed drifting during the run "

@@ -1,6 +1,6 @@
 """Seeded generators of whole-network variants for latency datasets (NNLQ-style), in plain PyTorch.
 
-Ten families, as in NNLQ (docs/NNFORMER.md, section 7): ResNet, VGG, MobileNetV2, MobileNetV3, MnasNet,
+Ten families, as in NNLQ (docs/method.md section 7): ResNet, VGG, MobileNetV2, MobileNetV3, MnasNet,
 EfficientNet, AlexNet, SqueezeNet, GoogLeNet and NAS-Bench-201 networks. Each sampler draws depth, widths, kernel
 sizes, expansion ratios and input resolution around the reference network (in the spirit of nn-Meter / NNLQ) and
 returns a :class:`ModelSpec` whose ``params`` hold the *concrete* layer sizes, so :func:`build` needs nothing but the

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import NamedTuple
+from typing import NamedTuple, get_type_hints
 
 import numpy as np
 
@@ -63,6 +63,11 @@ class ConvertedGraph(NamedTuple):
 
     graph: ArchGraph
     static: dict
+
+
+# This module defers annotations, so NamedTuple gives the generated __new__ the unresolved names: resolve them here,
+# or the constructor's signature (help(), the API reference) cannot name ArchGraph.
+ConvertedGraph.__new__.__annotations__ = get_type_hints(ConvertedGraph)
 
 
 def _onnx():

@@ -19,7 +19,8 @@ from .coverage import Coverage, coverage
 @dataclass(frozen=True)
 class LatencyPrediction:
     ms: float
-    low: float | None  # the interval (None when the predictor has no calibrated interval)
+    low: float | None  # the interval (None when the predictor has no calibrated interval, or the model is mostly
+    # operators it never trained on: then no interval can be trusted)
     high: float | None
     level: float | None  # nominal coverage of the interval
     coverage: Coverage
@@ -60,19 +61,20 @@ def predict_graphs(p, label: str, converted) -> list[LatencyPrediction]:
     else:
         pred = p.predict(graphs)
         lo = hi = [None] * len(graphs)
-    return [LatencyPrediction(float(m), None if a is None else float(a), None if b is None else float(b),
-                              iv["level"] if iv else None, coverage(p, g), label)
-            for g, m, a, b in zip(graphs, pred, lo, hi)]
+    out = []
+    for g, m, a, b in zip(graphs, pred, lo, hi):
+        cov = coverage(p, g)
+        if not cov.reliable:  # the interval was calibrated on models like the training set, not on this one
+            a = b = None
+        out.append(LatencyPrediction(float(m), None if a is None else float(a), None if b is None else float(b),
+                                     iv["level"] if iv else None, cov, label))
+    return out
 
 
-def predict_latency(model, example_input=None, *, predictor=None, batch: int | None = None) -> LatencyPrediction:
-    """Predicted latency of ``model``: an ONNX file (path or bytes), or a ``torch.nn.Module`` with
-    ``example_input`` (a tensor or a shape), exported through the ONNX exporter in memory.
-
-    ``predictor``: a fitted :class:`~nnformer.Predictor`, a path, a registry name ``NAME[@VERSION]``, or None for
-    the shipped CPU predictor (:data:`nnformer.registry.DEFAULT_LATENCY`). ``batch`` fills a symbolic batch
-    dimension of an ONNX file's inputs.
-    """
+def to_graph(model, example_input=None, *, batch: int | None = None):
+    """The graph and static features (a :class:`~nnformer.latency.onnx_graph.ConvertedGraph`) of an ONNX file
+    (path or bytes; ``batch`` fills a symbolic batch dimension) or of a ``torch.nn.Module`` run on
+    ``example_input`` (a tensor or a shape) through the ONNX exporter in memory."""
     from .onnx_graph import onnx_to_graph, torch_to_graph
 
     try:
@@ -85,10 +87,20 @@ def predict_latency(model, example_input=None, *, predictor=None, batch: int | N
         if example_input is None:
             raise NNFormerError("a PyTorch module needs an example input (a tensor or a shape such as (1, 3, 224, "
                                 "224))")
-        converted = torch_to_graph(model, example_input)
-    elif isinstance(model, (str, os.PathLike, bytes)):
-        converted = onnx_to_graph(model, batch)
-    else:
-        raise NNFormerError(f"model must be an ONNX file or a torch.nn.Module, got {type(model).__name__}")
+        return torch_to_graph(model, example_input)
+    if isinstance(model, (str, os.PathLike, bytes)):
+        return onnx_to_graph(model, batch)
+    raise NNFormerError(f"model must be an ONNX file or a torch.nn.Module, got {type(model).__name__}")
+
+
+def predict_latency(model, example_input=None, *, predictor=None, batch: int | None = None) -> LatencyPrediction:
+    """Predicted latency of ``model``: an ONNX file (path or bytes), or a ``torch.nn.Module`` with
+    ``example_input`` (a tensor or a shape), exported through the ONNX exporter in memory.
+
+    ``predictor``: a fitted :class:`~nnformer.Predictor`, a path, a registry name ``NAME[@VERSION]``, or None for
+    the shipped CPU predictor (:data:`nnformer.registry.DEFAULT_LATENCY`). ``batch`` fills a symbolic batch
+    dimension of an ONNX file's inputs.
+    """
+    converted = to_graph(model, example_input, batch=batch)
     p, label = resolve_predictor(predictor)
     return predict_graphs(p, label, [converted])[0]

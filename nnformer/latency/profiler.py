@@ -39,7 +39,8 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..errors import DataError, FamilyError, NNFormerError, OnnxError, one_line
-from ..io import JsonlAppender, atomic_path, atomic_write_json, exclusive_lock, read_jsonl, remove_stale_temporaries
+from ..io import (JsonlAppender, atomic_open, atomic_path, atomic_write_json, exclusive_lock, read_jsonl,
+                  read_jsonl_numbered, remove_stale_temporaries)
 from ..machine import cpu_model
 
 OPSET = 17
@@ -248,6 +249,25 @@ def _quiet_stdout():
         os.close(null)
 
 
+@contextlib.contextmanager
+def _no_fused_fast_paths():
+    """PyTorch's fused inference kernels (``nn.TransformerEncoder`` and ``nn.MultiheadAttention`` in eval mode call
+    ``aten::_transformer_encoder_layer_fwd``) have no ONNX export: the exporter is shown the plain layers instead,
+    the same network as a deployment would run."""
+    import torch
+
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
+        yield
+        return
+    before = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(before)
+
+
 def export_onnx(model, input_shape, path: str | os.PathLike | None, opset: int = OPSET) -> Path | bytes:
     """Export a module to ONNX with the TorchScript exporter (``dynamo=False``: no onnxscript needed, and it folds
     BatchNorm into Conv as deployment does). ``input_shape``: a shape (zeros are fed) or an example tensor;
@@ -257,17 +277,23 @@ def export_onnx(model, input_shape, path: str | os.PathLike | None, opset: int =
 
     if not isinstance(model, torch.nn.Module):
         raise OnnxError(f"expected a torch.nn.Module, got {type(model).__name__}")
-    x = input_shape if isinstance(input_shape, torch.Tensor) else torch.zeros(tuple(int(d) for d in input_shape))
+    try:
+        x = input_shape if isinstance(input_shape, torch.Tensor) else torch.zeros(tuple(int(d) for d in input_shape))
+    except (RuntimeError, MemoryError) as e:  # too large for this machine's memory
+        raise OnnxError(f"cannot make an example input of shape {tuple(input_shape)}: {one_line(e)}") from None
     target = io.BytesIO() if path is None else str(path)
     try:
-        with torch.no_grad(), warnings.catch_warnings(), _quiet_stdout():
+        with torch.no_grad(), warnings.catch_warnings(), _quiet_stdout(), _no_fused_fast_paths():
             warnings.simplefilter("ignore")
             if any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in model.parameters()):
                 model.eval()(x)  # lazy modules (nn.LazyLinear, ...) take their shapes from a first call
             torch.onnx.export(model.eval(), (x,), target, dynamo=False, opset_version=opset, input_names=["input"],
                               output_names=["output"], do_constant_folding=True)
     except Exception as e:  # noqa: BLE001 - exporter errors are RuntimeError, OnnxExporterError, TypeError, ...
-        raise OnnxError(f"cannot export {type(model).__name__} to ONNX: {one_line(e)}") from None
+        memory = isinstance(e, MemoryError) or "allocate" in str(e)  # torch's allocator: "... tried to allocate ..."
+        raise OnnxError(f"cannot export {type(model).__name__} to ONNX: "
+                        + (f"not enough memory to run it once on an input of shape {tuple(x.shape)}: "
+                           if memory else "") + one_line(e)) from None
     return target.getvalue() if path is None else Path(path)
 
 
@@ -342,8 +368,19 @@ def profile_onnx(path: str | os.PathLike, *, threads: int = 1, batch: int | None
 
 def read_graphs(out: Path) -> dict[str, dict]:
     """id -> graph record of a dataset directory: the packed ``graphs.jsonl.gz`` plus any unpacked ``graphs.jsonl``."""
-    recs = read_jsonl(out / "graphs.jsonl.gz") + read_jsonl(out / "graphs.jsonl")
-    return {r["id"]: r for r in recs if "id" in r}
+    return {uid: rec for uid, (_, _, rec) in _graph_records(out).items()}
+
+
+def _graph_records(out: Path) -> dict[str, tuple[Path, int, dict]]:
+    """id -> (file, line, record) of the graph records; a later record of an id replaces an earlier one. The plain
+    ``graphs.jsonl`` is the journal of a run that was not packed: its torn last line, if any, is a model whose
+    latency line was never written (the graph line comes first), so it is skipped even when reading to train."""
+    out_recs = {}
+    for path in (out / "graphs.jsonl.gz", out / "graphs.jsonl"):
+        for line, r in read_jsonl_numbered(path):
+            if isinstance(r, dict) and isinstance(r.get("id"), str):
+                out_recs[r["id"]] = (path, line, r)
+    return out_recs
 
 
 def pack_graphs(out: Path) -> None:
@@ -369,17 +406,31 @@ def _write_meta(out: Path, meta: dict) -> None:
 
 
 def _check_meta(out: Path, settings: dict, env: dict) -> dict:
-    """The merged meta of an existing dataset, or a :class:`DataError` if this run would measure differently."""
+    """The merged meta of an existing dataset, or a :class:`DataError` if this run would measure differently (or
+    ``meta.json`` is damaged: not UTF-8 JSON, not an object, a field of the wrong type)."""
+    from .onnx_graph import FEATURE_NAMES
+
     path = out / "meta.json"
     if not path.is_file():
         return {}
     try:
-        old = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise DataError(f"cannot read {path}: {e}") from None
+        old = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise DataError(f"cannot read {path}: {type(e).__name__}: {one_line(e)}") from None
+    if not isinstance(old, dict):
+        raise DataError(f"{path}: not a JSON object (file damaged?)")
+    for key, kind, what in (("settings", dict, "an object"), ("environment", dict, "an object"),
+                            ("families", list, "a list")):
+        if key in old and not isinstance(old[key], kind):
+            raise DataError(f"{path}: field {key!r} is not {what} (file damaged?)")
+    if not all(isinstance(f, str) for f in old.get("families", [])):
+        raise DataError(f"{path}: field 'families' is not a list of names (file damaged?)")
+    if "feature_names" in old and old["feature_names"] != list(FEATURE_NAMES):
+        raise DataError(f"{path}: field 'feature_names' lists other node features than this version of nnformer "
+                        f"measures: use another --out")
     for k in _SETTING_KEYS:
         if k in old.get("settings", {}) and old["settings"][k] != settings[k]:
-            raise DataError(f"{out} was measured with {k}={old['settings'][k]}, not {settings[k]}: "
+            raise DataError(f"{out} was measured with {k}={old['settings'][k]!r}, not {settings[k]}: "
                             f"use the same settings to resume, or another --out")
     for k in _ENV_MUST_MATCH:
         was = old.get("environment", {}).get(k)
@@ -430,9 +481,17 @@ def drift_factors(out_dir: str | os.PathLike, rows: list[dict], reference: str =
     divided by its factor is on the run's common scale. ``None`` without two reference timings (a dataset profiled
     with ``--reference-every 0``, or before it existed); rows without a timestamp get 1. ``reference``: the
     timings' file in ``out_dir``; ``scale``: the latency that counts as the usual speed instead of their median
-    (another run's, to put a re-measurement on that run's scale)."""
-    refs = [r for r in read_jsonl(Path(out_dir) / reference)
-            if isinstance(r.get("latency_ms"), (int, float)) and r["latency_ms"] > 0 and r.get("measured_at")]
+    (another run's, to put a re-measurement on that run's scale). A torn last line, or a timing without a finite
+    positive ``latency_ms`` or an ISO ``measured_at``, is a :class:`DataError` naming the file, line and field."""
+    path = Path(out_dir) / reference
+    refs = []
+    for line, r in read_jsonl_numbered(path, strict=True):
+        for key, ok, want in (("latency_ms", lambda v: _number(v) and math.isfinite(v) and v > 0,
+                               "a finite number above 0"), ("measured_at", _iso_time, "an ISO time")):
+            if not ok(r.get(key)):
+                raise DataError(f"{path}: line {line}: field {key!r} is "
+                                f"{'missing' if key not in r else repr(r[key])}, not {want}")
+        refs.append(r)
     if len(refs) < 2:
         return None
     refs.sort(key=lambda r: r["measured_at"])
@@ -445,6 +504,69 @@ def drift_factors(out_dir: str | os.PathLike, rows: list[dict], reference: str =
     return np.where(np.isnan(at), 1.0, f)
 
 
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def latency_row_problem(rec) -> str | None:
+    """What is wrong with one record of ``latency.jsonl`` (the field and why), or ``None`` for a valid one: ``id``
+    and ``family`` strings, ``index`` a count, ``status`` ``ok`` or ``error``; an ``ok`` record's ``latency_ms``
+    finite and positive and, where present, ``spread`` finite and not negative, ``input_shape`` positive sizes and
+    ``measured_at`` an ISO time."""
+    if not isinstance(rec, dict):
+        return f"a {type(rec).__name__}, not a JSON object"
+    for key, ok, want in (("id", lambda v: isinstance(v, str) and v, "a non-empty string"),
+                          ("family", lambda v: isinstance(v, str) and v, "a non-empty string"),
+                          ("index", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                           "an integer >= 0"),
+                          ("status", lambda v: v in ("ok", "error"), "'ok' or 'error'")):
+        if key not in rec:
+            return f"field {key!r} is missing"
+        if not ok(rec[key]):
+            return f"field {key!r} is {rec[key]!r}, not {want}"
+    if rec["status"] != "ok":
+        return None
+    ms = rec.get("latency_ms")
+    if "latency_ms" not in rec:
+        return "field 'latency_ms' is missing"
+    if not _number(ms) or not math.isfinite(ms) or ms <= 0:
+        return f"field 'latency_ms' is {ms!r}; a latency must be a finite number above 0"
+    checks = (("spread", lambda v: _number(v) and math.isfinite(v) and v >= 0, "a finite number >= 0"),
+              ("input_shape", lambda v: isinstance(v, list) and v and all(
+                  isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in v), "a list of positive sizes"),
+              ("measured_at", _iso_time, "an ISO time"))
+    for key, ok, want in checks:
+        if key in rec and not ok(rec[key]):
+            return f"field {key!r} is {rec[key]!r}, not {want}"
+    return None
+
+
+def _iso_time(v) -> bool:
+    try:
+        datetime.datetime.fromisoformat(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def completed_ids(records: Iterable) -> set[str]:
+    """The ids a resumed :func:`profile_dataset` skips: those of valid records (:func:`latency_row_problem`), a
+    measured model or a failure that is not retried. An invalid record (a NaN or negative latency, a missing field)
+    does not count: its model is measured again."""
+    return {r["id"] for r in records if latency_row_problem(r) is None}
+
+
+def _drop_invalid_rows(path: Path) -> int:
+    """Rewrite ``latency.jsonl`` (atomically) without its invalid records, so that the models measured again replace
+    them; returns how many were dropped. A torn last line is left to :class:`JsonlAppender`."""
+    rows = read_jsonl_numbered(path)
+    keep = [r for _, r in rows if latency_row_problem(r) is None]
+    if len(keep) < len(rows):
+        with atomic_open(path, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, separators=(",", ":")) + "\n" for r in keep)
+    return len(rows) - len(keep)
+
+
 def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.PathLike, *, seed: int = 0,
                     threads: int = 1, batch: int = 1, rounds: int = 5, runs: int = 20, warmup: int = 10,
                     opset: int = OPSET, progress: bool = True, reference_every: int = REFERENCE_EVERY) -> dict:
@@ -454,12 +576,14 @@ def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.
     across families and slow drifts of the machine are spread over all of them. Ids are ``<family>-<index:05d>``;
     the spec of an id depends only on (seed, family, index), so rerunning with a larger ``per_family`` or more
     families measures only the new ids. A failure is recorded (``status: "error"``, ``stage``, ``error``) and the
-    run goes on. With ``reference_every > 0`` one fixed network (:data:`REFERENCE`) is timed at the start, after
-    every ``reference_every`` models and at the end, into ``reference.jsonl`` (a shared host's speed drifts by
-    several percent within an hour: :func:`drift_factors` puts the labels back on one scale).
+    run goes on; a record that is not valid (:func:`latency_row_problem`: a NaN or negative latency, a missing field)
+    is removed and its model measured again. With ``reference_every > 0`` one fixed network (:data:`REFERENCE`) is
+    timed at the start, after every ``reference_every`` models and at the end, into ``reference.jsonl`` (a shared
+    host's speed drifts by several percent within an hour: :func:`drift_factors` puts the labels back on one scale).
 
     Returns:
-        ``{"out": dir, "measured": n, "failed": n, "skipped": n}`` (skipped = ids already in the dataset).
+        ``{"out": dir, "measured": n, "failed": n, "skipped": n}`` (skipped = ids already in the dataset), and
+        ``"invalid": n`` when that many invalid records were removed.
     """
     from tqdm.auto import tqdm
 
@@ -481,20 +605,22 @@ def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.
         raise NNFormerError(f"threads and batch must be >= 1, got threads={threads}, batch={batch}")
     if reference_every < 0:
         raise NNFormerError(f"reference_every must be >= 0, got {reference_every}")
+    env = environment(threads, batch)  # before the directory is made: without ONNX Runtime, nothing is left behind
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    env = environment(threads, batch)
     with exclusive_lock(out, "profiling run"):
         remove_stale_temporaries(out, whole_directory=True)  # left by a run killed mid-write (the lock is ours)
         old = _check_meta(out, settings, env)
-        done = {r["id"] for r in read_jsonl(out / "latency.jsonl") if "id" in r}
+        invalid = _drop_invalid_rows(out / "latency.jsonl")
+        done = completed_ids(read_jsonl(out / "latency.jsonl"))
         meta = {"format": "nnformer-latency/1", "settings": settings, "environment": old.get("environment", env),
                 "families": sorted(set(old.get("families", [])) | set(families)),
                 "feature_names": list(FEATURE_NAMES), "static_names": list(STATIC_NAMES),
                 "created": old.get("created", datetime.datetime.now().isoformat(timespec="seconds"))}
         _write_meta(out, meta)
         todo = [(f, i) for i in range(per_family) for f in families if f"{f}-{i:05d}" not in done]
-        counts = {"out": str(out), "measured": 0, "failed": 0, "skipped": per_family * len(families) - len(todo)}
+        counts = {"out": str(out), "measured": 0, "failed": 0, "skipped": per_family * len(families) - len(todo),
+                  **({"invalid": invalid} if invalid else {})}
         graphs, lats = JsonlAppender(out / "graphs.jsonl"), JsonlAppender(out / "latency.jsonl")
         bar = tqdm(todo, desc="profile", unit="model", disable=not progress, dynamic_ncols=True, file=sys.stderr)
         stack = contextlib.ExitStack()
@@ -537,36 +663,84 @@ def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.
     return counts
 
 
+def _graph_record_problem(raw: dict, graph) -> str | None:
+    """What is wrong with a graph record that :func:`~nnformer.latency.onnx_graph.from_compact` read (``raw``, its
+    ``graph``) for a latency dataset, or None: every model's nodes carry the ONNX node features
+    (:data:`~nnformer.latency.onnx_graph.FEATURE_NAMES`, one width for all) and its ``static`` is an object of finite
+    numbers >= 0 with the graph-level features a profile run records (:data:`~nnformer.latency.onnx_graph.STATIC_NAMES`;
+    ``input_numel`` may be missing, as in datasets written before it was recorded)."""
+    from .onnx_graph import FEATURE_NAMES, STATIC_NAMES
+
+    if graph.features is None:
+        return "field 'graph.features' is missing (no node features)"
+    if graph.features.shape[1] != len(FEATURE_NAMES):
+        return (f"field 'graph.features' has {graph.features.shape[1]} values a node, expected {len(FEATURE_NAMES)} "
+                f"(the ONNX node features)")
+    static = raw.get("static")
+    if not isinstance(static, dict):
+        return "field 'graph.static' is missing or not an object"
+    for k in STATIC_NAMES:
+        if k not in static:
+            if k == "input_numel":
+                continue
+            return f"field 'graph.static.{k}' is missing"
+        v = static[k]
+        try:
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+        except OverflowError:  # an integer too large for a float
+            ok = False
+        if not ok:
+            return f"field 'graph.static.{k}' is not a finite number >= 0"
+    return None
+
+
 def load_dataset(out_dir: str | os.PathLike) -> list[dict]:
     """The measured models of a dataset directory, in measurement order: dicts with ``id``, ``family``, ``spec``
     (:class:`~nnformer.latency.families.ModelSpec`), ``graph`` (:class:`~nnformer.graph.ArchGraph`), ``static`` and the
     latency fields. Failed models are left out; a graph written twice (a run killed between its two lines) counts
-    once."""
+    once. Every line of ``latency.jsonl`` must be whole and valid (:func:`latency_row_problem`) and every measured
+    model must have its graph: anything else is a :class:`DataError` naming the file, line and field."""
     from .families import ModelSpec
     from .onnx_graph import from_compact
 
     out = Path(out_dir)
     if not out.is_dir():
         raise DataError(f"no latency dataset directory at {out}")
-    if not (out / "latency.jsonl").is_file():
+    lat_path = out / "latency.jsonl"
+    if not lat_path.is_file():
         raise DataError(f"no latency dataset in {out} (latency.jsonl missing: no labels)")
-    graphs = read_graphs(out)
+    again = "; rerunning the `nnformer profile` command that wrote it measures that model again"
+    try:
+        lines = read_jsonl_numbered(lat_path, strict=True)
+    except DataError as e:
+        raise DataError(f"{e}{again}") from None
+    graphs = _graph_records(out)
     rows, seen = [], set()
-    for lat in read_jsonl(out / "latency.jsonl"):
-        uid = lat.get("id")
-        if lat.get("status") != "ok" or uid in seen or uid not in graphs:
+    for line, lat in lines:
+        problem = latency_row_problem(lat)
+        if problem:
+            raise DataError(f"{lat_path}: line {line}: {problem}{again}")
+        uid = lat["id"]
+        if lat["status"] != "ok" or uid in seen:
             continue
-        ms = lat.get("latency_ms")
-        if not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms <= 0:
-            raise DataError(f"{out / 'latency.jsonl'}: model {uid} has latency {ms!r}; latencies must be positive")
+        if uid not in graphs:
+            raise DataError(f"{lat_path}: line {line}: model {uid} has no graph record in {out / 'graphs.jsonl.gz'}")
         seen.add(uid)
-        g = graphs[uid]
-        graph, static = from_compact(g["graph"])
+        g_path, g_line, g = graphs[uid]
+        try:
+            spec = ModelSpec.from_dict(g["spec"])
+            graph, static = from_compact(g["graph"])
+        except (NNFormerError, KeyError, TypeError, ValueError) as e:
+            raise DataError(f"{g_path}: line {g_line}: the graph record of {uid} is invalid: "
+                            f"{type(e).__name__}: {one_line(e)}") from None
+        problem = _graph_record_problem(g["graph"], graph)
+        if problem:
+            raise DataError(f"{g_path}: line {g_line}: the graph record of {uid} is invalid: {problem}")
         if "input_numel" not in static and lat.get("input_shape"):  # datasets written before it was recorded
             static["input_numel"] = float(math.prod(lat["input_shape"][1:]))
-        rows.append({**lat, "spec": ModelSpec.from_dict(g["spec"]), "graph": graph, "static": static})
+        rows.append({**lat, "spec": spec, "graph": graph, "static": static})
     if not rows:
-        raise DataError(f"{out}: no measured model (every latency.jsonl entry failed or has no graph)")
+        raise DataError(f"{out}: no measured model (every latency.jsonl entry failed)")
     return rows
 
 

@@ -116,3 +116,10 @@ def load_fbnet_archs(data_dir=None) -> list[tuple[int, ...]]:
         return [check_arch(a) for a in archs]
     except (ArchStringError, TypeError, RuntimeError) as e:
         raise DataError(f"{path}: not a list of FBNet architectures ({type(e).__name__})") from None
+
+
+def fbnet_graphs(data_dir=None) -> tuple[list[ArchGraph], dict[str, np.ndarray]]:
+    """HELP's 5,000 FBNet networks as chain graphs, and their FLOPs and parameters (:func:`fbnet_cost`)."""
+    archs = load_fbnet_archs(data_dir)
+    cost = np.array([fbnet_cost(a) for a in archs], dtype=np.float64)
+    return [arch_to_graph(a) for a in archs], {"flops": cost[:, 0], "params": cost[:, 1]}

@@ -2,7 +2,7 @@
 
 A cell string ``|a~0|+|b~0|c~1|+|d~0|e~1|f~2|`` puts an op on each edge of a 4-node cell. NN-Former turns it into
 an 8-node node-op graph ``[input, a, b, c, d, e, f, output]`` with a fixed adjacency, then removes the ``none``
-nodes and every node not on an input->output path (docs/NNFORMER.md, section 1). The result has 2 to 8 nodes; the
+nodes and every node not on an input->output path (docs/method.md section 1). The result has 2 to 8 nodes; the
 all-``none`` cell is ``input, output`` with no edge.
 """
 
