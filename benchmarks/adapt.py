@@ -43,7 +43,7 @@ def run(method: str, n: int, seed: int, data: Path, per_family: int = 20) -> dic
     from nnformer.latency.adapt import adapt
     from nnformer.latency.profiler import load_training_set
     from nnformer.machine import code_version, describe_line
-    from nnformer.metrics import acc_within, mape, spearman_rho
+    from nnformer.metrics import report
 
     rows, graphs, ms, _ = load_training_set(data)
     keep = [i for i, r in enumerate(rows) if r["index"] < per_family]  # the dataset's first models of each family
@@ -69,9 +69,9 @@ def run(method: str, n: int, seed: int, data: Path, per_family: int = 20) -> dic
     else:
         p = Predictor("networks", settings={"seed": seed}, task="latency", progress=False).fit(pick(train), ms[train])
         pred = p.predict(pick(test))
-    y = ms[test]
-    return {"method": method, "n": n, "seed": seed, "mape": mape(pred, y), "acc10": acc_within(pred, y, 0.10),
-            "spearman": spearman_rho(pred, y), "interval_coverage": cover, "seconds": time.perf_counter() - t0,
+    m = report(pred, ms[test])
+    return {"method": method, "n": n, "seed": seed, "mape": m["mape"], "acc10": m["acc10"],
+            "spearman": m["spearman_test"], "interval_coverage": cover, "seconds": time.perf_counter() - t0,
             "data": data.as_posix(), "code": code_version(), "machine": describe_line(machine())}
 
 

@@ -35,7 +35,7 @@ def one_size(n: int, batch: int, threads: int) -> dict:
 
     from nnformer.batching import EncodedGraphs
     from nnformer.latency.onnx_graph import onnx_to_graph, with_static
-    from nnformer.model import build_model
+    from nnformer.regressors import build_model
     from nnformer.recipes import RECIPES
     from nnformer.train import make_optimizer, predict_encoded
     from nnformer.vocab import ONNX

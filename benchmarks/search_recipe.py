@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from concurrent.futures import as_completed
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +56,11 @@ def _one(task) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     search(space, SearchConfig(queries=QUERIES, seed=seed, **fields), history=path, settings=settings, progress=False)
     return str(path)
+
+
+def _one_job(context, task) -> str:
+    """One search as a job of the sweep engine (its history is its own store)."""
+    return _one(task)
 
 
 def _rows(path: Path) -> list[dict]:
@@ -126,11 +130,9 @@ def main() -> int:
     todo = [(v, s, args.data_dir) for s in range(args.seeds) for v in variants
             if len(_rows(_path(v, s))) < QUERIES]
     if todo and not args.from_cache:
-        from nnformer.harness.pool import worker_pool
+        from nnformer.harness.engine import run_jobs
 
-        with worker_pool(args.jobs) as pool:
-            for f in as_completed([pool.submit(_one, t) for t in todo]):
-                print("done", f.result(), flush=True)
+        run_jobs(todo, _one_job, jobs=args.jobs, desc="recipe searches", unit="search")
     for p in report(list(VARIANTS), args.seeds, args.data_dir):  # every variant stored, not only those just run
         print(f"wrote {p}")
     return 0

@@ -597,7 +597,7 @@ def cmd_score(args) -> int:
                            batch_size=args.batch_size, progress=not args.quiet)
     else:
         from .data.nb101 import load_nb101
-        from .data.registry import fetch_space
+        from .data.benchmarks import fetch_space
         from .spaces.nb101 import spec_to_graph
 
         fetch_space("nb101", args.data_dir)
@@ -613,7 +613,7 @@ def cmd_score(args) -> int:
 
 def cmd_search(args) -> int:
     """One search: history (resumable) and result under --out."""
-    from .data.registry import fetch_space
+    from .data.benchmarks import fetch_space
     from .search import (SearchConfig, constraint_report, latency_constrained_space, load_search_space,
                          queries_to_optimum, search, search_settings)
 

@@ -375,24 +375,6 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def model_types() -> dict[str, tuple[type, type]]:
-    """Registered networks: name -> (config dataclass, module). Every one maps a GraphBatch to (B,) predictions."""
-    from .baselines import GCNConfig, GCNRegressor, MLPConfig, MLPRegressor
-
-    return {"nnformer": (NNFormerConfig, NNFormer), "gcn": (GCNConfig, GCNRegressor), "mlp": (MLPConfig, MLPRegressor)}
-
-
-def model_type_of(cfg) -> str:
-    for name, (c, _) in model_types().items():
-        if type(cfg) is c:
-            return name
-    raise TypeError(f"no registered network for config type {type(cfg).__name__}")
-
-
-def build_model(cfg) -> nn.Module:
-    return model_types()[model_type_of(cfg)][1](cfg)
-
-
 def quantize_int8(model: nn.Module) -> nn.Module:
     """A copy of an NN-Former whose attention Linear layers use dynamic int8 quantization (CPU inference only).
 

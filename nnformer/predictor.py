@@ -34,9 +34,9 @@ from .batching import EncodedGraphs
 from .errors import CheckpointError, DataError, one_line
 from .graph import ArchGraph
 from .io import atomic_torch_save, sha256_of
-from .model import build_model, model_types
 from .protocols import MIN_CALIBRATION, MIN_TRAIN, MIN_VALIDATION
 from .recipes import DEFAULT_RECIPE, Recipe, RecipeError, get_recipe
+from .regressors import build_model, model_types
 from .targets import TASKS, Target
 from .train import (CHECKPOINT_FORMAT, TrainConfig, TrainResult, checkpoint_header, fit, load_checkpoint,
                     predict_encoded)

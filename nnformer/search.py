@@ -141,6 +141,7 @@ def nb101_search_space(data_dir=None, k: int = 8) -> SearchSpace:
     """The NAS-Bench-101 cells available (the 2,500-cell subset here): validation accuracy queried, test reported, in
     percent; a mutation moves to one of the ``k`` nearest cells by Hamming distance on (adjacency, ops)."""
     from .data.nb101 import load_nb101
+    from .targets import as_percent
     from .vocab import NB101
 
     table = load_nb101(data_dir)
@@ -162,8 +163,8 @@ def nb101_search_space(data_dir=None, k: int = 8) -> SearchSpace:
         d[i] = np.iinfo(d.dtype).max if d.dtype.kind == "i" else d.max() + 1
         return np.argsort(d, kind="stable")[:k]
 
-    pct = 100.0 if max(test.max(), val.max()) <= 1.5 else 1.0  # as NB201: percent
-    return SearchSpace(name, graphs, pct * val, pct * test, neighbours, NB101)
+    val, test = as_percent(val, test)  # as NB201's
+    return SearchSpace(name, graphs, val, test, neighbours, NB101)
 
 
 def load_search_space(space: str, data_dir=None, dataset: str = "cifar10") -> SearchSpace:

@@ -17,6 +17,15 @@ import numpy as np
 from .errors import CheckpointError, DataError
 
 TASKS = ("accuracy", "latency")
+FRACTION_MAX = 1.5  # accuracy labels no larger than this are fractions (NAS-Bench-101), larger ones percentages
+
+
+def as_percent(*labels: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Accuracy labels in percent, so that spaces compare on one scale: labels that are all fractions (at most
+    :data:`FRACTION_MAX`, judged over every array given) times 100, percentages as they are."""
+    arrays = [np.asarray(y, dtype=np.float64) for y in labels]
+    factor = 100.0 if max(float(np.abs(y).max()) for y in arrays) <= FRACTION_MAX else 1.0
+    return tuple(factor * y for y in arrays)
 
 
 @dataclass(frozen=True)
@@ -30,7 +39,7 @@ class Target:
     def for_labels(cls, task: str, y: np.ndarray, scale: float | str = "auto") -> "Target":
         """The transform for ``task`` fitted on training labels ``y``."""
         if task == "accuracy":
-            factor = (0.01 if np.abs(y).max() > 1.5 else 1.0) if scale == "auto" else float(scale)
+            factor = (0.01 if np.abs(y).max() > FRACTION_MAX else 1.0) if scale == "auto" else float(scale)
             return cls("scale", factor=factor)
         if task == "latency":
             bad = np.flatnonzero(y <= 0)

@@ -27,7 +27,8 @@ from .batching import EncodedGraphs
 from .errors import CheckpointError
 from .io import atomic_torch_save, remove_stale_temporaries
 from .metrics import kendall_tau
-from .model import build_model, model_type_of, param_groups
+from .model import param_groups
+from .regressors import build_model, model_type_of
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import torch
 from nnformer.baselines import GCNConfig, MLPConfig
 from nnformer.batching import EncodedGraphs
 from nnformer.metrics import kendall_tau
-from nnformer.model import FFN_MODES, NNFormerConfig, build_model
+from nnformer.model import FFN_MODES, NNFormerConfig
+from nnformer.regressors import build_model
 from nnformer.predictor import Predictor
 from nnformer.train import TrainConfig, fit
 from tests.test_train import GRAPHS, Y
@@ -86,6 +87,7 @@ def test_cuda_training_learns_and_the_predictor_loads_on_cpu(tmp_path, amp):
 
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=cuda)])
+@pytest.mark.slow
 def test_resume_continues_the_same_run(tmp_path, device):
     """A run stopped after a checkpoint and resumed ends where the uninterrupted run ends (on a GPU, its dropout
     masks come from the GPU's generator, whose state the checkpoint keeps too)."""

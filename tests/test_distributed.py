@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 SCRIPT = """
@@ -33,6 +34,7 @@ if world > 1:
 """
 
 
+@pytest.mark.slow
 def test_two_process_ddp_matches_single_process(tmp_path):
     repo = str(Path(__file__).resolve().parents[1])
     script = tmp_path / "ddp.py"

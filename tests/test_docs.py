@@ -5,6 +5,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -218,6 +220,7 @@ def test_latency_constrained_search_rows_in_docs_are_the_generated_csv():
     assert checked >= 8
 
 
+@pytest.mark.slow  # CI builds the reference itself after the tests (.ci/run)
 def test_api_reference_builds_from_the_docstrings(tmp_path):
     """docs/build_api.py (what CI runs) renders every module without a pdoc warning; the pages a user looks up first
     exist and document the calls the guides use."""

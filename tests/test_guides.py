@@ -46,6 +46,7 @@ def test_guide_links_point_at_files_of_the_repository():
             assert (guide.parent / target).exists(), f"{guide.name} links to {target}, which does not exist"
 
 
+@pytest.mark.slow
 def test_rank_your_search_space_runs_as_written(tmp_path):
     text = (ROOT / "docs" / "guides" / "rank-your-search-space.md").read_text()
     code = _blocks(text, "python")[0]

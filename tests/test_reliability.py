@@ -139,6 +139,7 @@ def test_a_checkpoint_of_another_op_vocabulary_refuses_other_ops(tmp_path, check
     one_line_error(r, "unknown NAS-Bench-201 op 'conv_5x5'")
 
 
+@pytest.mark.slow
 def test_a_stale_temporary_checkpoint_is_removed_by_the_rerun(data_dir, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
@@ -214,6 +215,7 @@ def _kill_and_resume_training(data_dir, out, whole, delay):
     return killed
 
 
+@pytest.mark.slow
 def test_training_killed_resumes_to_the_same_predictions(data_dir, tmp_path, uninterrupted_train):
     assert _kill_and_resume_training(data_dir, tmp_path / "run", uninterrupted_train, 0.3), \
         "the run finished before it could be killed"
@@ -231,6 +233,7 @@ def test_training_killed_at_random_points(data_dir, tmp_path, uninterrupted_trai
     _kill_and_resume_training(data_dir, tmp_path / "run", uninterrupted_train, delay)
 
 
+@pytest.mark.slow
 def test_scoring_killed_leaves_no_partial_csv(data_dir, tmp_path, checkpoint):
     whole = tmp_path / "whole.csv"
     args = ["score", "--checkpoint", checkpoint, "--chunk", "500", "--data-dir", data_dir, "--quiet", "--out"]
@@ -274,6 +277,7 @@ def _kill_and_resume_sweep(data_dir, out, whole, delay):
     return killed
 
 
+@pytest.mark.slow
 def test_sweep_killed_resumes_to_the_same_table(data_dir, tmp_path, uninterrupted_sweep):
     assert _kill_and_resume_sweep(data_dir, tmp_path, uninterrupted_sweep, 0.5), "the sweep finished first"
 
@@ -291,6 +295,7 @@ def _graph_ids(out: Path) -> dict:
             for k, v in read_graphs(out).items()}
 
 
+@pytest.mark.slow
 def test_profiling_killed_resumes_without_losing_or_doubling_a_model(tmp_path):
     args = ["profile", "--families", "nb201", "--per-family", "4", "--rounds", "2", "--runs", "3", "--warmup", "1",
             "--quiet", "--out"]

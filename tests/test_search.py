@@ -123,6 +123,7 @@ def test_search_config_refusals():
             SearchConfig(**kwargs)
 
 
+@pytest.mark.slow
 def test_search_cli_on_nb201_resumes_and_refuses_bad_arguments(data_dir, tmp_path, capsys):
     out = tmp_path / "s"
     argv = ["search", "--method", "evolution", "--queries", "40", "--seed", "1", "--out", str(out), "--data-dir",
@@ -161,9 +162,12 @@ def test_reproduce_search_writes_tables_and_skips_what_is_done(data_dir, tmp_pat
     root = tmp_path / "search-nb201"
     table = (root / "search.md").read_text()
     assert "| `random` | 2 |" in table and "| `evolution` | 2 |" in table and (root / "search.png").is_file()
-    hist = root / "cifar10" / "random-seed1.jsonl"
-    before = hist.stat().st_mtime_ns
-    assert main(argv) == 0 and hist.stat().st_mtime_ns == before
+    from nnformer.harness.search_sweep import PACK
+
+    store = root / "cifar10" / PACK  # the complete histories, packed
+    assert sorted(p.name for p in (root / "cifar10").iterdir()) == [PACK]
+    before = store.read_bytes()
+    assert main(argv) == 0 and store.read_bytes() == before  # nothing run again, the same store
     one = argv[:2] + ["--methods", "random"] + argv[4:]
     assert main(one) == 0 and "| `evolution` | 2 |" in (root / "search.md").read_text()  # other rows kept
     other = argv[:argv.index("cifar10")] + ["cifar100"] + argv[argv.index("cifar10") + 1:]
@@ -219,6 +223,7 @@ def test_latency_budget_refusals(toy):
         search(small, SearchConfig(method="random", queries=small.constraint["cells_allowed"] + 1), progress=False)
 
 
+@pytest.mark.slow
 def test_latency_constrained_search_cli(data_dir, tmp_path, capsys):
     out = tmp_path / "c"
     argv = ["search", "--method", "evolution", "--queries", "20", "--max-latency", "3", "--latency-device", "fpga",
@@ -253,14 +258,15 @@ def test_reproduce_search_under_a_latency_budget_writes_its_own_table(data_dir, 
             "--quiet"]
     assert main(argv) == 0
     root = tmp_path / "search-nb201-latency"
-    hist = root / "cifar10-fpga-3ms" / "random-seed1.jsonl"
-    rows = [json.loads(ln) for ln in hist.read_text().splitlines()[1:]]
+    from nnformer.harness.search_sweep import histories
+
+    stored = histories(root / "cifar10-fpga-3ms")
+    rows = stored["random-seed1.jsonl"][1:]
     assert len(rows) == 25 and all("latency" in r for r in rows)
     assert not (tmp_path / "search-nb201").exists()  # the unconstrained histories are elsewhere
     table = (root / "search.md").read_text()
     assert "## cifar10 on fpga, at most 3 ms" in table and "| `random` | 2 |" in table
-    last = [json.loads((root / "cifar10-fpga-3ms" / f"random-seed{s}.jsonl").read_text().splitlines()[-1])
-            for s in range(2)]
+    last = [stored[f"random-seed{s}.jsonl"][-1] for s in range(2)]
     met = sum(r["best_latency"] <= 3.0 for r in last)
     assert f"| {met}/2 |" in table.split("| `random` | 2 |")[1].splitlines()[0]
 
@@ -271,3 +277,46 @@ def test_target_lines_give_the_difference_to_a_baseline_with_its_interval():
     assert _difference(np.array([1.0, 2.0, 3.0]), np.zeros(3)) == "+2.00 ± 1.13"  # 1.96 * sqrt(1/3 + 0)
     assert _difference(np.array([1.0, np.nan, 3.0]), np.array([2.0, 4.0])) == "-1.00 ± 2.77"  # nan: seed not done
     assert _difference(np.array([1.0]), np.array([2.0, 4.0])) == "-2.00"  # one seed: no interval
+
+
+def test_complete_histories_pack_into_one_store_and_read_back_the_same(tmp_path):
+    """A directory's complete search histories move into one gzip store (same bytes for the same histories); the
+    sweep's `done` and the tables' `load_runs` read it as they read the loose files, and a search still in progress
+    stays loose."""
+    import gzip
+
+    from nnformer.harness import search_sweep as ss
+    from nnformer.search import SearchConfig, config_header
+
+    d = ss.history_path(tmp_path, "nb201", "cifar10", "x", 0).parent
+    d.mkdir(parents=True)
+
+    def write(method, seed, queries):
+        head = {"format": "nnformer-search/1", "config": config_header(SearchConfig(method=method, queries=12,
+                                                                                    seed=seed)), "settings": {}}
+        rows = [{"query": q + 1, "best_test": 90.0 + seed + q / 10} for q in range(queries)]
+        (d / f"{method}-seed{seed}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [head, *rows]))
+
+    for seed in (0, 1, 10, 2):
+        write("random", seed, 12)
+    write("evolution", 0, 2)  # in progress
+    before = ss.load_runs(tmp_path, "nb201", "cifar10", ("random", "evolution"), 12)
+    assert [r[0]["best_test"] for r in before["random"]] == [90.0, 91.0, 92.0, 100.0] and before["evolution"] == []
+    assert ss.pack(d, 12) == 4
+    assert sorted(p.name for p in d.iterdir()) == ["evolution-seed0.jsonl", ss.PACK]
+    assert ss.load_runs(tmp_path, "nb201", "cifar10", ("random", "evolution"), 12) == before
+    assert ss.done(d / "random-seed10.jsonl", 12, "random", 10, {})
+    assert not ss.done(d / "evolution-seed0.jsonl", 12, "evolution", 0, {})
+    assert not ss.done(d / "random-seed3.jsonl", 12, "random", 3, {})
+    first = (d / ss.PACK).read_bytes()
+    write("evolution", 0, 12)  # finished later: packed beside the others, which stay as they were
+    assert ss.pack(d, 12) == 1 and ss.pack(d, 12) == 0
+    names = [json.loads(ln)["file"] for ln in gzip.decompress((d / ss.PACK).read_bytes()).splitlines()]
+    assert names == ["evolution-seed0.jsonl", "random-seed0.jsonl", "random-seed1.jsonl", "random-seed2.jsonl",
+                     "random-seed10.jsonl"]
+    (d / ss.PACK).unlink()
+    for seed in (0, 1, 10, 2):
+        write("random", seed, 12)
+    ss.pack(d, 12)
+    again = gzip.decompress((d / ss.PACK).read_bytes()).splitlines()
+    assert [ln for ln in again if b"random" in ln] == [ln for ln in gzip.decompress(first).splitlines()]

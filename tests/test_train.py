@@ -153,6 +153,7 @@ torch.save(res.model.state_dict(), sys.argv[2])
 """
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_the_same_final_weights(tmp_path):
     repo = str(Path(__file__).resolve().parents[1])
     script = tmp_path / "run.py"

@@ -13,6 +13,7 @@ from nnformer.protocols import tnasp_split
 FLOOR = 0.68
 
 
+@pytest.mark.slow
 def test_short_nb201_run_beats_floor(nb201):
     split = tnasp_split(len(nb201), 156, 1024)
     g = nb201.graphs

@@ -500,12 +500,6 @@ def _build(kind: str, path: Path | None, data_dir, progress: bool) -> NB101Table
     return read_nb101_subset(verified_path(SUBSET, data_dir))
 
 
-def build_nb101(data_dir=None, source: str | os.PathLike | None = None, progress: bool = False) -> NB101Table:
-    """Read and validate a NAS-Bench-101 source (slow path; :func:`load_nb101` caches its result)."""
-    kind, path = find_nb101_source(data_dir, source)
-    return _build(kind, path, data_dir, progress)
-
-
 def _cache_path(kind: str, digest: str) -> Path:
     key = hashlib.sha256(f"nb101-v{FORMAT_VERSION}-{kind}-{digest}".encode()).hexdigest()[:16]
     return processed_dir() / f"nb101_{key}.npz"

@@ -200,20 +200,6 @@ def fetch_missing(names: list[str], data_dir: str | os.PathLike | None = None, p
     return root
 
 
-def space_files(space: str, data_dir: str | os.PathLike | None = None) -> list[str]:
-    """The registered files a search space is read from: ``nb201``'s tables, or for ``nb101`` the 2,500-cell subset
-    unless the data directory holds an official NAS-Bench-101 file (which is never downloaded)."""
-    if space == "nb201":
-        from .nb201 import SOURCES
-
-        return list(SOURCES)
-    if space == "nb101":
-        from .nb101 import SUBSET, find_nb101_source
-
-        return [SUBSET] if find_nb101_source(data_dir)[0] == "subset" else []
-    return []
-
-
 def _download(names: list[str], root: Path, progress: bool) -> list[Path]:
     out = []
     for name in names:
@@ -236,9 +222,3 @@ def _download(names: list[str], root: Path, progress: bool) -> list[Path]:
             raise DataError(f"could not download {name} from {spec.url}: {e}") from None
         out.append(dest)
     return out
-
-
-def fetch_space(space: str, data_dir: str | os.PathLike | None = None) -> Path:
-    """The data directory, once the files the search space ``space`` is read from are in it (:func:`space_files`,
-    :func:`fetch_missing`)."""
-    return fetch_missing(space_files(space, data_dir), data_dir)

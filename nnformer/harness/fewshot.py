@@ -33,7 +33,7 @@ from ..errors import NNFormerError
 from ..graph import ArchGraph
 from ..machine import code_version, describe_line
 from .engine import RunStore, run_jobs
-from .methods import METHODS
+from .methods import FEWSHOT_METHODS, METHODS
 
 # HELP's device split for NAS-Bench-201 (its README); pixel3 (meta-train) is not in the data and is left out
 HELP_NB201_DEVICES = {
@@ -55,17 +55,6 @@ META_PER_DEVICE = {"help-nb201": 900, "help-fbnet": 4000}  # HELP's meta-trainin
 VAL_PER_DEVICE = 200
 FINETUNE_STEPS = 100
 
-# method -> (network, role, label). role: "meta" (meta-trained, hardware embedding), "meta-ft" (and fine-tuned),
-# "scratch" (trained on the target's N samples only), "linear", "zero-cost"
-FEWSHOT_METHODS: dict[str, tuple[str, str, str]] = {
-    "nnformer-hw": ("nnformer", "meta", "NN-Former, meta-trained, hardware embedding (no fine-tuning)"),
-    "nnformer-hw-ft": ("nnformer", "meta-ft", "NN-Former, meta-trained, fine-tuned on the N samples"),
-    "gcn-hw": ("gcn", "meta", "GCN, meta-trained, hardware embedding (no fine-tuning)"),
-    "gcn-hw-ft": ("gcn", "meta-ft", "GCN, meta-trained, fine-tuned on the N samples"),
-    "nnformer-static": ("nnformer", "scratch", "NN-Former + log FLOPs/params, trained on the N samples only"),
-    "flops-linear": ("linear", "linear", "linear regression on log FLOPs + log params (N samples)"),
-    "flops": ("zero-cost", "zero-cost", "FLOPs alone (no samples)"),
-}
 NETWORK_SETTINGS = {"nnformer": METHODS["nnformer"][1], "gcn": METHODS["gcn"][1]}  # one table of methods
 
 # HELP's published Spearman with 10 target samples (docs/method.md section 8) and FLOPs over all cells measured here

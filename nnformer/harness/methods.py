@@ -45,6 +45,18 @@ LATENCY_METHODS: dict[str, tuple[str, dict, str]] = {
     # nn-Meter's and HW-NAS-Bench's idea: a network's latency as the sum of one cost per (layer, op)
     "layer-lut": ("lut", {}, "per-layer lookup table: least squares on one-hot (position, op), additive"),
 }
+# HELP's few-shot protocol (harness/fewshot.py): method -> (network, role, label). role: "meta" (meta-trained,
+# hardware embedding), "meta-ft" (and fine-tuned), "scratch" (trained on the target's N samples only), "linear",
+# "zero-cost"; one meta-training gives a network's -hw and -hw-ft methods
+FEWSHOT_METHODS: dict[str, tuple[str, str, str]] = {
+    "nnformer-hw": ("nnformer", "meta", "NN-Former, meta-trained, hardware embedding (no fine-tuning)"),
+    "nnformer-hw-ft": ("nnformer", "meta-ft", "NN-Former, meta-trained, fine-tuned on the N samples"),
+    "gcn-hw": ("gcn", "meta", "GCN, meta-trained, hardware embedding (no fine-tuning)"),
+    "gcn-hw-ft": ("gcn", "meta-ft", "GCN, meta-trained, fine-tuned on the N samples"),
+    "nnformer-static": ("nnformer", "scratch", "NN-Former + log FLOPs/params, trained on the N samples only"),
+    "flops-linear": ("linear", "linear", "linear regression on log FLOPs + log params (N samples)"),
+    "flops": ("zero-cost", "zero-cost", "FLOPs alone (no samples)"),
+}
 # --quick: the comparisons the paper's claims rest on (masks, vs a plain transformer, vs GNN / MLP / zero-cost), not
 # the ablations, so that it fits in 15 minutes on 2 cores
 QUICK_METHODS = ("nnformer", "nnformer-released", "transformer", "gcn", "mlp", "params", "flops")
@@ -70,8 +82,6 @@ def method_table(task: str) -> dict[str, tuple[str, dict, str]]:
 
 
 def label(method: str) -> str:
-    from .fewshot import FEWSHOT_METHODS
-
     known = {m: v[2] for m, v in {**FEWSHOT_METHODS, **METHODS, **LATENCY_METHODS}.items()}
     return known.get(method, method)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..data.registry import fetch_space
+from ..data.benchmarks import fetch_space
 from ..errors import NNFormerError
 from ..io import check_output_dir
 from ..recipes import DEFAULT_RECIPE
@@ -64,6 +64,10 @@ def _reproduce_search(args) -> int:
     if args.space == "nb201" and not budgets:
         datasets = [d for d in ("cifar10", "cifar100", "imagenet16")
                     if d in datasets or (out / "search-nb201" / d).is_dir()]
+    # complete histories go into one compressed store per table directory (what the tables are written from)
+    for d in datasets:
+        for b in [(dev, ms, bound) for dev, ms in budgets] if budgets else [None]:
+            search_sweep.pack(search_sweep.history_path(out, args.space, d, "", 0, b).parent, args.queries)
     if budgets:
         written = search_sweep.write_latency_report(out, args.space, datasets, METHODS, args.queries, budgets,
                                                     args.command_line, args.data_dir, bound=bound)

@@ -5,7 +5,11 @@ after every round (a killed sweep resumes mid-search). Searches under a latency 
 ms, the shipped ``help-nb201-<device>`` predicting the latency) go to
 ``<out>/search-nb201-latency/<dataset>-<device>-<ms>ms/<method>-seed<k>.jsonl`` with their own table
 (:func:`write_latency_report`). The table (``search.md``, ``.csv``) and the plot
-(``search.png``, best test accuracy vs queries, mean and 95% band) are rewritten from the files present.
+(``search.png``, best test accuracy vs queries, mean and 95% band) are rewritten from the histories present.
+
+Once complete, a directory's histories move into one compressed store beside them, :data:`PACK` (:func:`pack`, run
+by ``nnformer reproduce search`` before it writes the tables): the published tables are read from it, and a search
+still in progress stays a loose file until it is complete.
 """
 
 from __future__ import annotations
@@ -63,18 +67,65 @@ def _run_search(context, task) -> str:
     return str(path)
 
 
+PACK = "histories.jsonl.gz"  # the complete histories of a directory, one record per search (the published store)
+
+
+def _read_history(path: Path) -> list[dict]:
+    return [json.loads(ln) for ln in path.read_text().splitlines()]
+
+
+def histories(directory: Path) -> dict[str, list[dict]]:
+    """File name -> history (header, then one row per query) of every search stored in ``directory``: the pack
+    :data:`PACK`, then the loose files beside it (a loose file is newer: a search in progress or rerun)."""
+    from ..io import read_jsonl
+
+    out = {r["file"]: r["lines"] for r in read_jsonl(Path(directory) / PACK)}
+    for f in sorted(Path(directory).glob("*-seed*.jsonl")):
+        out[f.name] = _read_history(f)
+    return out
+
+
+def pack(directory: Path, queries: int) -> int:
+    """Move every complete history (more than ``queries`` lines) of ``directory`` into its pack (gzip, written
+    whole and atomically, the same bytes for the same histories); returns how many loose files it took in. A
+    history with fewer lines stays loose, so a search in progress resumes from it."""
+    import gzip
+
+    from ..io import atomic_path
+
+    directory = Path(directory)
+    loose = [f for f in sorted(directory.glob("*-seed*.jsonl")) if len(f.read_text().splitlines()) > queries]
+    if not loose:
+        return 0
+    every = histories(directory)
+    keep = {f.name for f in directory.glob("*-seed*.jsonl")} - {f.name for f in loose}
+    with atomic_path(directory / PACK) as tmp, open(tmp, "wb") as raw, \
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+        for name in sorted(every, key=_seed_order):
+            if name not in keep:
+                gz.write((json.dumps({"file": name, "lines": every[name]}, separators=(",", ":")) + "\n").encode())
+    for f in loose:
+        f.unlink()
+    return len(loose)
+
+
+def _seed_order(name: str) -> tuple[str, int]:
+    method, seed = name.removesuffix(".jsonl").rsplit("-seed", 1)
+    return method, int(seed)
+
+
 def done(path: Path, queries: int, method: str, seed: int, settings: dict) -> bool:
-    """A complete history of this search: ``queries`` queries of the same method, seed and settings under the
-    current defaults of :class:`~nnformer.search.SearchConfig` (a history of other defaults is not counted: the
-    sweep stops on it as another search)."""
-    if not path.is_file():
-        return False
-    lines = path.read_text().splitlines()
+    """A complete history of this search (loose or packed): ``queries`` queries of the same method, seed and
+    settings under the current defaults of :class:`~nnformer.search.SearchConfig` (a history of other defaults is
+    not counted: the sweep stops on it as another search)."""
+    if path.is_file():
+        lines = _read_history(path)
+    else:
+        lines = histories(path.parent).get(path.name, []) if path.parent.is_dir() else []
     if len(lines) <= queries:
         return False
-    head = json.loads(lines[0])
     want = config_header(SearchConfig(method=method, queries=queries, seed=seed))
-    return head.get("config") == want and head.get("settings") == (settings or {})
+    return lines[0].get("config") == want and lines[0].get("settings") == (settings or {})
 
 
 def sweep(space: str, datasets, methods, seeds, queries: int, out: Path, settings: dict, data_dir=None,
@@ -91,14 +142,12 @@ def sweep(space: str, datasets, methods, seeds, queries: int, out: Path, setting
 
 
 def load_runs(out: Path, space: str, dataset: str, methods, queries: int, budget=None) -> dict[str, list[list[dict]]]:
-    """The complete histories (``queries`` queries) of each method; a search still in progress is left out."""
-    runs = {}
-    for m in methods:
-        files = sorted(history_path(out, space, dataset, m, 0, budget).parent.glob(f"{m}-seed*.jsonl"),
-                       key=lambda p: int(p.stem.rsplit("seed", 1)[1]))
-        runs[m] = [rows for f in files if len(rows := [json.loads(ln) for ln in f.read_text().splitlines()[1:]])
-                   >= queries]
-    return runs
+    """The complete histories (``queries`` queries) of each method, in seed order; a search still in progress is
+    left out."""
+    stored = histories(history_path(out, space, dataset, methods[0] if methods else "", 0, budget).parent)
+    order = sorted(stored, key=_seed_order)
+    return {m: [rows for name in order if _seed_order(name)[0] == m and len(rows := stored[name][1:]) >= queries]
+            for m in methods}
 
 
 def _curve(rows: list[dict], queries: int) -> np.ndarray:
@@ -113,9 +162,9 @@ def write_report(out: Path, space: str, datasets, methods, queries: int, command
     root = out / f"search-{space}"
     checkpoints = [q for q in CHECKPOINTS if q <= queries]
     lines = [f"# Architecture search on {space}: best test accuracy of the returned cell vs queries", "",
-             f"Written by `{command}` from the search histories stored beside it (one JSON-lines file per method "
-             f"and seed). A query returns the cell's validation accuracy; the search returns the queried cell with "
-             f"the best validation accuracy, and its test accuracy is reported. Mean ± 95% half-width (1.96 s / "
+             f"Written by `{command}` from the search histories stored beside it (`<dataset>/{PACK}`, one "
+             f"record per method and seed). A query returns the cell's validation accuracy; the search returns the "
+             f"queried cell with the best validation accuracy, and its test accuracy is reported. Mean ± 95% half-width (1.96 s / "
              f"sqrt(k)) over k seeds; 'optimum found': in how many seeds the cell of the best test accuracy was "
              f"evaluated within the budget, and the median query at which it was; 'minutes': median wall time of "
              f"one search.", ""]

@@ -25,8 +25,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
+import sys
+import warnings
+from pathlib import Path
 from typing import NamedTuple, get_type_hints
 
 import numpy as np
@@ -35,6 +40,8 @@ from ..errors import OnnxError, one_line
 from ..graph import FORMAT as GRAPH_FORMAT
 from ..graph import ArchGraph
 from ..vocab import ONNX_PREFIX
+
+OPSET = 17  # the ONNX opset models are exported at
 
 FEATURE_NAMES = ("kernel_h", "kernel_w", "stride_h", "stride_w", "pad_h", "pad_w", "dilation_h", "dilation_w",
                  "groups", "c_in", "c_out", "out_h", "out_w", "log_out_numel", "log_flops", "log_params", "log_mem")
@@ -329,8 +336,6 @@ def onnx_to_graph(model, batch: int | None = None, io_nodes: bool = True) -> Con
 def torch_to_graph(model, example_input, opset: int = 17) -> ConvertedGraph:
     """A PyTorch module's graph: exported in memory through the ONNX exporter with ``example_input`` (a tensor or a
     shape), then converted as :func:`onnx_to_graph` does. Raises :class:`OnnxError` when the export fails."""
-    from .profiler import export_onnx
-
     return onnx_to_graph(export_onnx(model, example_input, None, opset))
 
 
@@ -365,3 +370,69 @@ def from_compact(d: dict) -> ConvertedGraph:
         raise OnnxError(f"not a compact ONNX graph (format {fmt!r}, expected one of "
                         f"{', '.join(map(repr, _COMPACT_FORMATS))})")
     return ConvertedGraph(ArchGraph.from_dict(d), dict(d.get("static", {})))
+
+
+# ---------------------------------------------------------------------------------------------------- export
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence file descriptor 1: on failure the TorchScript exporter prints the whole IR graph from C++."""
+    sys.stdout.flush()
+    saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(null)
+
+
+@contextlib.contextmanager
+def _no_fused_fast_paths():
+    """PyTorch's fused inference kernels (``nn.TransformerEncoder`` and ``nn.MultiheadAttention`` in eval mode call
+    ``aten::_transformer_encoder_layer_fwd``) have no ONNX export: the exporter is shown the plain layers instead,
+    the same network as a deployment would run."""
+    import torch
+
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
+        yield
+        return
+    before = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(before)
+
+
+def export_onnx(model, input_shape, path: str | os.PathLike | None, opset: int = OPSET) -> Path | bytes:
+    """Export a module to ONNX with the TorchScript exporter (``dynamo=False``: no onnxscript needed, and it folds
+    BatchNorm into Conv as deployment does). ``input_shape``: a shape (zeros are fed) or an example tensor;
+    ``path=None`` exports in memory and returns the bytes. Any failure becomes an :class:`OnnxError` with a one-line
+    message."""
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise OnnxError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    try:
+        x = input_shape if isinstance(input_shape, torch.Tensor) else torch.zeros(tuple(int(d) for d in input_shape))
+    except (RuntimeError, MemoryError) as e:  # too large for this machine's memory
+        raise OnnxError(f"cannot make an example input of shape {tuple(input_shape)}: {one_line(e)}") from None
+    target = io.BytesIO() if path is None else str(path)
+    try:
+        with torch.no_grad(), warnings.catch_warnings(), _quiet_stdout(), _no_fused_fast_paths():
+            warnings.simplefilter("ignore")
+            if any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in model.parameters()):
+                model.eval()(x)  # lazy modules (nn.LazyLinear, ...) take their shapes from a first call
+            torch.onnx.export(model.eval(), (x,), target, dynamo=False, opset_version=opset, input_names=["input"],
+                              output_names=["output"], do_constant_folding=True)
+    except Exception as e:  # noqa: BLE001 - exporter errors are RuntimeError, OnnxExporterError, TypeError, ...
+        memory = isinstance(e, MemoryError) or "allocate" in str(e)  # torch's allocator: "... tried to allocate ..."
+        raise OnnxError(f"cannot export {type(model).__name__} to ONNX: "
+                        + (f"not enough memory to run it once on an input of shape {tuple(x.shape)}: "
+                           if memory else "") + one_line(e)) from None
+    return target.getvalue() if path is None else Path(path)

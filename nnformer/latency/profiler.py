@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import gzip
-import io
 import json
 import math
 import os
@@ -31,7 +30,6 @@ import platform
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -42,8 +40,8 @@ from ..errors import DataError, FamilyError, NNFormerError, OnnxError, one_line
 from ..io import (JsonlAppender, atomic_open, atomic_path, atomic_write_json, exclusive_lock, read_jsonl,
                   read_jsonl_numbered, remove_stale_temporaries)
 from ..machine import cpu_model
+from .onnx_graph import OPSET, export_onnx  # noqa: F401  (export_onnx: part of this module's API)
 
-OPSET = 17
 DEFAULTS = {"threads": 1, "batch": 1, "rounds": 5, "runs": 20, "warmup": 10}
 # settings a resumed dataset must share with the run that started it: mixing them would mix label distributions
 _SETTING_KEYS = ("seed", "threads", "batch", "rounds", "runs", "warmup", "opset")
@@ -229,72 +227,6 @@ def time_onnx(model, *, threads: int = 1, batch: int | None = None, warmup: int 
     """Latency of an ONNX model (path or bytes) with ONNX Runtime; :class:`OnnxError` if it cannot run."""
     sess, x = _ready(model, threads, batch)
     return measure(lambda: sess.run(None, x), warmup=warmup, runs=runs, rounds=rounds)
-
-
-# ---------------------------------------------------------------------------------------------------- export
-
-@contextlib.contextmanager
-def _quiet_stdout():
-    """Silence file descriptor 1: on failure the TorchScript exporter prints the whole IR graph from C++."""
-    sys.stdout.flush()
-    saved, null = os.dup(1), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-        os.close(null)
-
-
-@contextlib.contextmanager
-def _no_fused_fast_paths():
-    """PyTorch's fused inference kernels (``nn.TransformerEncoder`` and ``nn.MultiheadAttention`` in eval mode call
-    ``aten::_transformer_encoder_layer_fwd``) have no ONNX export: the exporter is shown the plain layers instead,
-    the same network as a deployment would run."""
-    import torch
-
-    mha = getattr(torch.backends, "mha", None)
-    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
-        yield
-        return
-    before = mha.get_fastpath_enabled()
-    mha.set_fastpath_enabled(False)
-    try:
-        yield
-    finally:
-        mha.set_fastpath_enabled(before)
-
-
-def export_onnx(model, input_shape, path: str | os.PathLike | None, opset: int = OPSET) -> Path | bytes:
-    """Export a module to ONNX with the TorchScript exporter (``dynamo=False``: no onnxscript needed, and it folds
-    BatchNorm into Conv as deployment does). ``input_shape``: a shape (zeros are fed) or an example tensor;
-    ``path=None`` exports in memory and returns the bytes. Any failure becomes an :class:`OnnxError` with a one-line
-    message."""
-    import torch
-
-    if not isinstance(model, torch.nn.Module):
-        raise OnnxError(f"expected a torch.nn.Module, got {type(model).__name__}")
-    try:
-        x = input_shape if isinstance(input_shape, torch.Tensor) else torch.zeros(tuple(int(d) for d in input_shape))
-    except (RuntimeError, MemoryError) as e:  # too large for this machine's memory
-        raise OnnxError(f"cannot make an example input of shape {tuple(input_shape)}: {one_line(e)}") from None
-    target = io.BytesIO() if path is None else str(path)
-    try:
-        with torch.no_grad(), warnings.catch_warnings(), _quiet_stdout(), _no_fused_fast_paths():
-            warnings.simplefilter("ignore")
-            if any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in model.parameters()):
-                model.eval()(x)  # lazy modules (nn.LazyLinear, ...) take their shapes from a first call
-            torch.onnx.export(model.eval(), (x,), target, dynamo=False, opset_version=opset, input_names=["input"],
-                              output_names=["output"], do_constant_folding=True)
-    except Exception as e:  # noqa: BLE001 - exporter errors are RuntimeError, OnnxExporterError, TypeError, ...
-        memory = isinstance(e, MemoryError) or "allocate" in str(e)  # torch's allocator: "... tried to allocate ..."
-        raise OnnxError(f"cannot export {type(model).__name__} to ONNX: "
-                        + (f"not enough memory to run it once on an input of shape {tuple(x.shape)}: "
-                           if memory else "") + one_line(e)) from None
-    return target.getvalue() if path is None else Path(path)
 
 
 # ---------------------------------------------------------------------------------------------------- one model

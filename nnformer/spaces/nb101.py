@@ -182,8 +182,3 @@ def module_hash(matrix, ops: Sequence[str]) -> str:
 def canonical_hash(matrix: np.ndarray, ops: Sequence[str]) -> str:
     """:func:`module_hash` of a spec that :func:`canonical_spec` already returned (no checks, no pruning)."""
     return labeled_dag_hash(matrix, [_HASH_LABEL[o] for o in ops])
-
-
-def graph_module_hash(graph: ArchGraph) -> str:
-    """The module hash of a NAS-Bench-101 :class:`ArchGraph` (e.g. one from :func:`spec_to_graph`)."""
-    return module_hash(graph.adj, graph.ops)
