@@ -382,7 +382,7 @@ def _predict_models(args, converted: list, names: list[str]) -> int:
     for name, r in zip(names, results):
         interval = f" [{r.low:.3f}, {r.high:.3f}] ({100 * r.level:.0f}% interval)" if r.low is not None else ""
         if r.level is not None and not r.coverage.reliable:  # predict_graphs withholds it, --json alike
-            interval = " (no interval: the model is mostly operators this predictor never trained on)"
+            interval = " (no interval: the model is unlike those this predictor trained on)"
         print(f"{r.ms:.3f} ms{interval}\t{name}")
         print(f"  {r.coverage.describe()}")
     return 0

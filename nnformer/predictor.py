@@ -75,6 +75,24 @@ def _fingerprint(train: EncodedGraphs, y, val: EncodedGraphs | None, yv) -> str:
     return h.hexdigest()
 
 
+def _size_ranges(graphs: Sequence[ArchGraph], before: dict | None = None) -> dict:
+    """The smallest and largest node count, depth and each graph-level feature of the training graphs (saved with
+    the predictor: how large and how small the models it has seen were), widened by ``before``."""
+    def span(values, old):
+        lo, hi = float(np.min(values)), float(np.max(values))
+        return [min(lo, old[0]), max(hi, old[1])] if old else [lo, hi]
+
+    before = before or {}
+    out = {"nodes": span([g.num_nodes for g in graphs], before.get("nodes")),
+           "depth": span([g.depth_value for g in graphs], before.get("depth"))}
+    if graphs and all(g.graph_features is not None for g in graphs):
+        f = np.stack([np.asarray(g.graph_features, dtype=np.float64) for g in graphs])
+        old = before.get("graph_features") or [None] * f.shape[1]
+        if len(old) == f.shape[1]:
+            out["graph_features"] = [span(f[:, j], old[j]) for j in range(f.shape[1])]
+    return out
+
+
 def _op_counts(graphs: Sequence[ArchGraph]) -> dict[str, int]:
     """How many nodes of each op type the training graphs hold (saved with the predictor: what it has seen)."""
     counts: dict[str, int] = {}
@@ -201,7 +219,8 @@ class Predictor:
             val = _apply_norm(EncodedGraphs(val_graphs, vocab), norm)
         header = checkpoint_header(model_cfg, train_cfg, recipe=plan.to_dict(), vocab=vocab.to_dict(),
                                    task=self.task, target=target.to_dict(), data=_fingerprint(data, y, val, yv),
-                                   seen_ops=_op_counts(graphs), **({"graph_features_norm": norm} if norm else {}))
+                                   seen_ops=_op_counts(graphs), train_ranges=_size_ranges(graphs),
+                                   **({"graph_features_norm": norm} if norm else {}))
         self.result_: TrainResult = fit(model_cfg, train_cfg, data, target.forward(y), val, yv,
                                         checkpoint=checkpoint, progress=self.progress, on_eval=on_eval,
                                         header=header)
@@ -240,6 +259,7 @@ class Predictor:
         for op, k in _op_counts(graphs).items():
             seen[op] = seen.get(op, 0) + k
         header = {**self.header_, "train_config": dataclasses.asdict(cfg), "seen_ops": seen,
+                  "train_ranges": _size_ranges(graphs, self.header_.get("train_ranges")),
                   "finetuned": {"steps": epochs * per_epoch, "n": len(graphs),
                                 "data": _fingerprint(data, y, None, None), "from": self.header_.get("data")}}
         result = fit(self.model_config_, cfg, data, self.target_.forward(y), progress=False, header=header,

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from nnformer.errors import DataError, NNFormerError
-from nnformer.io import (JsonlAppender, atomic_open, atomic_write_json, atomic_write_text, check_output_dir, check_output_file,
-                         exclusive_lock, read_jsonl, remove_stale_temporaries)
+from nnformer.io import (JsonlAppender, atomic_open, atomic_write_json, atomic_write_text, check_output_dir,
+                         check_output_file, exclusive_lock, read_jsonl, remove_stale_temporaries)
 
 
 def test_an_atomic_write_appears_whole_or_not_at_all(tmp_path):

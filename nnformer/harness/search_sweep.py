@@ -164,8 +164,8 @@ def write_report(out: Path, space: str, datasets, methods, queries: int, command
     lines = [f"# Architecture search on {space}: best test accuracy of the returned cell vs queries", "",
              f"Written by `{command}` from the search histories stored beside it (`<dataset>/{PACK}`, one "
              f"record per method and seed). A query returns the cell's validation accuracy; the search returns the "
-             f"queried cell with the best validation accuracy, and its test accuracy is reported. Mean ± 95% half-width (1.96 s / "
-             f"sqrt(k)) over k seeds; 'optimum found': in how many seeds the cell of the best test accuracy was "
+             f"queried cell with the best validation accuracy, and its test accuracy is reported. Mean ± 95% "
+             f"half-width (1.96 s / sqrt(k)) over k seeds; 'optimum found': in how many seeds the cell of the best test accuracy was "
              f"evaluated within the budget, and the median query at which it was; 'minutes': median wall time of "
              f"one search.", ""]
     stamps: set = set()

@@ -1,10 +1,12 @@
 """Which operators of a model a latency predictor has seen in training, and how much of the model the rest is.
 
-A predictor remembers the op types of its training graphs (``seen_ops`` in its header, with node counts). For a
-model it has not seen, :func:`coverage` names the op types it never met and their share of the model's nodes, FLOPs
-and memory traffic; above any of the ``THRESHOLDS`` the prediction is called unreliable. An op type outside the
-predictor's vocabulary is read as the one ``onnx:other`` token, never dropped: it still counts in the graph, but
-the predictor cannot know its cost.
+A predictor remembers the op types of its training graphs (``seen_ops`` in its header, with node counts) and their
+sizes (``train_ranges``: nodes, depth and each graph-level feature, smallest and largest). For a model it has not
+seen, :func:`coverage` names the op types it never met and their share of the model's nodes, FLOPs and memory
+traffic, and any size beyond those trained on (by :data:`SIZE_MARGIN`); above any of the ``THRESHOLDS``, or outside
+the sizes, the prediction is called unreliable (and :func:`~nnformer.latency.predict.predict_graphs` gives it no
+interval). An op type outside the predictor's vocabulary is read as the one ``onnx:other`` token, never dropped: it
+still counts in the graph, but the predictor cannot know its cost.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from ..vocab import ONNX_PREFIX
 
 # share of the model (0-1) above which a prediction is flagged as unreliable
 THRESHOLDS = {"flops": 0.10, "memory": 0.10, "nodes": 0.20}
+# a model this many times larger than the largest trained on (or smaller than the smallest), in nodes, FLOPs,
+# parameters or memory traffic, is outside the training data: its prediction is flagged and given no interval
+SIZE_MARGIN = 1.25
+_SIZES = (("flops", "FLOPs"), ("params", "parameters"), ("memory_access", "memory traffic"))
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,7 @@ class Coverage:
     unseen_nodes: int
     unseen_flops_share: float  # 0-1
     unseen_memory_share: float  # 0-1
+    outside: tuple[str, ...] = ()  # sizes beyond those of the training graphs, described
 
     @property
     def unseen_node_share(self) -> float:
@@ -36,7 +43,7 @@ class Coverage:
     @property
     def reliable(self) -> bool:
         return (self.unseen_flops_share <= THRESHOLDS["flops"] and self.unseen_memory_share <= THRESHOLDS["memory"]
-                and self.unseen_node_share <= THRESHOLDS["nodes"])
+                and self.unseen_node_share <= THRESHOLDS["nodes"] and not self.outside)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "unseen_node_share": self.unseen_node_share, "reliable": self.reliable}
@@ -46,11 +53,14 @@ class Coverage:
         strip = lambda ops: ", ".join(o.removeprefix("onnx:") for o in ops)  # noqa: E731
         line = f"{len(self.seen)} operator types seen in training ({strip(self.seen)})"
         if not self.unseen:
-            return line + "; none unseen"
-        line += (f"; {len(self.unseen)} unseen ({strip(self.unseen)}): {self.unseen_nodes} of {self.nodes} nodes "
-                 f"({100 * self.unseen_node_share:.1f}%), {100 * self.unseen_flops_share:.1f}% of the FLOPs, "
-                 f"{100 * self.unseen_memory_share:.1f}% of the memory traffic")
-        if not self.reliable:
+            line += "; none unseen"
+        else:
+            line += (f"; {len(self.unseen)} unseen ({strip(self.unseen)}): {self.unseen_nodes} of {self.nodes} "
+                     f"nodes ({100 * self.unseen_node_share:.1f}%), {100 * self.unseen_flops_share:.1f}% of the "
+                     f"FLOPs, {100 * self.unseen_memory_share:.1f}% of the memory traffic")
+        if self.outside:
+            line += " - UNRELIABLE: outside the sizes it trained on (" + "; ".join(self.outside) + ")"
+        elif not self.reliable:
             line += " - UNRELIABLE: too much of the model is operators this predictor never trained on"
         return line
 
@@ -82,4 +92,36 @@ def coverage(predictor, graph: ArchGraph) -> Coverage:
         flops = np.expm1(f[:, FEATURE_NAMES.index("log_flops")])
         mem = np.expm1(f[:, FEATURE_NAMES.index("log_mem")])
     return Coverage(tuple(o for o in ops if o not in unseen), tuple(unseen), len(all_ops), int(mask.sum()),
-                    _share(flops, mask), _share(mem, mask))
+                    _share(flops, mask), _share(mem, mask), _outside(predictor.header_.get("train_ranges"), graph))
+
+
+def _outside(ranges: dict | None, graph: ArchGraph) -> tuple[str, ...]:
+    """How ``graph`` lies beyond the sizes the predictor trained on (``train_ranges`` of its header; a predictor
+    saved without them checks nothing here), by more than :data:`SIZE_MARGIN`."""
+    from .onnx_graph import STATIC_NAMES
+
+    if not ranges:
+        return ()
+    out = []
+
+    def check(what: str, value: float, lo: float, hi: float) -> None:
+        if value > hi * SIZE_MARGIN:
+            out.append(f"{what} {_amount(value)}, the largest trained on {_amount(hi)}")
+        elif value < lo / SIZE_MARGIN:
+            out.append(f"{what} {_amount(value)}, the smallest trained on {_amount(lo)}")
+
+    check("nodes", graph.num_nodes, *ranges["nodes"])
+    spans = ranges.get("graph_features")
+    gf = graph.graph_features
+    if spans and gf is not None and len(spans) == len(gf) == len(STATIC_NAMES):
+        for key, what in _SIZES:
+            j = STATIC_NAMES.index(key)  # stored as log1p
+            check(what, float(np.expm1(gf[j])), float(np.expm1(spans[j][0])), float(np.expm1(spans[j][1])))
+    return tuple(out)
+
+
+def _amount(x: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g} {unit}"
+    return f"{x:.3g}"

@@ -142,8 +142,11 @@ def test_publish_writes_an_entry_that_loads(tiny_latency, tmp_path):
 
 
 def test_predict_onnx_with_the_shipped_predictor(tmp_path, capsys):
+    from nnformer.latency.families import build, sample
+
+    spec = sample("resnet", seed=7, index=0)  # a network like those the shipped predictor trained on
     model = tmp_path / "cnn.onnx"
-    model.write_bytes(export(ConvNet(), (1, 3, 64, 64)))
+    model.write_bytes(export(build(spec), spec.input_shape))
     assert main(["predict", str(model)]) == 0
     cap = capsys.readouterr()
     first = cap.out.splitlines()[0]
@@ -414,3 +417,48 @@ def test_an_oversized_input_shape_is_refused_before_the_model_is_built(monkeypat
     monkeypatch.setattr(torch, "zeros", no_memory)  # an input that fits the cap but not this machine's memory
     with pytest.raises(OnnxError, match=r"cannot make an example input of shape \(1, 3, 32, 32\)"):
         export_onnx(ConvNet(), (1, 3, 32, 32), None)
+
+
+def test_a_model_outside_the_trained_sizes_is_flagged_without_an_interval(capsys, tmp_path, monkeypatch):
+    """The shipped predictor knows the sizes it trained on: a ResNet-18 at 448 px (about 5x the FLOPs of the
+    largest training network) and a 6-layer MLP (fewer nodes and FLOPs than the smallest) are flagged, with no
+    interval in the text or the JSON; the README's ResNet-18 at 224 px is inside and keeps its interval."""
+    from nnformer.latency.coverage import SIZE_MARGIN
+
+    monkeypatch.chdir(registry.ROOT.parents[1])  # examples/ is importable from the repository's root
+    (tmp_path / "mlp.py").write_text("from torch import nn\n\ndef mlp():\n    return nn.Sequential(*[m for _ in range(6)"
+                                     " for m in (nn.Linear(256, 256), nn.ReLU())])\n")
+    cases = [("examples.models:resnet18", "1,3,448,448", "FLOPs", "the largest trained on"),
+             (f"{tmp_path / 'mlp.py'}:mlp", "1,256", "nodes 14", "the smallest trained on")]
+    for spec, shape, what, where in cases:
+        assert main(["predict", "--torch", spec, "--input-shape", shape, "--json"]) == 0
+        (r,) = json.loads(capsys.readouterr().out)
+        assert r["low"] is None and not r["coverage"]["reliable"] and r["coverage"]["unseen"] == []
+        assert any(what in o and where in o for o in r["coverage"]["outside"]), r["coverage"]["outside"]
+        assert main(["predict", "--torch", spec, "--input-shape", shape]) == 0
+        out = capsys.readouterr().out
+        assert "(no interval" in out and "UNRELIABLE: outside the sizes it trained on" in out
+    p = registry.load_any(registry.DEFAULT_LATENCY)
+    lo, hi = p.header_["train_ranges"]["nodes"]
+    assert 1 <= lo < hi and SIZE_MARGIN > 1
+    assert main(["predict", "--torch", "examples.models:resnet18", "--input-shape", "1,3,224,224", "--json"]) == 0
+    (r,) = json.loads(capsys.readouterr().out)
+    assert r["coverage"]["outside"] == [] and r["low"] is not None
+
+
+def test_fit_records_the_sizes_and_finetuning_widens_them():
+    from nnformer.latency.families import build, sample
+    from nnformer.latency.onnx_graph import torch_to_graph, with_static
+
+    g = [with_static(*torch_to_graph(build(sample("alexnet", seed=0, index=i)),
+                                     sample("alexnet", seed=0, index=i).input_shape)) for i in range(6)]
+    ms = np.linspace(1.0, 3.0, 6)
+    p = Predictor(settings={"steps": 2, "n_layers": 1, "dim": 16}, task="latency", progress=False).fit(g[:4], ms[:4])
+    r = p.header_["train_ranges"]
+    assert r["nodes"] == [min(x.num_nodes for x in g[:4]), max(x.num_nodes for x in g[:4])]
+    assert len(r["graph_features"]) == len(g[0].graph_features)
+    assert r["graph_features"][0][1] == pytest.approx(max(float(x.graph_features[0]) for x in g[:4]))
+    q = p.finetune(g[4:], ms[4:], steps=1)
+    wide = q.header_["train_ranges"]
+    assert wide["graph_features"][0][1] == pytest.approx(max(float(x.graph_features[0]) for x in g))
+    assert p.header_["train_ranges"] == r  # the original is left as it was
