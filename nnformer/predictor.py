@@ -130,8 +130,9 @@ class Predictor:
             recipe's training and step budget.
         settings: ``{key: value}`` overrides of the recipe, applied last (``nnformer train --set key=value``).
         vocab: the op vocabulary (default: the built-in one holding every op of the training graphs).
-        task: ``accuracy`` (labels as they are, scaled) or ``latency`` (positive labels, learnt as standardised
-            logs: :mod:`nnformer.targets`); predictions come back in the labels' units either way.
+        task: ``accuracy`` (labels as they are, scaled), ``latency`` (positive labels, learnt as standardised
+            logs) or ``score`` (labels already standardised, learnt as they are): :mod:`nnformer.targets`;
+            predictions come back in the labels' units in every case.
         target_scale: for accuracy, labels are multiplied by this before training (``"auto"``: 0.01 when labels
             look like percentages, i.e. exceed 1.5, else 1), so the model sees accuracies in [0, 1] as in the paper.
         progress: show a progress bar while fitting.

@@ -4,6 +4,8 @@
   paper; the released head adds 0.5 to its output).
 * ``latency``: the standardised log of the latency, ``(log y - mean) / std``: latencies span two decades and more,
   and a ranking or a relative error is what matters, so errors are measured in log space. Labels must be positive.
+* ``score``: labels already on the scale the network learns (HELP's few-shot protocol z-scores each device's log
+  latencies by its reference architectures), used as they are.
 
 The transform is fitted on the training labels and saved with the predictor.
 """
@@ -16,7 +18,7 @@ import numpy as np
 
 from .errors import CheckpointError, DataError
 
-TASKS = ("accuracy", "latency")
+TASKS = ("accuracy", "latency", "score")
 FRACTION_MAX = 1.5  # accuracy labels no larger than this are fractions (NAS-Bench-101), larger ones percentages
 
 
@@ -41,6 +43,8 @@ class Target:
         if task == "accuracy":
             factor = (0.01 if np.abs(y).max() > FRACTION_MAX else 1.0) if scale == "auto" else float(scale)
             return cls("scale", factor=factor)
+        if task == "score":
+            return cls("scale", factor=1.0)
         if task == "latency":
             bad = np.flatnonzero(y <= 0)
             if len(bad):

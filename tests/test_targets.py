@@ -35,3 +35,11 @@ def test_as_percent_puts_fractions_and_percentages_on_one_scale():
     frac = np.array([FRACTION_MAX, 0.5])
     assert Target.for_labels("accuracy", frac).factor == 1.0
     assert Target.for_labels("accuracy", as_percent(frac)[0]).factor == 0.01
+
+
+def test_scores_are_learnt_as_they_are():
+    """Labels already standardised (HELP's few-shot z-scores) pass unchanged, whatever their range."""
+    y = np.array([-2.5, 0.0, 3.1])
+    t = Target.for_labels("score", y)
+    assert np.array_equal(t.forward(y), y) and np.array_equal(t.inverse(y), y)
+    assert Target.for_labels("accuracy", y).factor == 0.01  # what "accuracy" would have done to them

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import ArchStringError, DataError
 from .registry import RAW_FILES, verified_path
 
 _FOLDERS = {"nb201": "latency/help/nasbench201/latency", "fbnet": "latency/help/fbnet/latency"}
@@ -48,3 +48,28 @@ def load_help_latency(space: str, device: str, data_dir=None) -> np.ndarray:
     if not np.all(np.isfinite(ms)) or ms.min() <= 0:
         raise DataError(f"{path}: latencies must be positive and finite")
     return ms
+
+
+def load_fbnet_archs(data_dir=None) -> list[tuple[int, ...]]:
+    """HELP's 5,000 FBNet architectures (``arch.pt``, sha256-checked, read with ``weights_only=True``), in the
+    order of its latency files."""
+    import torch
+
+    from ..spaces.fbnet import check_arch
+
+    path = verified_path("latency/help/fbnet/arch.pt", data_dir)
+    try:
+        archs = torch.load(path, map_location="cpu", weights_only=True)
+        return [check_arch(a) for a in archs]
+    except (ArchStringError, TypeError, RuntimeError) as e:
+        raise DataError(f"{path}: not a list of FBNet architectures ({type(e).__name__})") from None
+
+
+def fbnet_graphs(data_dir=None) -> tuple[list, dict[str, np.ndarray]]:
+    """HELP's 5,000 FBNet networks as chain graphs, and their FLOPs and parameters
+    (:func:`nnformer.spaces.fbnet.fbnet_cost`)."""
+    from ..spaces.fbnet import arch_to_graph, fbnet_cost
+
+    archs = load_fbnet_archs(data_dir)
+    cost = np.array([fbnet_cost(a) for a in archs], dtype=np.float64)
+    return [arch_to_graph(a) for a in archs], {"flops": cost[:, 0], "params": cost[:, 1]}

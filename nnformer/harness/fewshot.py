@@ -82,7 +82,7 @@ class DeviceSpace:
 
 def load_device_space(space: str, data_dir=None) -> DeviceSpace:
     if space == "help-fbnet":
-        from ..spaces.fbnet import fbnet_graphs
+        from ..data.help import fbnet_graphs
 
         graphs, proxies = fbnet_graphs(data_dir)
         logs = np.log1p(np.column_stack([proxies["flops"], proxies["params"]]))
@@ -144,7 +144,7 @@ def meta_train(space: DeviceSpace, network: str, seed: int, recipe: str, setting
     over = {k: v for k, v in settings.items() if network == "nnformer" or k not in _network_fields()}
     p = Predictor(recipe, model=model, settings={"evals": SWEEP_EVALS, **over, "seed": seed,
                                                  **NETWORK_SETTINGS[network]},
-                  task="accuracy", target_scale=1.0, progress=False)  # labels are already z-scores
+                  task="score", progress=False)  # labels are already z-scores
     return p.fit(*sets["train"], *sets["val"])
 
 

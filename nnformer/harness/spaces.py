@@ -61,8 +61,8 @@ def help_nb201_space(data_dir, device: str) -> SpaceData:
 def help_fbnet_space(data_dir, device: str) -> SpaceData:
     """HELP's 5,000 FBNet networks as chain graphs with HELP's latency on ``device`` (ms), for the latency
     protocol; the proxies are the networks' FLOPs and parameters (:func:`nnformer.spaces.fbnet.fbnet_cost`)."""
-    from ..data.help import load_help_latency
-    from ..spaces.fbnet import BLOCKS, fbnet_graphs, load_fbnet_archs
+    from ..data.help import fbnet_graphs, load_fbnet_archs, load_help_latency
+    from ..spaces.fbnet import BLOCKS
 
     ms = load_help_latency("fbnet", device, data_dir)
     graphs, proxies = fbnet_graphs(data_dir)

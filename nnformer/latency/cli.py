@@ -1,7 +1,7 @@
 """The ``nnformer profile`` verb: build a latency dataset, or time one ONNX model.
 
-Kept apart from :mod:`nnformer.cli` (which calls ``add_parser(sub)`` in its ``build_parser``) and free of heavy
-imports at module level, so ``nnformer --help`` stays fast.
+Kept apart from :mod:`nnformer.cli` (which calls ``add_parser(sub)`` in its ``build_parser``); ONNX and ONNX Runtime
+are imported only when a profile runs, so ``nnformer --help`` stays fast.
 
 Usage::
 
@@ -18,11 +18,12 @@ from ..argtypes import batch_size, int_at_least, nonneg_int, seed_int, thread_co
 from ..errors import NNFormerError
 from ..io import check_output_dir
 
-# = profiler.DEFAULTS and profiler.REFERENCE_EVERY (no import; a test keeps them equal)
-_DEFAULTS = {"threads": 1, "batch": 1, "rounds": 5, "runs": 20, "warmup": 10, "reference_every": 50}
-# = nnformer.latency.families.FAMILIES (importing it would load torch just to print --help; a test keeps them equal)
-FAMILY_NAMES = ("resnet", "vgg", "mobilenetv2", "mobilenetv3", "mnasnet", "efficientnet", "alexnet", "squeezenet",
-                "googlenet", "nb201")
+from .families import FAMILIES
+from .profiler import DEFAULTS, REFERENCE_EVERY
+
+# the profiler's own defaults (neither module loads ONNX or ONNX Runtime before a profile runs)
+_DEFAULTS = {**DEFAULTS, "reference_every": REFERENCE_EVERY}
+FAMILY_NAMES = tuple(FAMILIES)
 
 
 def cmd_profile(args) -> int:

@@ -82,7 +82,7 @@ def load_latency_data(spec: str | os.PathLike | LatencySource, data_dir=None,
 
     ms = load_help_latency(src.kind.removeprefix("help-"), src.device, data_dir)
     if src.kind == "help-fbnet":
-        from ..spaces.fbnet import fbnet_graphs
+        from ..data.help import fbnet_graphs
 
         graphs = fbnet_graphs(data_dir)[0]
     else:

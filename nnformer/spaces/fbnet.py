@@ -100,26 +100,3 @@ def fbnet_cost(arch) -> tuple[float, float]:
     flops += 2.0 * LAYERS[-1][1] * HEAD_CHANNELS * r ** 2 + 2.0 * HEAD_CHANNELS * CLASSES
     params += LAYERS[-1][1] * HEAD_CHANNELS + HEAD_CHANNELS * CLASSES
     return flops, float(params)
-
-
-def load_fbnet_archs(data_dir=None) -> list[tuple[int, ...]]:
-    """HELP's 5,000 FBNet architectures (``arch.pt``, sha256-checked, read with ``weights_only=True``), in the
-    order of its latency files."""
-    import torch
-
-    from ..data.registry import verified_path
-    from ..errors import DataError
-
-    path = verified_path("latency/help/fbnet/arch.pt", data_dir)
-    try:
-        archs = torch.load(path, map_location="cpu", weights_only=True)
-        return [check_arch(a) for a in archs]
-    except (ArchStringError, TypeError, RuntimeError) as e:
-        raise DataError(f"{path}: not a list of FBNet architectures ({type(e).__name__})") from None
-
-
-def fbnet_graphs(data_dir=None) -> tuple[list[ArchGraph], dict[str, np.ndarray]]:
-    """HELP's 5,000 FBNet networks as chain graphs, and their FLOPs and parameters (:func:`fbnet_cost`)."""
-    archs = load_fbnet_archs(data_dir)
-    cost = np.array([fbnet_cost(a) for a in archs], dtype=np.float64)
-    return [arch_to_graph(a) for a in archs], {"flops": cost[:, 0], "params": cost[:, 1]}

@@ -93,16 +93,9 @@ def test_fbnet_latency_train_on_help(data_dir, tmp_path):
 
 @pytest.fixture(scope="module")
 def two_families(tmp_path_factory):
-    out = tmp_path_factory.mktemp("nets")
-    keep = {f"{f}-{i:05d}" for f in ("vgg", "mnasnet", "nb201") for i in range(10)}
-    import gzip
+    from tests.test_small_data import subset
 
-    with gzip.open(REPO_DATASET / "graphs.jsonl.gz", "rt") as f:
-        (out / "graphs.jsonl").write_text("".join(ln for ln in f if json.loads(ln)["id"] in keep))
-    lat = [ln for ln in (REPO_DATASET / "latency.jsonl").read_text().splitlines() if json.loads(ln)["id"] in keep]
-    (out / "latency.jsonl").write_text("\n".join(lat) + "\n")
-    shutil.copy(REPO_DATASET / "meta.json", out / "meta.json")
-    return out
+    return subset(tmp_path_factory.mktemp("nets") / "three-families", {"vgg": 10, "mnasnet": 10, "nb201": 10})
 
 
 def test_networks_protocols_table(two_families, tmp_path, capsys):
