@@ -39,7 +39,7 @@ N_TEST = 100
 
 
 def run(method: str, n: int, seed: int, data: Path, per_family: int = 20) -> dict:
-    from nnformer import Predictor, registry
+    from nnformer import Predictor, shipped
     from nnformer.latency.adapt import adapt
     from nnformer.latency.profiler import load_training_set
     from nnformer.machine import code_version, describe_line
@@ -53,7 +53,7 @@ def run(method: str, n: int, seed: int, data: Path, per_family: int = 20) -> dic
     if n > len(graphs) - N_TEST:
         raise SystemExit(f"{data}: {len(graphs)} models, too few for N={n} and {N_TEST} test models")
     pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
-    base = registry.load(registry.DEFAULT_LATENCY)
+    base = shipped.load(shipped.DEFAULT_LATENCY)
     t0 = time.perf_counter()
     cover = None
     if method == "shipped":

@@ -48,7 +48,7 @@ def deep_net(n_nodes: int):
 
 
 def one_model(n_nodes: int, repeats: int) -> dict:
-    from nnformer import registry
+    from nnformer import shipped
     from nnformer.latency.onnx_graph import onnx_to_graph
     from nnformer.latency.predict import predict_graphs
     from nnformer.latency.profiler import export_onnx
@@ -58,7 +58,7 @@ def one_model(n_nodes: int, repeats: int) -> dict:
     runs = []
     for _ in range(repeats + 1):
         t0 = time.perf_counter()
-        p = registry.load(registry.DEFAULT_LATENCY)
+        p = shipped.load(shipped.DEFAULT_LATENCY)
         t1 = time.perf_counter()
         converted = onnx_to_graph(path)
         t2 = time.perf_counter()
@@ -78,12 +78,12 @@ def one_model(n_nodes: int, repeats: int) -> dict:
 
 
 def scoring(n_cells: int, repeats: int, data_dir) -> dict:
-    from nnformer import registry
+    from nnformer import shipped
     from nnformer.data.nb201 import load_nb201
     from nnformer.spaces.nb201 import arch_to_graph
 
     archs = load_nb201(data_dir).arch_strs.tolist()[:n_cells]
-    p = registry.load("help-nb201-fpga")
+    p = shipped.load("help-nb201-fpga")
     runs = []
     for _ in range(repeats):
         t0 = time.perf_counter()

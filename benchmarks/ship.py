@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from nnformer import Predictor, registry  # noqa: E402
+from nnformer import Predictor, shipped  # noqa: E402
 
 
 def main() -> None:
@@ -51,7 +51,7 @@ def main() -> None:
                   f"({m['n_train']:,} random architectures train, {m.get('n_calibration', 0):,} calibrate the "
                   f"interval, "
                   f"{m['n_test']:,} held out)")
-    entry = registry.publish(p, args.name, args.version, description=args.description, device=device,
+    entry = shipped.publish(p, args.name, args.version, description=args.description, device=device,
                              runtime=runtime, data=source, metrics=held, command=m["command"],
                              extra={"code": m["code"], "trained_on_machine": m["machine"]})
     size = sum((entry.path() / f).stat().st_size for f in entry.files)

@@ -25,7 +25,7 @@ from .io import (atomic_path, atomic_write_json, check_output_dir, check_output_
                  remove_stale_temporaries)
 from .protocols import family_minimum
 from .recipes import DEFAULT_RECIPE, RECIPES
-from .registry import DEFAULT_LATENCY
+from .shipped import DEFAULT_LATENCY
 
 
 def _add_correct_drift(p: argparse.ArgumentParser) -> None:
@@ -309,7 +309,7 @@ def _check_device(device: str | None) -> str:
 
 def _load_predictor(args):
     """The predictor of ``--checkpoint`` (a saved one, or a shipped one's NAME[@VERSION]), on ``--device``."""
-    from .registry import load_any
+    from .shipped import load_any
 
     device = _check_device(args.device)  # before reading the checkpoint
     return load_any(args.checkpoint).to(device)
@@ -495,7 +495,7 @@ def cmd_predict(args) -> int:
     if not args.checkpoint and not args.predictor:
         raise NNFormerError("NB201 arch strings need a predictor of NB201 cells: --checkpoint PATH (an accuracy "
                             "predictor of `nnformer train`) or --predictor help-nb201-DEVICE (latency)")
-    from .registry import load_any
+    from .shipped import load_any
 
     spec = args.checkpoint or args.predictor
     p = load_any(spec)
@@ -514,9 +514,9 @@ def cmd_predict(args) -> int:
 
 
 def cmd_predictors(args) -> int:
-    from . import registry
+    from . import shipped
 
-    rows = registry.entries()
+    rows = shipped.entries()
     if args.json:
         print(json.dumps([e.__dict__ for e in rows], indent=2))
         return 0
@@ -526,7 +526,7 @@ def cmd_predictors(args) -> int:
                 f"models" if {"mape", "acc10", "spearman", "n_test"} <= set(m) else json.dumps(m))
         if "interval_coverage" in m:
             held += f"; the {100 * m['interval_level']:g}% interval holds {m['interval_coverage']:g}% of them"
-        default = " (default for ONNX models)" if e.name == registry.DEFAULT_LATENCY else ""
+        default = " (default for ONNX models)" if e.name == shipped.DEFAULT_LATENCY else ""
         print(f"{e.spec}{default}: {e.task} on {e.device}, {e.runtime}\n  {e.description}\n  trained on {e.data}"
               f"\n  held out: {held}")
     if not rows:
@@ -538,7 +538,7 @@ def cmd_adapt(args) -> int:
     """Fine-tune a latency predictor on measurements of the user's own device (a `nnformer profile` directory)."""
     from .latency.adapt import adapt
     from .metrics import mape
-    from .registry import load_any
+    from .shipped import load_any
 
     from .predictor import check_predictor_dir
 

@@ -9,7 +9,7 @@ the reproduction sweeps and the benchmark scripts all train through this class.
 Learned state has a trailing underscore. A saved predictor holds the resolved recipe, the op vocabulary, the
 selected EMA weights, the target transform, the op types it trained on and its calibrated interval: one ``.pt`` file
 read back with ``torch.load(weights_only=True)``, or a directory of ``weights.safetensors`` and ``config.json`` (the
-form shipped predictors take: :mod:`nnformer.registry`).
+form shipped predictors take: :mod:`nnformer.shipped`).
 
 Example:
     >>> from nnformer import Predictor

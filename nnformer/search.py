@@ -206,7 +206,7 @@ def latency_constrained_space(space: SearchSpace, device: str, budget_ms: float,
     if bound not in ("point", "upper"):
         raise NNFormerError(f"bound must be 'point' or 'upper', got {bound!r}")
     from .data.help import load_help_latency
-    from .registry import load_any
+    from .shipped import load_any
 
     if not space.name.startswith("nb201"):
         raise NNFormerError("a latency budget needs NAS-Bench-201 (HELP measured its cells, not NB101's)")

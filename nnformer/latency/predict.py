@@ -33,14 +33,14 @@ class LatencyPrediction:
 
 def resolve_predictor(predictor=None):
     """``(Predictor, label)``: a fitted predictor as given, a path or registry name, or (None) the shipped CPU one."""
-    from .. import registry
+    from .. import shipped
     from ..predictor import Predictor
 
     if isinstance(predictor, Predictor):
         card = getattr(predictor, "card_", {})
         return predictor, f"{card.get('name', 'predictor')}@{card.get('version', '-')}"
-    spec = registry.DEFAULT_LATENCY if predictor is None else predictor
-    p = registry.load_any(spec)
+    spec = shipped.DEFAULT_LATENCY if predictor is None else predictor
+    p = shipped.load_any(spec)
     card = getattr(p, "card_", {})
     label = f"{card['name']}@{card.get('version', '-')}" if card.get("name") else str(spec)
     if p.task != "latency":
@@ -98,7 +98,7 @@ def predict_latency(model, example_input=None, *, predictor=None, batch: int | N
     ``example_input`` (a tensor or a shape), exported through the ONNX exporter in memory.
 
     ``predictor``: a fitted :class:`~nnformer.Predictor`, a path, a registry name ``NAME[@VERSION]``, or None for
-    the shipped CPU predictor (:data:`nnformer.registry.DEFAULT_LATENCY`). ``batch`` fills a symbolic batch
+    the shipped CPU predictor (:data:`nnformer.shipped.DEFAULT_LATENCY`). ``batch`` fills a symbolic batch
     dimension of an ONNX file's inputs.
     """
     converted = to_graph(model, example_input, batch=batch)

@@ -11,7 +11,7 @@ from torch import nn
 
 pytest.importorskip("onnx")
 
-from nnformer import Predictor, registry  # noqa: E402
+from nnformer import Predictor, shipped  # noqa: E402
 from nnformer.cli import main  # noqa: E402
 from nnformer.errors import CheckpointError, NNFormerError  # noqa: E402
 from nnformer.latency.coverage import THRESHOLDS, coverage  # noqa: E402
@@ -105,39 +105,39 @@ def test_coverage_names_unseen_operators_with_their_share(tiny_latency):
 
 
 def test_registry_lists_loads_and_refuses_tampered_files(tmp_path):
-    names = [e.spec for e in registry.entries()]
-    assert f"{registry.DEFAULT_LATENCY}@1" in names
-    entry = registry.resolve(registry.DEFAULT_LATENCY)
+    names = [e.spec for e in shipped.entries()]
+    assert f"{shipped.DEFAULT_LATENCY}@1" in names
+    entry = shipped.resolve(shipped.DEFAULT_LATENCY)
     assert entry.task == "latency" and entry.metrics["n_test"] > 0 and 0 < entry.metrics["mape"] < 100
-    p = registry.load(entry.spec)
+    p = shipped.load(entry.spec)
     assert p.task == "latency" and p.vocab_.name == "onnx" and p.header_["interval"]["level"] == 0.9
     size = sum((entry.path() / f).stat().st_size for f in entry.files)
     assert size < 5e6  # small enough to ship inside the package
     with pytest.raises(NNFormerError, match="no shipped predictor named"):
-        registry.resolve("nope")
+        shipped.resolve("nope")
     with pytest.raises(NNFormerError, match="no version"):
-        registry.resolve(f"{registry.DEFAULT_LATENCY}@999")
+        shipped.resolve(f"{shipped.DEFAULT_LATENCY}@999")
     root = tmp_path / "predictors"
-    shutil.copytree(registry.ROOT, root)
+    shutil.copytree(shipped.ROOT, root)
     f = entry.path(root) / "weights.safetensors"
     f.write_bytes(f.read_bytes()[:-1])
     with pytest.raises(CheckpointError, match="does not match its sha256 in the registry"):
-        registry.load(entry.spec, root)
+        shipped.load(entry.spec, root)
     f = entry.path(root) / "config.json"
     f.write_text(f.read_text().replace('"level": 0.9', '"level": 0.5'))  # a config edited by hand
     with pytest.raises(CheckpointError, match="config.json does not match"):
-        registry.verify(entry, root)
+        shipped.verify(entry, root)
 
 
 def test_publish_writes_an_entry_that_loads(tiny_latency, tmp_path):
     p, graphs, _ = tiny_latency
-    e = registry.publish(p, "tiny", "2", description="test", device="here", runtime="ort", data="d",
+    e = shipped.publish(p, "tiny", "2", description="test", device="here", runtime="ort", data="d",
                          metrics={"mape": 1.0}, root=tmp_path)
-    registry.publish(p, "tiny", "10", description="test", device="here", runtime="ort", data="d",
+    shipped.publish(p, "tiny", "10", description="test", device="here", runtime="ort", data="d",
                      metrics={"mape": 1.0}, root=tmp_path)
-    assert [x.spec for x in registry.entries(tmp_path)] == ["tiny@2", "tiny@10"]  # versions in numeric order
-    assert registry.resolve("tiny", tmp_path).version == "10"
-    q = registry.load(e.spec, tmp_path)
+    assert [x.spec for x in shipped.entries(tmp_path)] == ["tiny@2", "tiny@10"]  # versions in numeric order
+    assert shipped.resolve("tiny", tmp_path).version == "10"
+    q = shipped.load(e.spec, tmp_path)
     assert np.array_equal(q.predict(graphs), p.predict(graphs)) and q.card_["version"] == "2"
 
 
@@ -153,10 +153,10 @@ def test_predict_onnx_with_the_shipped_predictor(tmp_path, capsys):
     ms, lo, hi = float(first.split(" ms")[0]), *map(float, first.split("[")[1].split("]")[0].split(", "))
     assert 0 < lo < ms < hi and str(model) in first and "(90% interval)" in first
     assert "operator types seen in training" in cap.out and "using the shipped predictor" in cap.err
-    assert main(["predict", str(model), "--predictor", f"{registry.DEFAULT_LATENCY}@1", "--json"]) == 0
+    assert main(["predict", str(model), "--predictor", f"{shipped.DEFAULT_LATENCY}@1", "--json"]) == 0
     js = json.loads(capsys.readouterr().out)
     assert js[0]["ms"] == pytest.approx(ms, rel=1e-3) and js[0]["coverage"]["nodes"] > 0
-    assert js[0]["predictor"] == f"{registry.DEFAULT_LATENCY}@1"
+    assert js[0]["predictor"] == f"{shipped.DEFAULT_LATENCY}@1"
     r = predict_latency(str(model))
     assert r.ms == pytest.approx(js[0]["ms"]) and r.low == pytest.approx(js[0]["low"])
     # errors: an unknown predictor, both flags, a missing path
@@ -200,7 +200,7 @@ def test_predict_a_pytorch_module(tmp_path, monkeypatch, capsys):
 def test_predictors_lists_the_registry(capsys):
     assert main(["predictors"]) == 0
     out = capsys.readouterr().out
-    assert f"{registry.DEFAULT_LATENCY}@1 (default for ONNX models)" in out and "held out: " in out
+    assert f"{shipped.DEFAULT_LATENCY}@1 (default for ONNX models)" in out and "held out: " in out
     assert main(["predictors", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["files"]
 
@@ -211,9 +211,9 @@ def test_adapt_fine_tunes_on_a_profile_directory(small_dataset, tmp_path, capsys
     line = capsys.readouterr().out
     assert "MAPE on the 6 measurements" in line and "interval kept" in line
     q = Predictor.load(out)
-    assert q.card_["name"] == "my-cpu" and q.card_["base"] == f"{registry.DEFAULT_LATENCY}@1"
+    assert q.card_["name"] == "my-cpu" and q.card_["base"] == f"{shipped.DEFAULT_LATENCY}@1"
     assert q.card_["n_adapt"] == 6 and q.header_["finetuned"]["n"] == 6
-    base = registry.load(registry.DEFAULT_LATENCY)
+    base = shipped.load(shipped.DEFAULT_LATENCY)
     from nnformer.latency.profiler import load_training_set
 
     graphs = load_training_set(small_dataset)[1]
@@ -238,11 +238,11 @@ def test_every_shipped_file_is_package_data():
     import fnmatch
 
     tomllib = pytest.importorskip("tomllib")
-    root = registry.ROOT.parent
+    root = shipped.ROOT.parent
     patterns = tomllib.loads((root.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
         "nnformer"]
     files = ["predictors/registry.json"] + [
-        (e.path() / f).relative_to(root).as_posix() for e in registry.entries() for f in e.files]
+        (e.path() / f).relative_to(root).as_posix() for e in shipped.entries() for f in e.files]
     assert len(files) >= 3
     for f in files:
         assert any(fnmatch.fnmatch(f, p) for p in patterns), f
@@ -253,7 +253,7 @@ def test_readme_latency_example_prints_what_the_readme_shows(monkeypatch, capsys
     0.5%: other vector kernels sum floats in another order); the ViT block is flagged, without an interval."""
     import re
 
-    root = registry.ROOT.parents[1]
+    root = shipped.ROOT.parents[1]
     readme = (root / "README.md").read_text()
     block = readme[readme.index("$ nnformer predict --torch"):]
     block = block[:block.index("```")].splitlines()
@@ -291,7 +291,7 @@ def test_shipped_help_predictor_scores_the_space_by_name(data_dir, tmp_path, cap
                  str(data_dir), "--quiet"]) == 0
     m = json.loads(capsys.readouterr().out)
     # every cell, the 1,000 trained on included: no worse than the registry's held-out figure by much
-    assert m["mape"] < 1.2 * registry.resolve("help-nb201-fpga").metrics["mape"]
+    assert m["mape"] < 1.2 * shipped.resolve("help-nb201-fpga").metrics["mape"]
 
 
 def test_an_edited_predictor_config_is_refused_naming_the_file(tiny_latency, tmp_path, capsys):
@@ -334,10 +334,10 @@ def test_shipped_predictors_record_their_config_digest_and_resave_consistently(t
 
     cells = [arch_to_graph("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")]
     onnx = [torch_to_graph(ConvNet(), (1, 3, 32, 32))]
-    for e in registry.entries():
+    for e in shipped.entries():
         cfg = json.loads((e.path() / "config.json").read_text())
         assert cfg["config_sha256"] == config_digest(cfg), e.spec
-        p = registry.load(e.spec)
+        p = shipped.load(e.spec)
         graphs = [with_static(g, s) for g, s in onnx] if p.vocab_.name == "onnx" else cells
         want = p.predict(graphs)
         for where in (tmp_path / f"{e.name}.pt", tmp_path / e.name):
@@ -362,10 +362,10 @@ def test_arch_strings_print_their_unit_and_need_an_nb201_predictor(capsys):
     value, arch = capsys.readouterr().out.strip().split("\t")
     assert arch == cell and value.endswith(" ms") and float(value[:-3]) > 0
     for flag in ("--checkpoint", "--predictor"):
-        assert main(["predict", flag, registry.DEFAULT_LATENCY, cell]) == 2
+        assert main(["predict", flag, shipped.DEFAULT_LATENCY, cell]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "unknown op" not in err
-        assert f"{registry.DEFAULT_LATENCY} is a latency predictor of ONNX graphs" in err
+        assert f"{shipped.DEFAULT_LATENCY} is a latency predictor of ONNX graphs" in err
         assert "NB201 arch strings need a predictor trained on NB201 cells" in err
 
 
@@ -403,7 +403,7 @@ def test_torch_takes_a_file_path_from_any_directory(tmp_path, monkeypatch, capsy
 
 
 def test_an_oversized_input_shape_is_refused_before_the_model_is_built(monkeypatch, capsys):
-    root = registry.ROOT.parents[1]
+    root = shipped.ROOT.parents[1]
     monkeypatch.chdir(root)
     assert main(["predict", "--torch", "examples.models:resnet18", "--input-shape", "100000,3,1024,1024"]) == 2
     err = capsys.readouterr().err
@@ -425,7 +425,7 @@ def test_a_model_outside_the_trained_sizes_is_flagged_without_an_interval(capsys
     interval in the text or the JSON; the README's ResNet-18 at 224 px is inside and keeps its interval."""
     from nnformer.latency.coverage import SIZE_MARGIN
 
-    monkeypatch.chdir(registry.ROOT.parents[1])  # examples/ is importable from the repository's root
+    monkeypatch.chdir(shipped.ROOT.parents[1])  # examples/ is importable from the repository's root
     (tmp_path / "mlp.py").write_text("from torch import nn\n\ndef mlp():\n    return nn.Sequential(*[m for _ in range(6)"
                                      " for m in (nn.Linear(256, 256), nn.ReLU())])\n")
     cases = [("examples.models:resnet18", "1,3,448,448", "FLOPs", "the largest trained on"),
@@ -438,7 +438,7 @@ def test_a_model_outside_the_trained_sizes_is_flagged_without_an_interval(capsys
         assert main(["predict", "--torch", spec, "--input-shape", shape]) == 0
         out = capsys.readouterr().out
         assert "(no interval" in out and "UNRELIABLE: outside the sizes it trained on" in out
-    p = registry.load_any(registry.DEFAULT_LATENCY)
+    p = shipped.load_any(shipped.DEFAULT_LATENCY)
     lo, hi = p.header_["train_ranges"]["nodes"]
     assert 1 <= lo < hi and SIZE_MARGIN > 1
     assert main(["predict", "--torch", "examples.models:resnet18", "--input-shape", "1,3,224,224", "--json"]) == 0

@@ -5,10 +5,10 @@
 on, its training data and its metrics on held-out data. :func:`load` checks both files against the registry before
 parsing either, so a tampered or truncated file is refused in one line; nothing is ever unpickled.
 
-    >>> from nnformer import registry
-    >>> [f"{e.name}@{e.version}" for e in registry.entries()]  # doctest: +SKIP
+    >>> from nnformer import shipped
+    >>> [f"{e.name}@{e.version}" for e in shipped.entries()]  # doctest: +SKIP
     ['cpu-ort-b1@1']
-    >>> p = registry.load("cpu-ort-b1")  # the latest version; "cpu-ort-b1@1" names one  # doctest: +SKIP
+    >>> p = shipped.load("cpu-ort-b1")  # the latest version; "cpu-ort-b1@1" names one  # doctest: +SKIP
 """
 
 from __future__ import annotations
