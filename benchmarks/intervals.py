@@ -44,7 +44,7 @@ def _case_data(case: str, seed: int, data_dir):
         s = family_split(fam, [r["index"] for r in rows], cal_share=0.1)
         return graphs, ms, s.train, s.cal, s.test, "networks"
     kind, _, device = case.partition(":")
-    from nnformer.harness.spaces import load_space
+    from nnformer.harness.benchmark_data import load_space
 
     space = load_space(kind, data_dir, device)
     rng = np.random.default_rng(seed)

@@ -73,7 +73,7 @@ def cmd_run(a) -> None:
     from nnformer.batching import EncodedGraphs
     from nnformer.metrics import kendall_tau
     from nnformer import Predictor
-    from nnformer.harness.spaces import load_space
+    from nnformer.harness.benchmark_data import load_space
     from nnformer.protocols import tnasp_split
     from nnformer.recipes import get_recipe
     from nnformer.train import predict_encoded

@@ -213,7 +213,7 @@ def stubs(files, tmp_path_factory):
     from nnformer.data import registry as data_registry
     from nnformer.errors import DataError
     from nnformer.harness import fewshot, networks, search_sweep, sweep
-    from nnformer.harness import spaces as harness_spaces
+    from nnformer.harness import benchmark_data as harness_data
     from nnformer.latency import adapt, onnx_graph, profiler
     from nnformer.predictor import Predictor
     from nnformer.spaces.nb201 import arch_to_graph
@@ -246,7 +246,7 @@ def stubs(files, tmp_path_factory):
             tables[key] = table
         return tables[key]
 
-    real_load_space, spaces_read = harness_spaces.load_space, {}
+    real_load_space, spaces_read = harness_data.load_space, {}
 
     def load_space(*a, **k):  # each space read once
         key = repr((a, sorted(k.items())))
@@ -257,7 +257,7 @@ def stubs(files, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setattr(data_registry, "download", offline)
     mp.setattr(nb201, "load_nb201", load_nb201)
-    mp.setattr(harness_spaces, "load_space", load_space)
+    mp.setattr(harness_data, "load_space", load_space)
     real_plan = Predictor.plan
 
     def plan_then_stop(self, graphs):  # train: the recipe resolved on a few of the graphs, then no training

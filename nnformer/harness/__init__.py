@@ -5,7 +5,8 @@ like any user, the command line (``nnformer.cli``) calls it, and nothing below i
 data, the model, search and latency modules never do; tests/test_layout.py checks). Split by job:
 
 * :mod:`.methods`: the registry of compared methods (network + settings) and the paper's published values;
-* :mod:`.spaces`: what a sweep needs of a benchmark (graphs, labels, protocol sizes, zero-cost proxies);
+* :mod:`.benchmark_data`: what a sweep needs of a benchmark (graphs, labels, protocol sizes, zero-cost proxies);
+  ``DeviceLatencies`` (:mod:`.fewshot`): the same for HELP's devices;
 * :mod:`.engine`: the one sweep engine: resumable run store (``runs.jsonl``), lock, process pool, progress, and a
   clean stop on Ctrl-C or SIGTERM;
 * :mod:`.sweep`: one run of the accuracy and HELP latency tables and the grid of runs;

@@ -64,7 +64,7 @@ FLOPS_ANCHOR = {"help-nb201": {"titan_rtx_256": 0.972, "gold_6226": 0.889, "pixe
 
 
 @dataclass
-class DeviceSpace:
+class DeviceLatencies:
     """Architectures of a space (graphs, label-free static features) and a loader of each device's latencies."""
 
     name: str  # e.g. "help-nb201"
@@ -80,14 +80,14 @@ class DeviceSpace:
         return load_help_latency(self.name.removeprefix("help-"), device, self.data_dir)
 
 
-def load_device_space(space: str, data_dir=None) -> DeviceSpace:
+def load_device_space(space: str, data_dir=None) -> DeviceLatencies:
     if space == "help-fbnet":
         from ..data.help import fbnet_graphs
 
         graphs, proxies = fbnet_graphs(data_dir)
         logs = np.log1p(np.column_stack([proxies["flops"], proxies["params"]]))
         static = (logs - logs.mean(0)) / (logs.std(0) + 1e-8)
-        return DeviceSpace(space, graphs, static.astype(np.float32), proxies["flops"], HELP_FBNET_DEVICES, data_dir)
+        return DeviceLatencies(space, graphs, static.astype(np.float32), proxies["flops"], HELP_FBNET_DEVICES, data_dir)
     if space != "help-nb201":
         raise NNFormerError(f"the few-shot protocol knows help-nb201 and help-fbnet, not {space!r}")
     from ..data.nb201 import load_nb201
@@ -99,7 +99,7 @@ def load_device_space(space: str, data_dir=None) -> DeviceSpace:
     params = np.asarray(proxy_scores("nb201", "params", archs), dtype=np.float64)
     logs = np.log1p(np.column_stack([flops, params]))
     static = (logs - logs.mean(0)) / (logs.std(0) + 1e-8)
-    return DeviceSpace(space, t.graphs, static.astype(np.float32), flops, HELP_NB201_DEVICES, data_dir)
+    return DeviceLatencies(space, t.graphs, static.astype(np.float32), flops, HELP_NB201_DEVICES, data_dir)
 
 
 def sample_order(n_total: int, seed: int) -> np.ndarray:
@@ -114,7 +114,7 @@ def device_view(ms: np.ndarray, refs: np.ndarray) -> tuple[np.ndarray, float, fl
     return ((logs - mean) / std).astype(np.float32), mean, std
 
 
-def _pairs(space: DeviceSpace, idx: np.ndarray, hw: np.ndarray, with_hw: bool = True) -> list[ArchGraph]:
+def _pairs(space: DeviceLatencies, idx: np.ndarray, hw: np.ndarray, with_hw: bool = True) -> list[ArchGraph]:
     out = []
     for i in idx:
         g = space.graphs[i]
@@ -123,7 +123,7 @@ def _pairs(space: DeviceSpace, idx: np.ndarray, hw: np.ndarray, with_hw: bool = 
     return out
 
 
-def meta_train(space: DeviceSpace, network: str, seed: int, recipe: str, settings: dict, lat: dict):
+def meta_train(space: DeviceLatencies, network: str, seed: int, recipe: str, settings: dict, lat: dict):
     """The predictor trained on the meta-training devices (labels: reference-z-scored log latency)."""
     from ..baselines import GCNConfig
     from ..predictor import Predictor
@@ -163,7 +163,7 @@ def _metrics(est: np.ndarray, true: np.ndarray, ranking_only: bool = False) -> d
     return report(est, true, ranking_only=ranking_only)
 
 
-def run_job(space: DeviceSpace, job: tuple[str, int], ns, test_devices, recipe: str, settings: dict,
+def run_job(space: DeviceLatencies, job: tuple[str, int], ns, test_devices, recipe: str, settings: dict,
             threads: int | None = None) -> list[dict]:
     """Every record of one job: a network meta-trained once for a seed (both ``-hw`` and ``-hw-ft`` methods), or one
     baseline method for a seed, evaluated on every test device and N."""
@@ -242,7 +242,7 @@ def jobs_for(methods) -> list[str]:
     return out
 
 
-def sweep(space: DeviceSpace, methods, ns, seeds, devices, recipe: str, directory: Path, settings: dict | None = None,
+def sweep(space: DeviceLatencies, methods, ns, seeds, devices, recipe: str, directory: Path, settings: dict | None = None,
           threads=None, progress=True, jobs: int = 1, train: bool = True) -> list[dict]:
     """Run every missing (job, seed), appending its records to ``directory/runs.jsonl``; returns the stored records
     of ``methods`` x ``devices`` x ``ns`` x ``seeds``. A job is done when all of its records are stored."""

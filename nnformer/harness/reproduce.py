@@ -83,7 +83,7 @@ def reproduce(args) -> int:
     from ..recipes import get_recipe, parse_settings, typed_settings
     from . import methods as hm
     from . import report, sweep
-    from .spaces import load_space
+    from .benchmark_data import load_space
 
     check_output_dir(args.out)
     if args.task == "search":
@@ -176,7 +176,7 @@ def _devices_and_ns(args, default_devices: str, default_ns: tuple, least: int) -
 def _reproduce_latency(args, settings: dict) -> int:
     from . import methods as hm
     from . import report, sweep
-    from .spaces import load_space
+    from .benchmark_data import load_space
 
     methods = _method_list(args, "nnformer,gcn,flops-linear", hm.LATENCY_METHODS)
     if args.space not in ("nb201", "fbnet"):

@@ -19,7 +19,7 @@ from ..graph import ArchGraph
 from ..machine import code_version, describe_line
 from .engine import RunStore, run_jobs
 from .methods import method_table, predictor_for
-from .spaces import SpaceData, load_space
+from .benchmark_data import BenchmarkData, load_space
 
 
 def recipe_tag(recipe: str, settings: dict | None = None) -> str:
@@ -34,7 +34,7 @@ def run_dir(root: Path, space: str, recipe: str, settings: dict | None = None) -
     return Path(root) / space / recipe_tag(recipe, settings)
 
 
-def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, settings: dict | None = None,
+def run_one(space: BenchmarkData, method: str, n: int, seed: int, recipe: str, settings: dict | None = None,
             threads: int | None = None) -> dict:
     """Train (or rank) one method at one N and seed under the TNASP split; tau over all cells."""
     import torch
@@ -94,7 +94,7 @@ def run_one(space: SpaceData, method: str, n: int, seed: int, recipe: str, setti
     return rec
 
 
-def _run_job(space: SpaceData, job: tuple, recipe: str, settings: dict, threads: int | None) -> dict:
+def _run_job(space: BenchmarkData, job: tuple, recipe: str, settings: dict, threads: int | None) -> dict:
     m, n, s = job
     return run_one(space, m, n, s, recipe, settings, threads)
 
@@ -115,7 +115,7 @@ def stored_runs(directory: Path) -> dict[tuple[str, int, int], dict]:
     return run_store(directory).records()
 
 
-def sweep(space: SpaceData, methods, ns, seeds, recipe: str, directory: Path, settings: dict | None = None,
+def sweep(space: BenchmarkData, methods, ns, seeds, recipe: str, directory: Path, settings: dict | None = None,
           threads=None, progress=True, jobs: int = 1, train: bool = True) -> list[dict]:
     """Run every missing (method, N, seed), storing each in ``directory/runs.jsonl``; returns the grid's records.
 

@@ -6,7 +6,7 @@ import pytest
 from nnformer.cli import main
 from nnformer.harness import methods as hm
 from nnformer.harness import report, sweep
-from nnformer.harness.spaces import nb201_space
+from nnformer.harness.benchmark_data import nb201_space
 from nnformer.recipes import DEFAULT_RECIPE
 
 # a tiny network and 3 epochs: the sweep's machinery, not its numbers
@@ -113,7 +113,7 @@ def test_worker_rebuilds_space_and_returns_the_record(data_dir, monkeypatch):
     from functools import partial
 
     from nnformer.harness import engine
-    from nnformer.harness.spaces import load_space
+    from nnformer.harness.benchmark_data import load_space
 
     space = nb201_space(data_dir)
     monkeypatch.setattr(engine, "_CONTEXT", load_space(*space.source))

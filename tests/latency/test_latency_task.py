@@ -164,7 +164,7 @@ def test_graph_features_reach_the_cls_token_and_are_checked(tmp_path):
 
 
 def test_layer_lut_is_exact_on_an_additive_latency():
-    from nnformer.harness.spaces import SpaceData, _one_hot
+    from nnformer.harness.benchmark_data import BenchmarkData, _one_hot
     from nnformer.harness.sweep import run_one
 
     rng = np.random.default_rng(0)
@@ -172,7 +172,7 @@ def test_layer_lut_is_exact_on_an_additive_latency():
     cost = rng.uniform(0.1, 2.0, size=(6, 5))
     ms = 0.3 + cost[np.arange(6), choices].sum(1)  # a sum of one cost per (position, op)
     graphs = [arch_to_graph(s) for s in list(all_arch_strs())[:400]]
-    space = SpaceData("additive", graphs, ms, {"test": ms}, (50,), 0, lut=_one_hot(choices, 5), task="latency")
+    space = BenchmarkData("additive", graphs, ms, {"test": ms}, (50,), 0, lut=_one_hot(choices, 5), task="latency")
     r = run_one(space, "layer-lut", 50, 0, "scaled")
     assert r["mape"] < 1e-6 and r["spearman_test"] > 0.9999 and r["n_test"] == 350
     space.lut = None

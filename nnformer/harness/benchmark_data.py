@@ -12,7 +12,7 @@ from ..errors import NNFormerError
 
 
 @dataclass
-class SpaceData:
+class BenchmarkData:
     """Labels are in the benchmark's units (NB201: percent; latency: ms; the predictor transforms them).
 
     ``task="accuracy"``: the TNASP protocol (first N cells train, the next ``n_val`` validate, tau over all cells).
@@ -33,7 +33,7 @@ class SpaceData:
     task: str = "accuracy"
 
 
-def load_space(space: str, data_dir=None, dataset: str = "cifar10") -> SpaceData:
+def load_space(space: str, data_dir=None, dataset: str = "cifar10") -> BenchmarkData:
     """``nb201`` (``dataset``: cifar10, cifar100, imagenet16), ``nb101``, or ``help-nb201`` / ``help-fbnet``
     (``dataset``: a HELP device)."""
     if space == "help-nb201":
@@ -43,7 +43,7 @@ def load_space(space: str, data_dir=None, dataset: str = "cifar10") -> SpaceData
     return nb201_space(data_dir, dataset) if space == "nb201" else nb101_space(data_dir)
 
 
-def help_nb201_space(data_dir, device: str) -> SpaceData:
+def help_nb201_space(data_dir, device: str) -> BenchmarkData:
     """NAS-Bench-201 cells with HELP's latency on ``device`` (ms), for the latency protocol."""
     from ..data.help import load_help_latency
     from ..data.nb201 import load_nb201
@@ -53,12 +53,12 @@ def help_nb201_space(data_dir, device: str) -> SpaceData:
     ms = load_help_latency("nb201", device, data_dir)
     t = load_nb201(data_dir)
     ops = np.array([[OPS.index(o) for o in parse_arch_str(s)] for s in t.arch_strs.tolist()])
-    return SpaceData(f"help-nb201-{device}", t.graphs, ms, {"test": ms}, (100, 1000), 0,
+    return BenchmarkData(f"help-nb201-{device}", t.graphs, ms, {"test": ms}, (100, 1000), 0,
                      proxies=_proxies("nb201", t.arch_strs.tolist()), max_nodes=8,
                      source=("help-nb201", data_dir, device), task="latency", lut=_one_hot(ops, len(OPS)))
 
 
-def help_fbnet_space(data_dir, device: str) -> SpaceData:
+def help_fbnet_space(data_dir, device: str) -> BenchmarkData:
     """HELP's 5,000 FBNet networks as chain graphs with HELP's latency on ``device`` (ms), for the latency
     protocol; the proxies are the networks' FLOPs and parameters (:func:`nnformer.spaces.fbnet.fbnet_cost`)."""
     from ..data.help import fbnet_graphs, load_fbnet_archs, load_help_latency
@@ -67,7 +67,7 @@ def help_fbnet_space(data_dir, device: str) -> SpaceData:
     ms = load_help_latency("fbnet", device, data_dir)
     graphs, proxies = fbnet_graphs(data_dir)
     lut = _one_hot(np.array(load_fbnet_archs(data_dir)), len(BLOCKS))
-    return SpaceData(f"help-fbnet-{device}", graphs, ms, {"test": ms}, (100, 1000), 0, proxies=proxies,
+    return BenchmarkData(f"help-fbnet-{device}", graphs, ms, {"test": ms}, (100, 1000), 0, proxies=proxies,
                      max_nodes=24, source=("help-fbnet", data_dir, device), task="latency", lut=lut)
 
 
@@ -79,25 +79,25 @@ def _one_hot(choices: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def nb201_space(data_dir, dataset: str = "cifar10") -> SpaceData:
+def nb201_space(data_dir, dataset: str = "cifar10") -> BenchmarkData:
     from ..data.nb201 import load_nb201
 
     if dataset not in NB201_DATASETS:
         raise NNFormerError(f"unknown NB201 dataset {dataset!r}; known: {', '.join(NB201_DATASETS)}")
     t = load_nb201(data_dir)
     tr, te = NB201_DATASETS[dataset]
-    return SpaceData(f"nb201-{dataset}", t.graphs, t.labels[tr], {"test": t.labels[te], "val": t.labels[tr]},
+    return BenchmarkData(f"nb201-{dataset}", t.graphs, t.labels[tr], {"test": t.labels[te], "val": t.labels[tr]},
                      (78, 156, 469, 781, 1563), 1024, proxies=_proxies("nb201", t.arch_strs.tolist()), max_nodes=8,
                      source=("nb201", data_dir, dataset))
 
 
-def nb101_space(data_dir) -> SpaceData:
+def nb101_space(data_dir) -> BenchmarkData:
     from ..data.nb101 import load_nb101
 
     t = load_nb101(data_dir)
     full = len(t) > 100_000
     specs = [t.spec(i) for i in range(len(t))]
-    return SpaceData("nb101" if full else "nb101-subset", t.graphs, t.label("val"),
+    return BenchmarkData("nb101" if full else "nb101-subset", t.graphs, t.label("val"),
                      {"test": t.label("test"), "val": t.label("val")},
                      (100, 172, 424, 4236) if full else (100, 172, 424), 1024 if full else 200,
                      proxies=_proxies("nb101", specs), max_nodes=7, source=("nb101", data_dir))
