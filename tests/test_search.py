@@ -155,6 +155,7 @@ def test_search_cli_on_nb201_resumes_and_refuses_bad_arguments(data_dir, tmp_pat
     assert "holds another search" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_reproduce_search_writes_tables_and_skips_what_is_done(data_dir, tmp_path, capsys):
     argv = ["reproduce", "search", "--methods", "random,evolution", "--seeds", "2", "--queries", "25",
             "--datasets", "cifar10", "--out", str(tmp_path), "--data-dir", str(data_dir), "--quiet"]

@@ -74,8 +74,8 @@ def _session_members(sid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
-@pytest.mark.parametrize("sig,target", [(signal.SIGINT, "group"),
-                                        pytest.param(signal.SIGTERM, "process", marks=pytest.mark.slow)])
+@pytest.mark.slow  # three sweeps of 4 runs (about 30 s); CI runs it in its second step
+@pytest.mark.parametrize("sig,target", [(signal.SIGINT, "group"), (signal.SIGTERM, "process")])
 def test_a_stopped_sweep_keeps_finished_runs_and_a_rerun_gives_the_same_numbers(tmp_path, data_dir, sig, target):
     """Ctrl-C as a terminal sends it (to the whole process group), or SIGTERM to the sweep alone: exit 130 within
     seconds with one line, the finished runs stored, no worker left; the rerun completes the grid to the numbers of
