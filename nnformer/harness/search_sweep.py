@@ -114,14 +114,14 @@ def _seed_order(name: str) -> tuple[str, int]:
     return method, int(seed)
 
 
-def done(path: Path, queries: int, method: str, seed: int, settings: dict) -> bool:
+def done(path: Path, queries: int, method: str, seed: int, settings: dict, stored: dict | None = None) -> bool:
     """A complete history of this search (loose or packed): ``queries`` queries of the same method, seed and
     settings under the current defaults of :class:`~nnformer.search.SearchConfig` (a history of other defaults is
-    not counted: the sweep stops on it as another search)."""
-    if path.is_file():
-        lines = _read_history(path)
-    else:
-        lines = histories(path.parent).get(path.name, []) if path.parent.is_dir() else []
+    not counted: the sweep stops on it as another search). ``stored``: :func:`histories` of ``path``'s directory,
+    when the caller has read them already."""
+    if stored is None:
+        stored = histories(path.parent) if path.parent.is_dir() else {}
+    lines = stored.get(path.name, [])
     if len(lines) <= queries:
         return False
     want = config_header(SearchConfig(method=method, queries=queries, seed=seed))
@@ -134,9 +134,16 @@ def sweep(space: str, datasets, methods, seeds, queries: int, out: Path, setting
     under each latency budget instead of unconstrained (``bound``: see
     :func:`~nnformer.search.latency_constrained_space`)."""
     budgets = [(d, ms, bound) for d, ms in budgets] if budgets else None
+    read: dict[Path, dict] = {}  # each directory's histories, read once (its pack holds every search of a table)
+
+    def stored(path: Path) -> dict:
+        if path.parent not in read:
+            read[path.parent] = histories(path.parent)
+        return read[path.parent]
+
     tasks = [(space, d, m, s, queries, str(out), settings, data_dir, threads or (1 if jobs > 1 else None), b)
              for d in datasets for s in seeds for b in (budgets or [None]) for m in methods
-             if not done(history_path(out, space, d, m, s, b), queries, m, s, settings)]
+             if not done(p := history_path(out, space, d, m, s, b), queries, m, s, settings, stored(p))]
     return run_jobs(tasks, _run_search, jobs=jobs, desc="searches", unit="search",
                     label=lambda t: f"{t[1]} {t[2]} seed={t[3]}", progress=progress)
 
