@@ -42,28 +42,6 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
                                       "refuse one, a mistyped path)")
 
 
-def _load_nb201(data_dir):
-    from .data.nb201 import SOURCES, load_nb201
-    from .data.registry import fetch_missing
-
-    return load_nb201(fetch_missing(list(SOURCES), data_dir))
-
-
-def _evaluate_nb201(pred, table, train_idx=None) -> dict:
-    from .metrics import kendall_tau, spearman_rho, top_k_precision
-
-    out = {}
-    for name in ("test", "val"):
-        y = table.label(name)
-        out[f"tau_{name}"] = kendall_tau(pred, y)
-        out[f"spearman_{name}"] = spearman_rho(pred, y)
-        out[f"top50_precision_{name}"] = top_k_precision(pred, y, 50)
-    if train_idx is not None:
-        rest = np.setdiff1d(np.arange(len(table)), train_idx)
-        out["tau_test_unseen"] = kendall_tau(pred[rest], table.label("test")[rest])
-    return out
-
-
 def _init_distributed(args) -> int:
     """Join the process group when launched by ``torchrun`` (gloo on CPU, nccl on GPU); returns the rank."""
     import torch
@@ -89,103 +67,6 @@ def _settings(args) -> dict:
     return out
 
 
-@dataclasses.dataclass
-class _TrainJob:
-    """What `nnformer train` trains on and how it scores the result."""
-
-    what: str  # for the messages
-    graphs: list
-    y: np.ndarray  # training label of every graph
-    split: object  # protocols.Split
-    record: dict  # what metrics.json says of the data and protocol
-    evaluate: object  # predictions of all graphs -> metrics
-    summary: object  # metrics -> the printed line
-    plot: dict  # true values and axis labels of the scatter plot
-
-
-def _accuracy_job(args, seed: int) -> _TrainJob:
-    from .protocols import random_split, tnasp_split
-
-    table = _load_nb201(args.data_dir)
-    split = (tnasp_split(len(table), args.n_train, args.n_val) if args.split == "tnasp"
-             else random_split(len(table), args.n_train, args.n_val, seed=seed))
-    n = len(table)
-    return _TrainJob(
-        "NB201", table.graphs, table.label(args.label), split,
-        {"space": "nb201", "split": args.split, "n_train": len(split.train), "n_val": len(split.val),
-         "train_label": args.label},
-        lambda pred: _evaluate_nb201(pred, table, split.train),
-        lambda m: (f"Kendall tau over all {n:,} cells: {m['tau_test']:.4f} (test label), {m['tau_val']:.4f} (val "
-                   f"label); unseen cells only {m['tau_test_unseen']:.4f}"),
-        {"true": table.label("test"), "xlabel": "true CIFAR-10 test accuracy (%)",
-         "ylabel": f"predicted {args.label} accuracy (%)", "name": "Kendall tau"})
-
-
-def _latency_job(args, seed: int) -> _TrainJob:
-    from .latency.sources import load_latency_data, parse_source
-    from .metrics import report
-    from .protocols import calibrated_random_split
-
-    src = parse_source(args.data)
-    if src.kind == "dataset":
-        return _dataset_job(args)
-    data = load_latency_data(src, args.data_dir)  # an unknown device: one line, before any other data
-    # the interval is calibrated on cells not trained on, which then stay out of the test metrics
-    split = calibrated_random_split(len(data.graphs), args.n_train, seed)
-    ms = data.ms
-
-    def evaluate(pred, bounds=None):
-        return report(pred[split.test], ms[split.test], bounds=_at(bounds, split.test))
-
-    return _TrainJob(
-        src.title, data.graphs, ms, split,
-        {"space": src.name, "split": "random", "n_train": len(split.train), "n_val": 0,
-         "n_calibration": len(split.cal)},
-        evaluate, _latency_summary,
-        {"true": ms, "xlabel": f"measured latency on {src.device} (ms)", "ylabel": "predicted latency (ms)",
-         "name": "MAPE", "key": "mape", "fmt": "{:.2f}%"})
-
-
-def _at(bounds, idx):
-    return None if bounds is None else (bounds[0][idx], bounds[1][idx], bounds[2])
-
-
-def _latency_summary(m: dict) -> str:
-    return (f"on the {m['n_test']:,} {m.get('unit', 'cells')} not trained on: MAPE {m['mape']:.2f}%, Acc(10%) "
-            f"{m['acc10']:.1f}, Acc(5%) {m['acc5']:.1f}, Kendall tau {m['tau_test']:.4f}, Spearman "
-            f"{m['spearman_test']:.4f}" + (f"; {100 * iv['level']:.0f}% interval holds {iv['coverage']:.1f}% of them "
-                                           f"(median width x{iv['median_width_ratio']:.2f})"
-                                           if (iv := m.get("interval")) else ""))
-
-
-def _dataset_job(args) -> _TrainJob:
-    from .latency.sources import load_latency_data
-    from .metrics import mape, report
-    from .protocols import family_split
-
-    data = load_latency_data(args.data, correct_drift=args.correct_drift)
-    graphs, ms, families = data.graphs, data.ms, data.families
-    split = family_split(families, [r["index"] for r in data.rows], cal_share=0.1,  # 80 / 10 (interval) / 10
-                         what=data.source.title)
-    fam = np.asarray(families)
-
-    def evaluate(pred, bounds=None):
-        m = {**report(pred[split.test], ms[split.test], bounds=_at(bounds, split.test)), "unit": "models"}
-        m["per_family_mape"] = {f: mape(pred[idx], ms[idx])
-                                for f in dict.fromkeys(families) if len(idx := np.intersect1d(
-                                    split.test, np.flatnonzero(fam == f)))}
-        return m
-
-    return _TrainJob(
-        data.source.title, graphs, ms, split,
-        {"space": data.source.name, "split": "family-80/10/10", "n_train": len(split.train), "n_val": 0,
-         "n_calibration": len(split.cal),
-         "families": sorted(set(families)), "correct_drift": bool(args.correct_drift)},
-        evaluate, _latency_summary,
-        {"true": ms, "xlabel": "measured latency (ms)", "ylabel": "predicted latency (ms)", "name": "MAPE",
-         "key": "mape", "fmt": "{:.2f}%"})
-
-
 def cmd_train(args) -> int:
     import torch
 
@@ -203,27 +84,23 @@ def cmd_train(args) -> int:
         args.recipe = "networks" if whole_networks else DEFAULT_RECIPE
     predictor = Predictor(args.recipe, settings=_settings(args), task=args.task,
                           progress=not args.quiet)  # bad settings: refused before any data is read
-    from .data.nb201 import NUM_CELLS
+    from .protocols import check_split
+    from .training_sets import (check_latency_sizes, check_nb201_sizes, latency_training_set,
+                                nb201_training_set)
 
-    if args.n_train >= NUM_CELLS:
-        raise NNFormerError(f"--n-train must be below the {NUM_CELLS:,} NAS-Bench-201 cells, got {args.n_train}")
     if args.task == "accuracy" and args.data:
         raise NNFormerError("--data names latency data; accuracy trains on NB201 (--label picks the label)")
-    from .protocols import MIN_TRAIN, MIN_VALIDATION, check_split
-
-    if args.n_train < MIN_TRAIN and not (args.task == "latency" and args.data and os.path.isdir(args.data)):
-        raise NNFormerError(f"--n-train must be at least {MIN_TRAIN}, got {args.n_train}")
-    if args.task == "accuracy" and 0 < args.n_val < MIN_VALIDATION:
-        raise NNFormerError(f"--n-val must be 0 (no validation) or at least {MIN_VALIDATION}, got {args.n_val}")
-    if args.task == "accuracy" and args.n_train + args.n_val > NUM_CELLS:
-        raise NNFormerError(f"--n-train {args.n_train} and --n-val {args.n_val} add up to more than the {NUM_CELLS:,} "
-                            f"NAS-Bench-201 cells: --n-val can be at most {NUM_CELLS - args.n_train:,} here")
+    if args.task == "latency":  # sizes refused before anything is read or written
+        check_latency_sizes(args.data, args.n_train)
+    else:
+        check_nb201_sizes(args.n_train, args.n_val)
     out = check_output_dir(args.out)
     t_start = time.perf_counter()
     seed = predictor.recipe_at(args.n_train).train.seed
-    job = _latency_job(args, seed) if args.task == "latency" else _accuracy_job(args, seed)
-    split, graphs, y = check_split(job.split, job.what, calibrate=args.task == "latency"), job.graphs, job.y
-    pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
+    job = (latency_training_set(args.data, args.n_train, seed, args.data_dir, args.correct_drift)
+           if args.task == "latency" else
+           nb201_training_set(args.n_train, args.n_val, args.split, args.label, seed, args.data_dir))
+    split, y, pick = check_split(job.split, job.what, calibrate=args.task == "latency"), job.y, job.pick
     _, model_cfg, train_cfg = predictor.plan(pick(split.train))
     cal = f", {len(split.cal)} calibrate the interval" if len(split.cal) else ""
     print(f"nnformer train: {job.what}, {len(split.train)} train / {len(split.val)} val cells "
@@ -243,7 +120,7 @@ def cmd_train(args) -> int:
         return _write_train_results(args, out, predictor, job, model_cfg, train_cfg, t_start)
 
 
-def _write_train_results(args, out, predictor, job: _TrainJob, model_cfg, train_cfg, t_start) -> int:
+def _write_train_results(args, out, predictor, job, model_cfg, train_cfg, t_start) -> int:
     import torch
 
     from .machine import code_version
@@ -316,7 +193,9 @@ def _load_predictor(args):
 
 
 def cmd_evaluate(args) -> int:
+    from .data.benchmarks import nb201_table
     from .plots import scatter_pred_true
+    from .training_sets import nb201_metrics
 
     if args.plot:
         check_output_file(args.plot, "--plot")
@@ -325,9 +204,9 @@ def cmd_evaluate(args) -> int:
         return _evaluate_latency(args, p)
     if args.data:
         raise NNFormerError(f"{args.checkpoint} is an accuracy predictor: it is evaluated on NB201, without --data")
-    table = _load_nb201(args.data_dir)
+    table = nb201_table(args.data_dir)
     pred = p.predict(table.graphs, progress=not args.quiet)
-    metrics = _evaluate_nb201(pred, table)
+    metrics = nb201_metrics(pred, table)
     if args.plot:
         scatter_pred_true(pred, table.label("test"), args.plot, title=f"tau {metrics['tau_test']:.4f}",
                           xlabel="true CIFAR-10 test accuracy (%)", ylabel="predicted accuracy (%)")
@@ -584,6 +463,7 @@ def cmd_adapt(args) -> int:
 
 
 def cmd_score(args) -> int:
+    from .data.benchmarks import nb201_table
     from .scoring import check_scores_file, score_stream
     from .spaces.nb201 import arch_to_graph
 
@@ -591,7 +471,7 @@ def cmd_score(args) -> int:
     check_scores_file(args.out)  # an earlier scores CSV is replaced; any other file is refused
     p = _load_predictor(args)
     if args.space == "nb201":
-        table = _load_nb201(args.data_dir)
+        table = nb201_table(args.data_dir)
         items = enumerate(table.arch_strs.tolist())
         out = score_stream(p, items, arch_to_graph, args.out, total=len(table), chunk=args.chunk,
                            batch_size=args.batch_size, progress=not args.quiet)

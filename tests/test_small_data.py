@@ -127,9 +127,10 @@ def test_evaluate_refuses_a_dataset_too_small_to_score(tmp_path, capsys):
     (["--task", "latency", "--data", "help-nb201:fpga", "--n-train", "1"], "--n-train must be at least 2"),
 ])
 def test_train_refuses_too_few_cells_before_reading_data(args, needle, tmp_path, capsys, monkeypatch):
-    from nnformer import cli
+    from nnformer.data import benchmarks
 
-    monkeypatch.setattr(cli, "_load_nb201", lambda *a: pytest.fail("data read before the arguments were checked"))
+    monkeypatch.setattr(benchmarks, "nb201_table",
+                        lambda *a: pytest.fail("data read before the arguments were checked"))
     out = tmp_path / "run"
     assert main(["train", "--out", str(out), *args, *TINY]) == 2
     assert needle in one_error_line(capsys) and not out.exists()

@@ -27,3 +27,10 @@ def fetch_space(space: str, data_dir: str | os.PathLike | None = None) -> Path:
     """The data directory, once the files the search space ``space`` is read from are in it (:func:`space_files`,
     :func:`fetch_missing`)."""
     return fetch_missing(space_files(space, data_dir), data_dir)
+
+
+def nb201_table(data_dir: str | os.PathLike | None = None):
+    """The NAS-Bench-201 table (:func:`nnformer.data.nb201.load_nb201`), its files fetched first when missing."""
+    from .nb201 import load_nb201
+
+    return load_nb201(fetch_space("nb201", data_dir))

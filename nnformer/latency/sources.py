@@ -86,8 +86,7 @@ def load_latency_data(spec: str | os.PathLike | LatencySource, data_dir=None,
 
         graphs = fbnet_graphs(data_dir)[0]
     else:
-        from ..data.nb201 import SOURCES, load_nb201
-        from ..data.registry import fetch_missing
+        from ..data.benchmarks import nb201_table
 
-        graphs = load_nb201(fetch_missing(list(SOURCES), data_dir)).graphs
+        graphs = nb201_table(data_dir).graphs
     return LatencyData(src, graphs, ms)

@@ -1,0 +1,157 @@
+"""What ``nnformer train`` trains on and how it scores the result, callable from Python as well.
+
+A :class:`TrainingSet` holds the graphs and labels of a benchmark or latency source, the protocol's split (train,
+validation, calibration of the interval, test) and how predictions of every graph turn into the metrics the run
+reports:
+
+* :func:`nb201_training_set`: NAS-Bench-201 accuracy under TNASP (the first N cells train, the next ``n_val``
+  validate, Kendall's tau over all 15,625) or a seeded random draw;
+* :func:`latency_training_set`: a latency source (:mod:`nnformer.latency.sources`): HELP's cells on a device (N
+  random cells train, ``max(20, N / 10)`` others calibrate the interval, the rest test) or a dataset directory of
+  ``nnformer profile`` (per family 80% train, 10% calibrate, 10% test).
+
+>>> ts = latency_training_set("help-nb201:fpga", n_train=100)          # doctest: +SKIP
+>>> p = Predictor(task="latency").fit(ts.pick(ts.split.train), ts.y[ts.split.train])  # doctest: +SKIP
+>>> p.calibrate(ts.pick(ts.split.cal), ts.y[ts.split.cal])              # doctest: +SKIP
+>>> ts.evaluate(*p.predict_interval(ts.graphs))["mape"]                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .errors import NNFormerError
+from .protocols import MIN_TRAIN, MIN_VALIDATION, Split
+
+
+@dataclass
+class TrainingSet:
+    what: str  # for messages: "NB201", "HELP NB201 latency on fpga", "latency dataset DIR"
+    graphs: list
+    y: np.ndarray  # the training label of every graph
+    split: Split
+    record: dict  # what a run's metrics say of the data and protocol
+    evaluate: Callable[..., dict]  # predictions of every graph (and interval bounds, for latency) -> metrics
+    summary: Callable[[dict], str]  # metrics -> one line
+    plot: dict  # true values, axis labels and the headline metric of a predicted-vs-true plot
+
+    def pick(self, idx) -> list:
+        return [self.graphs[i] for i in idx]
+
+
+def nb201_metrics(pred, table, train_idx=None) -> dict:
+    """Kendall's tau, Spearman and top-50 precision of ``pred`` against the test and validation labels of every
+    NB201 cell; with ``train_idx``, tau on the cells not trained on as well."""
+    from .metrics import kendall_tau, spearman_rho, top_k_precision
+
+    out = {}
+    for name in ("test", "val"):
+        y = table.label(name)
+        out[f"tau_{name}"] = kendall_tau(pred, y)
+        out[f"spearman_{name}"] = spearman_rho(pred, y)
+        out[f"top50_precision_{name}"] = top_k_precision(pred, y, 50)
+    if train_idx is not None:
+        rest = np.setdiff1d(np.arange(len(table)), train_idx)
+        out["tau_test_unseen"] = kendall_tau(pred[rest], table.label("test")[rest])
+    return out
+
+
+def check_nb201_sizes(n_train: int, n_val: int) -> None:
+    """The TNASP sizes that fit NAS-Bench-201 and that training accepts, else one line before any data is read."""
+    from .data.nb201 import NUM_CELLS
+
+    if n_train >= NUM_CELLS:
+        raise NNFormerError(f"--n-train must be below the {NUM_CELLS:,} NAS-Bench-201 cells, got {n_train}")
+    if n_train < MIN_TRAIN:
+        raise NNFormerError(f"--n-train must be at least {MIN_TRAIN}, got {n_train}")
+    if 0 < n_val < MIN_VALIDATION:
+        raise NNFormerError(f"--n-val must be 0 (no validation) or at least {MIN_VALIDATION}, got {n_val}")
+    if n_train + n_val > NUM_CELLS:
+        raise NNFormerError(f"--n-train {n_train} and --n-val {n_val} add up to more than the {NUM_CELLS:,} "
+                            f"NAS-Bench-201 cells: --n-val can be at most {NUM_CELLS - n_train:,} here")
+
+
+def nb201_training_set(n_train: int, n_val: int = 1024, split: str = "tnasp", label: str = "val", seed: int = 0,
+                       data_dir=None) -> TrainingSet:
+    from .data.benchmarks import nb201_table
+    from .protocols import random_split, tnasp_split
+
+    check_nb201_sizes(n_train, n_val)
+    table = nb201_table(data_dir)
+    n = len(table)
+    parts = tnasp_split(n, n_train, n_val) if split == "tnasp" else random_split(n, n_train, n_val, seed=seed)
+    return TrainingSet(
+        "NB201", table.graphs, table.label(label), parts,
+        {"space": "nb201", "split": split, "n_train": len(parts.train), "n_val": len(parts.val), "train_label": label},
+        lambda pred, bounds=None: nb201_metrics(pred, table, parts.train),
+        lambda m: (f"Kendall tau over all {n:,} cells: {m['tau_test']:.4f} (test label), {m['tau_val']:.4f} (val "
+                   f"label); unseen cells only {m['tau_test_unseen']:.4f}"),
+        {"true": table.label("test"), "xlabel": "true CIFAR-10 test accuracy (%)",
+         "ylabel": f"predicted {label} accuracy (%)", "name": "Kendall tau"})
+
+
+def latency_summary(m: dict) -> str:
+    """One line of a latency run's metrics (:func:`nnformer.metrics.report`)."""
+    return (f"on the {m['n_test']:,} {m.get('unit', 'cells')} not trained on: MAPE {m['mape']:.2f}%, Acc(10%) "
+            f"{m['acc10']:.1f}, Acc(5%) {m['acc5']:.1f}, Kendall tau {m['tau_test']:.4f}, Spearman "
+            f"{m['spearman_test']:.4f}" + (f"; {100 * iv['level']:.0f}% interval holds {iv['coverage']:.1f}% of them "
+                                           f"(median width x{iv['median_width_ratio']:.2f})"
+                                           if (iv := m.get("interval")) else ""))
+
+
+def check_latency_sizes(source, n_train: int | None):
+    """The parsed ``source`` (:func:`~nnformer.latency.sources.parse_source`), once ``n_train`` is enough for a
+    benchmark table's random draw (a dataset directory's split checks its families when it is read)."""
+    from .latency.sources import parse_source
+
+    src = parse_source(source)
+    if src.kind != "dataset" and (n_train is None or n_train < MIN_TRAIN):
+        raise NNFormerError(f"--n-train must be at least {MIN_TRAIN}, got {n_train}")
+    return src
+
+
+def _at(bounds, idx):
+    return None if bounds is None else (bounds[0][idx], bounds[1][idx], bounds[2])
+
+
+def latency_training_set(source, n_train: int | None = None, seed: int = 0, data_dir=None,
+                         correct_drift: bool = False) -> TrainingSet:
+    """``source``: ``help-nb201:DEVICE``, ``help-fbnet:DEVICE`` (``n_train`` random architectures train) or a
+    dataset directory (its per-family split; ``n_train`` is not used)."""
+    from .latency.sources import load_latency_data
+    from .metrics import mape, report
+    from .protocols import calibrated_random_split, family_split
+
+    src = check_latency_sizes(source, n_train)
+    data = load_latency_data(src, data_dir, correct_drift=correct_drift)  # an unknown device: one line, first
+    ms = data.ms
+    if src.kind == "dataset":
+        split = family_split(data.families, [r["index"] for r in data.rows], cal_share=0.1,  # 80 / 10 / 10
+                             what=src.title)
+        fam = np.asarray(data.families)
+        record = {"space": src.name, "split": "family-80/10/10", "n_train": len(split.train), "n_val": 0,
+                  "n_calibration": len(split.cal), "families": sorted(set(data.families)),
+                  "correct_drift": bool(correct_drift)}
+        xlabel = "measured latency (ms)"
+    else:
+        # the interval is calibrated on cells not trained on, which then stay out of the test metrics
+        split = calibrated_random_split(len(data.graphs), n_train, seed)
+        record = {"space": src.name, "split": "random", "n_train": len(split.train), "n_val": 0,
+                  "n_calibration": len(split.cal)}
+        xlabel = f"measured latency on {src.device} (ms)"
+
+    def evaluate(pred, bounds=None):
+        m = report(pred[split.test], ms[split.test], bounds=_at(bounds, split.test))
+        if src.kind == "dataset":
+            m["unit"] = "models"
+            m["per_family_mape"] = {f: mape(pred[idx], ms[idx])
+                                    for f in dict.fromkeys(data.families) if len(idx := np.intersect1d(
+                                        split.test, np.flatnonzero(fam == f)))}
+        return m
+
+    return TrainingSet(src.title, data.graphs, ms, split, record, evaluate, latency_summary,
+                       {"true": ms, "xlabel": xlabel, "ylabel": "predicted latency (ms)", "name": "MAPE",
+                        "key": "mape", "fmt": "{:.2f}%"})

@@ -1,0 +1,42 @@
+"""What `nnformer train` trains on, as Python users call it (nnformer.training_sets)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nnformer.errors import NNFormerError
+from nnformer.training_sets import latency_training_set, nb201_training_set
+
+REPO_DATASET = Path(__file__).resolve().parents[1] / "datasets" / "latency-cpu-b1"
+
+
+def test_nb201_tnasp_split_and_its_metrics(data_dir):
+    ts = nb201_training_set(100, 200, data_dir=data_dir)
+    assert list(ts.split.train) == list(range(100)) and list(ts.split.val) == list(range(100, 300))
+    assert len(ts.graphs) == len(ts.y) == 15_625 and ts.record["train_label"] == "val"
+    m = ts.evaluate(ts.plot["true"])  # the test label predicts itself perfectly
+    assert m["tau_test"] == pytest.approx(1.0) and 0 < m["tau_val"] < 1
+    assert ts.summary(m).startswith("Kendall tau over all 15,625 cells: 1.0000")
+    with pytest.raises(NNFormerError, match="--n-val can be at most"):
+        nb201_training_set(15_000, 1024, data_dir=data_dir)
+
+
+def test_help_latency_set_calibrates_apart_from_the_test(data_dir):
+    ts = latency_training_set("help-nb201:fpga", n_train=100, seed=3, data_dir=data_dir)
+    parts = [ts.split.train, ts.split.cal, ts.split.test]
+    assert [len(p) for p in parts] == [100, 20, 15_505] and len(np.unique(np.concatenate(parts))) == 15_625
+    m = ts.evaluate(ts.y * 1.1, (ts.y * 0.9, ts.y * 1.2, 0.9))
+    assert m["mape"] == pytest.approx(10.0) and m["n_test"] == 15_505 and m["interval"]["coverage"] == 100.0
+    assert ts.record == {"space": "help-nb201-fpga", "split": "random", "n_train": 100, "n_val": 0,
+                         "n_calibration": 20}
+    with pytest.raises(NNFormerError, match="--n-train must be at least 2"):
+        latency_training_set("help-nb201:fpga", n_train=1, data_dir=data_dir)
+
+
+def test_a_dataset_directory_splits_per_family_and_scores_each():
+    ts = latency_training_set(str(REPO_DATASET))
+    assert ts.record["split"] == "family-80/10/10" and len(ts.record["families"]) == 10
+    assert (len(ts.split.train), len(ts.split.cal), len(ts.split.test)) == (800, 100, 100)
+    m = ts.evaluate(ts.y)
+    assert m["mape"] == 0 and m["unit"] == "models" and set(m["per_family_mape"]) == set(ts.record["families"])
