@@ -804,6 +804,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """SIGTERM raises ``KeyboardInterrupt`` in the main thread while the block runs, so every long command stops
+    on it as on Ctrl-C (finished work stored, exit 130)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -811,10 +832,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, or a usage error (already printed): its exit code
         return e.code if isinstance(e.code, int) else 2
     args.command_line = "nnformer " + " ".join(sys.argv[1:] if argv is None else argv)
-    from .harness.engine import stop_on_sigterm
-
     try:
-        with stop_on_sigterm():  # SIGTERM stops a command as Ctrl-C does
+        with _stop_on_sigterm():  # SIGTERM stops a command as Ctrl-C does
             if getattr(args, "correct_drift", False) and not (args.data and os.path.isdir(args.data)):
                 raise NNFormerError(f"--correct-drift needs a latency dataset directory as --data (`nnformer "
                                     f"profile --out DIR`), got {args.data!r}")

@@ -193,21 +193,3 @@ def _take(it: Iterable, n: int) -> list:
         if len(out) == n:
             break
     return out
-
-
-@contextmanager
-def stop_on_sigterm():
-    """SIGTERM raises ``KeyboardInterrupt`` in the main thread while the block runs, so every long command stops
-    on it as on Ctrl-C (finished work stored, exit 130)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _raise(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
