@@ -41,7 +41,7 @@ N_TEST = 100
 def run(method: str, n: int, seed: int, data: Path, per_family: int = 20) -> dict:
     from nnformer import Predictor, shipped
     from nnformer.latency.adapt import adapt
-    from nnformer.latency.profiler import load_training_set
+    from nnformer.latency.dataset import load_training_set
     from nnformer.machine import code_version, describe_line
     from nnformer.metrics import report
 

@@ -38,7 +38,7 @@ def _case_data(case: str, seed: int, data_dir):
     from nnformer.protocols import family_split, random_split
 
     if case == "cpu-ort-b1":
-        from nnformer.latency.profiler import load_training_set
+        from nnformer.latency.dataset import load_training_set
 
         rows, graphs, ms, fam = load_training_set(DATASET)
         s = family_split(fam, [r["index"] for r in rows], cal_share=0.1)

@@ -107,7 +107,7 @@ def int8_tau(args) -> dict:
     data = EncodedGraphs(table.graphs)
     p = Predictor.load(args.checkpoint)
     out = {}
-    for name, model in [("fp32", p.model_), ("int8", quantize_int8(p.model_))]:
+    for name, model in [("fp32", p.network_), ("int8", quantize_int8(p.network_))]:
         t = time.perf_counter()
         pred = predict_encoded(model, data)
         out[name] = {"tau_test": kendall_tau(pred, table.label("test")),

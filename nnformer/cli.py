@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
 from .argtypes import (OneLineParser, batch_size, int_at_least, nonneg_int, positive_float, positive_int, seed_int,
                        thread_count)
 from .errors import DataError, NNFormerError, one_line
-from .io import (atomic_path, atomic_write_json, check_output_dir, check_output_file, exclusive_lock,
-                 remove_stale_temporaries)
+from .io import check_output_dir, check_output_file, exclusive_lock, remove_stale_temporaries
 from .protocols import family_minimum
 from .recipes import DEFAULT_RECIPE, RECIPES
 from .shipped import DEFAULT_LATENCY
@@ -85,8 +81,8 @@ def cmd_train(args) -> int:
     predictor = Predictor(args.recipe, settings=_settings(args), task=args.task,
                           progress=not args.quiet)  # bad settings: refused before any data is read
     from .protocols import check_split
-    from .training_sets import (check_latency_sizes, check_nb201_sizes, latency_training_set,
-                                nb201_training_set)
+    from .training_sets import (check_latency_sizes, check_nb201_sizes, finished_run, latency_training_set,
+                                nb201_training_set, write_results)
 
     if args.task == "accuracy" and args.data:
         raise NNFormerError("--data names latency data; accuracy trains on NB201 (--label picks the label)")
@@ -117,52 +113,15 @@ def cmd_train(args) -> int:
             predictor.calibrate(pick(split.cal), y[split.cal])
         if rank != 0:
             return 0  # every rank holds the same weights; rank 0 writes the results
-        return _write_train_results(args, out, predictor, job, model_cfg, train_cfg, t_start)
-
-
-def _write_train_results(args, out, predictor, job, model_cfg, train_cfg, t_start) -> int:
-    import torch
-
-    from .machine import code_version
-    from .machine import describe as describe_machine
-    from .plots import scatter_pred_true
-
-    done = out / "metrics.json"
-    if predictor.result_.epochs_run == 0 and done.is_file() and (out / "predictor.pt").is_file():
-        m = json.loads(done.read_text())  # a finished run, rerun with the same settings: its record stands
-        print(f"nnformer train: {out} holds this run, finished; nothing to do (remove {done} to score it again)",
-              file=sys.stderr)
-        print(job.summary(m))
-        return 0
-    predictor.save(out / "predictor.pt")
-    t_eval = time.perf_counter()
-    if predictor.header_.get("interval"):
-        pred, lo, hi = predictor.predict_interval(job.graphs)
-        metrics = job.evaluate(pred, (lo, hi, predictor.header_["interval"]["level"]))
-    else:
-        pred = predictor.predict(job.graphs)
-        metrics = job.evaluate(pred)
-    plot = job.plot
-    value = plot.get("fmt", "{:.4f}").format(metrics[plot.get("key", "tau_test")])
-    scatter_pred_true(pred, plot["true"], out / "scatter.png", highlight=job.split.train,
-                      title=f"NN-Former on {job.what}, N={len(job.split.train)}: {plot['name']} {value} over "
-                            f"{'all ' if args.task == 'accuracy' else 'the unseen of '}{len(job.graphs):,} cells",
-                      xlabel=plot["xlabel"], ylabel=plot["ylabel"])
-    result = {
-        **job.record, "task": args.task, "recipe": predictor.recipe_.to_dict(), "settings": predictor.settings,
-        "model_config": dataclasses.asdict(model_cfg), "train_config": dataclasses.asdict(train_cfg), **metrics,
-        "best_val_tau": predictor.result_.best_val_tau, "best_epoch": predictor.result_.best_epoch,
-        # training time of the whole run, across restarts; wall time of this invocation (data loading included)
-        "train_seconds": predictor.result_.seconds, "restarts": predictor.result_.restarts,
-        "wall_seconds": time.perf_counter() - t_start, "eval_seconds": time.perf_counter() - t_eval,
-        "command": args.command_line,
-        "torch_threads": torch.get_num_threads(), "world_size": int(os.environ.get("WORLD_SIZE", 1)),
-        "machine": describe_machine(), "code": code_version(),
-    }
-    with atomic_path(out / "predictions.npy") as tmp:
-        np.save(tmp, pred)
-    atomic_write_json(out / "metrics.json", result, indent=2)  # last: its presence marks a finished run
-    print(job.summary(metrics))
+        done = finished_run(out, predictor)
+        if done is not None:  # a finished run, rerun with the same settings: its record stands
+            print(f"nnformer train: {out} holds this run, finished; nothing to do (remove {out / 'metrics.json'} to "
+                  f"score it again)", file=sys.stderr)
+            print(job.summary(done))
+            return 0
+        result = write_results(predictor, job, out, model_config=model_cfg, train_config=train_cfg, started=t_start,
+                               command=args.command_line)
+    print(job.summary(result))
     restarted = f" over {result['restarts'] + 1} invocations" if result["restarts"] else ""
     print(f"time: {result['train_seconds']:.0f}s to train{restarted}, {result['eval_seconds']:.1f}s to score "
           f"{len(job.graphs):,} cells; "
@@ -254,7 +213,12 @@ def _predict_models(args, converted: list, names: list[str]) -> int:
     if not (args.predictor or args.checkpoint):
         print(f"nnformer: using the shipped predictor {label} ({p.card_.get('description', '')}); --predictor "
               f"picks another (`nnformer predictors`)", file=sys.stderr)
-    results = predict_graphs(p, label, converted)
+    results = predict_graphs(p, label, converted, args.device)
+    if args.device:
+        print(f"nnformer: milliseconds for the probed device {results[0].device} ({args.device})", file=sys.stderr)
+    else:
+        print(f"nnformer: milliseconds for {results[0].device}; for your machine: nnformer device probe --out "
+              f"DEV.json, then --device DEV.json", file=sys.stderr)
     if args.json:
         print(json.dumps([{"model": n, **r.to_dict()} for n, r in zip(names, results)], indent=2))
         return 0
@@ -364,6 +328,8 @@ def cmd_predict(args) -> int:
     if not archs:
         raise NNFormerError("no architectures given: pass arch strings, ONNX files, --torch or --file")
     models = [a for a in archs if not a.startswith("|")]
+    if args.device and not models:
+        raise NNFormerError("--device applies to latency predictions of ONNX files or --torch models")
     if models:
         if len(models) < len(archs):
             raise NNFormerError("give either NB201 arch strings or ONNX files, not both")
@@ -415,50 +381,17 @@ def cmd_predictors(args) -> int:
 
 def cmd_adapt(args) -> int:
     """Fine-tune a latency predictor on measurements of the user's own device (a `nnformer profile` directory)."""
-    from .latency.adapt import adapt
-    from .metrics import mape
-    from .shipped import load_any
+    from .latency.adapt import adapt_profile
 
-    from .predictor import check_predictor_dir
-
-    from .protocols import MIN_TRAIN
-
-    out = Path(args.out)
-    if args.n is not None and args.n < MIN_TRAIN:
-        raise NNFormerError(f"--n must be at least {MIN_TRAIN} (adapting needs {MIN_TRAIN} measured models), got "
-                            f"{args.n}")
-    check_predictor_dir(out, "--out ")  # before any work
-    check_output_dir(out.parent if str(out.parent) else ".", "--out's folder")
-    base = load_any(args.predictor)
-    if base.task != "latency" or base.vocab_.name != "onnx":
-        raise NNFormerError(f"{args.predictor} is not a latency predictor of ONNX models")
-    from .latency.sources import load_latency_data
-
-    data = load_latency_data(args.profile)
-    graphs, ms = data.graphs, data.ms
-    order = np.random.default_rng(args.seed).permutation(len(graphs))
-    if args.n is not None:
-        if args.n > len(graphs):
-            raise NNFormerError(f"--n {args.n}: {args.profile} holds only {len(graphs)} measured models")
-        order = order[:args.n]
-    if len(order) < MIN_TRAIN:
-        raise NNFormerError(f"{args.profile}: adapting needs at least {MIN_TRAIN} measured models, found {len(order)}")
-    pick = lambda idx: [graphs[i] for i in idx]  # noqa: E731
-    before = base.predict(pick(order))
-    adapted, info = adapt(base, pick(order), ms[order], steps=args.steps, lr=args.lr, seed=args.seed)
-    after = adapted.predict(pick(order))
-    base_card = getattr(base, "card_", {})
-    based = f"{base_card.get('name', args.predictor)}@{base_card.get('version', '-')}"
-    card = {"name": args.name or out.name, "version": args.version, "base": based, "profile": str(args.profile),
-            "description": f"{based} adapted to {info['n_adapt']} measurements of {args.profile}", **info,
-            "command": args.command_line}
-    adapted.save(out, card=card)
+    r = adapt_profile(args.profile, args.out, predictor=args.predictor, n=args.n, steps=args.steps, lr=args.lr,
+                      seed=args.seed, name=args.name, version=args.version, command=args.command_line)
+    info = r.card
     interval = (f"interval recalibrated on {info['n_calibration']} held-back measurements" if info["n_calibration"]
                 else "interval kept from the base predictor (fewer than 30 measurements to recalibrate it)")
-    print(f"nnformer adapt: {based} -> {card['name']}@{args.version} on {info['n_adapt']} measurements "
-          f"(latencies x{info['factor']:.3f}, then {args.steps} fine-tuning steps); MAPE on the {len(order)} "
-          f"measurements: {mape(before, ms[order]):.2f}% before, "
-          f"{mape(after, ms[order]):.2f}% after (they were trained on: not a test error); {interval}; wrote {out}")
+    print(f"nnformer adapt: {r.base} -> {info['name']}@{info['version']} on {info['n_adapt']} measurements "
+          f"(latencies x{info['factor']:.3f}, then {info['steps']} fine-tuning steps); MAPE on the {r.n} "
+          f"measurements: {r.mape_before:.2f}% before, "
+          f"{r.mape_after:.2f}% after (they were trained on: not a test error); {interval}; wrote {r.out}")
     return 0
 
 
@@ -494,8 +427,8 @@ def cmd_score(args) -> int:
 def cmd_search(args) -> int:
     """One search: history (resumable) and result under --out."""
     from .data.benchmarks import fetch_space
-    from .search import (SearchConfig, constraint_report, latency_constrained_space, load_search_space,
-                         queries_to_optimum, search, search_settings)
+    from .search import (SearchConfig, latency_constrained_space, load_search_space, search_settings,
+                         search_to_directory)
 
     cfg = SearchConfig(method=args.method, queries=args.queries, seed=args.seed, init=args.init,
                        per_round=args.per_round, acquisition=args.acquisition,
@@ -516,36 +449,24 @@ def cmd_search(args) -> int:
     if args.max_latency is not None:
         space = latency_constrained_space(space, args.latency_device, args.max_latency, args.latency_predictor,
                                           args.data_dir, bound=args.latency_bound or "point")
-    t0 = time.perf_counter()
-    with exclusive_lock(out, "search"):
-        remove_stale_temporaries(out, whole_directory=True)
-        rows = search(space, cfg, history=out / "history.jsonl", settings=settings, progress=not args.quiet)
-    optimum = float(space.test.max())
-    best = rows[-1]
-    curve = {q: rows[q - 1]["best_test"] for q in (25, 50, 100, 150) if q <= len(rows)}
-    arch = None
+    names = None
     if args.space == "nb201":
         from .data.nb201 import load_nb201
 
-        arch = load_nb201(args.data_dir).arch_strs[best["best_index"]]
-    result = {"space": space.name, "config": dataclasses.asdict(cfg), "settings": settings,
-              "returned_index": best["best_index"], "returned_arch": arch, "returned_val": best["best_val"],
-              "returned_test": best["best_test"], "optimum_test": optimum,
-              "queries_to_optimum": queries_to_optimum(rows, optimum), "best_test_at": curve,
-              "seconds_this_invocation": time.perf_counter() - t0, "command": args.command_line}
-    c = constraint_report(space, rows)
-    if c:
-        result["constraint"] = c
-    atomic_write_json(out / "result.json", result, indent=2)
+        names = load_nb201(args.data_dir).arch_strs
+    result = search_to_directory(space, cfg, out, settings=settings, names=names, progress=not args.quiet,
+                                 command=args.command_line)
+    c = result.get("constraint")
     if c:
         print(f"latency on {c['device']}: budget {c['budget_ms']:g} ms, {c['cells_allowed']:,} cells predicted within "
               f"it ({100 * c['allowed_truly_feasible']:.1f}% of them truly are); returned cell measured at "
               f"{c['returned_latency_ms']:.3g} ms ({'within' if c['holds'] else 'OVER'} the budget); best cell truly "
               f"within it: test {c['best_feasible_test']:.2f} (gap {c['gap_to_best_feasible']:+.2f})")
     print(f"nnformer search: {cfg.method}, {cfg.queries} queries on {space.name}, seed {cfg.seed}: returned cell "
-          f"{best['best_index']} (validation {best['best_val']:.2f}, test {best['best_test']:.2f}; optimum "
-          f"{optimum:.2f}" + (f", evaluated at query {result['queries_to_optimum']})" if result["queries_to_optimum"]
-                              else ", not evaluated)") + f"; wrote {out / 'history.jsonl'}, {out / 'result.json'}")
+          f"{result['returned_index']} (validation {result['returned_val']:.2f}, test {result['returned_test']:.2f}; "
+          f"optimum {result['optimum_test']:.2f}" + (f", evaluated at query {result['queries_to_optimum']})"
+                                                     if result["queries_to_optimum"] else ", not evaluated)")
+          + f"; wrote {out / 'history.jsonl'}, {out / 'result.json'}")
     return 0
 
 
@@ -658,6 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "path/to/models.py:resnet")
     p.add_argument("--input-shape", metavar="N,C,H,W", help="example input shape for --torch (e.g. 1,3,224,224)")
     p.add_argument("--json", action="store_true", help="ONNX / --torch: print the predictions as JSON")
+    p.add_argument("--device", metavar="DEV.json", help="ONNX / --torch: predict for the machine and runtime of a "
+                   "device profile (`nnformer device probe --out DEV.json`) instead of the predictor's own")
     p.set_defaults(func=cmd_predict)
 
     ps = sub.add_parser("predictors", help="list the shipped predictors",
@@ -841,6 +764,9 @@ def main(argv: list[str] | None = None) -> int:
     except NNFormerError as e:
         print(f"nnformer: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as other command-line tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt as e:
         done = f": {e}" if str(e) else ""  # a sweep says how much it stored
         print(f"nnformer: interrupted{done}; rerun the same command to resume", file=sys.stderr)

@@ -2,14 +2,16 @@
 
 ``Predictor()`` trains the default recipe (``scaled``, :mod:`nnformer.recipes`); ``Predictor("released")`` the
 authors' recipe; ``settings={"dim": 64, "seed": 1}`` overrides fields of the recipe (checked against its
-dataclasses); ``model=`` trains another network (e.g. a baseline's ``GCNConfig``) with the recipe's training, and
+dataclasses); ``network=`` trains another network (e.g. a baseline's ``GCNConfig``) with the recipe's training, and
 ``train=`` replaces the training configuration and its step budget with an explicit :class:`TrainConfig`. The CLI,
 the reproduction sweeps and the benchmark scripts all train through this class.
 
 Learned state has a trailing underscore. A saved predictor holds the resolved recipe, the op vocabulary, the
 selected EMA weights, the target transform, the op types it trained on and its calibrated interval: one ``.pt`` file
 read back with ``torch.load(weights_only=True)``, or a directory of ``weights.safetensors`` and ``config.json`` (the
-form shipped predictors take: :mod:`nnformer.shipped`).
+form shipped predictors take: :mod:`nnformer.shipped`). The fitted torch network is ``network_`` (``model=`` and
+``model_`` are the deprecated names of ``network=`` and ``network_``; the saved forms, whose keys say ``model``, are
+unchanged).
 
 Example:
     >>> from nnformer import Predictor
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -124,7 +127,7 @@ class Predictor:
     Args:
         recipe: a recipe name from :data:`nnformer.recipes.RECIPES` or a :class:`~nnformer.recipes.Recipe`
             (default: ``scaled``).
-        model: train this network config instead of the recipe's (a ``GCNConfig`` or ``MLPConfig`` from
+        network: train this network config instead of the recipe's (a ``GCNConfig`` or ``MLPConfig`` from
             :mod:`nnformer.baselines` trains a baseline with the same loop and the recipe's training).
         train: an explicit :class:`TrainConfig` (its ``epochs`` and ``eval_every`` as given) instead of the
             recipe's training and step budget.
@@ -136,16 +139,25 @@ class Predictor:
         target_scale: for accuracy, labels are multiplied by this before training (``"auto"``: 0.01 when labels
             look like percentages, i.e. exceed 1.5, else 1), so the model sees accuracies in [0, 1] as in the paper.
         progress: show a progress bar while fitting.
+        model: the deprecated name of ``network`` (a :class:`DeprecationWarning`; passing both is a TypeError).
+
+    Fitted, ``network_`` is the trained torch network (``model_``: its deprecated name).
     """
 
-    def __init__(self, recipe: str | Recipe = DEFAULT_RECIPE, *, model=None, train: TrainConfig | None = None,
+    def __init__(self, recipe: str | Recipe = DEFAULT_RECIPE, *, network=None, train: TrainConfig | None = None,
                  settings: Mapping[str, Any] | None = None, vocab: OpVocab | None = None, task: str = "accuracy",
-                 target_scale: float | str = "auto", progress: bool = True):
+                 target_scale: float | str = "auto", progress: bool = True, model=None):
+        if model is not None:
+            if network is not None:
+                raise TypeError("pass network= only: model= is its deprecated name, not a second setting")
+            warnings.warn("model= is renamed network= (Predictor(network=...)); model= will be removed",
+                          DeprecationWarning, stacklevel=2)
+            network = model
         if not isinstance(recipe, (str, Recipe)):
             raise TypeError(f"recipe must be a recipe name or a Recipe, got {type(recipe).__name__} "
-                            f"(pass network and training configs as model=... and train=...)")
+                            f"(pass network and training configs as network=... and train=...)")
         self.recipe = recipe
-        self.model = model
+        self.network = network
         self.train = train
         self.settings = dict(settings or {})
         self.vocab = vocab
@@ -159,10 +171,11 @@ class Predictor:
     def recipe_at(self, n_train: int) -> Recipe:
         """The recipe this predictor trains with on ``n_train`` graphs: tiers resolved, every override applied."""
         r = get_recipe(self.recipe)
-        if self.model is not None:
-            if type(self.model) not in {c for c, _ in model_types().values()}:
-                raise RecipeError(f"model must be the config of a registered network, got {type(self.model).__name__}")
-            r = r.with_model(self.model)
+        if self.network is not None:
+            if type(self.network) not in {c for c, _ in model_types().values()}:
+                raise RecipeError(f"network must be the config of a registered network, got "
+                                  f"{type(self.network).__name__}")
+            r = r.with_model(self.network)
         if self.train is not None:
             r = Recipe(r.name, r.model, self.train, steps=0, min_epochs=self.train.epochs, evals=None)
         return r.with_settings(self.settings).resolve(n_train)
@@ -225,7 +238,7 @@ class Predictor:
         self.result_: TrainResult = fit(model_cfg, train_cfg, data, target.forward(y), val, yv,
                                         checkpoint=checkpoint, progress=self.progress, on_eval=on_eval,
                                         header=header)
-        self.model_ = self.result_.model
+        self.network_ = self.result_.model
         self.model_config_, self.train_config_, self.recipe_ = model_cfg, train_cfg, plan
         self.vocab_, self.target_, self.header_ = vocab, target, header
         self.history_ = self.result_.history
@@ -253,7 +266,7 @@ class Predictor:
         tc = self.train_config_
         per_epoch = len(data.batches(tc.batch_size, tc.bucket, size_sorted=tc.size_sorted))
         epochs = math.ceil(steps / per_epoch)
-        device = str(next(self.model_.parameters()).device)
+        device = str(next(self.network_.parameters()).device)
         cfg = dataclasses.replace(tc, epochs=epochs, lr=float(lr or tc.lr), warmup=0.0, select="last",
                                   eval_every=epochs, seed=tc.seed if seed is None else int(seed), device=device)
         seen = dict(self.header_.get("seen_ops") or {})
@@ -264,9 +277,9 @@ class Predictor:
                   "finetuned": {"steps": epochs * per_epoch, "n": len(graphs),
                                 "data": _fingerprint(data, y, None, None), "from": self.header_.get("data")}}
         result = fit(self.model_config_, cfg, data, self.target_.forward(y), progress=False, header=header,
-                     init_state=self.model_.state_dict())
+                     init_state=self.network_.state_dict())
         out = copy.copy(self)
-        out.result_, out.model_, out.train_config_, out.header_ = result, result.model, cfg, header
+        out.result_, out.network_, out.train_config_, out.header_ = result, result.model, cfg, header
         out.history_ = [*self.history_, *({**h, "finetune": True} for h in result.history)]
         return out
 
@@ -277,7 +290,7 @@ class Predictor:
             raise DataError(f"this predictor reads {want} graph features per graph, the graphs carry {have}")
 
     def _check_fitted(self):
-        if not hasattr(self, "model_"):
+        if not hasattr(self, "network_"):
             raise RuntimeError("this Predictor is not fitted yet: call fit() or Predictor.load()")
 
     def encode(self, graphs: Sequence[ArchGraph]) -> EncodedGraphs:
@@ -302,8 +315,8 @@ class Predictor:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(data), desc="predict", unit="arch")
-        device = next(self.model_.parameters()).device
-        out = predict_encoded(self.model_, data, batch_size, device=str(device), progress=bar.update if bar else None)
+        device = next(self.network_.parameters()).device
+        out = predict_encoded(self.network_, data, batch_size, device=str(device), progress=bar.update if bar else None)
         if bar:
             bar.close()
         return self.target_.inverse(out)
@@ -358,23 +371,35 @@ class Predictor:
         import torch
 
         data = graphs if isinstance(graphs, EncodedGraphs) else self.encode(graphs)
-        device = str(next(self.model_.parameters()).device)
+        device = str(next(self.network_.parameters()).device)
         draws = np.empty((samples, len(data)))
         cuda = torch.device(device).type == "cuda"
         with torch.random.fork_rng(devices=[torch.device(device).index or 0] if cuda else [],
                                    device_type="cuda"):  # the caller's random state is left as it was
             torch.manual_seed(seed)  # dropout masks draw from torch's generator (model.Dropout)
             try:
-                self.model_.train()  # dropout on; the network has no other train-mode behaviour
+                self.network_.train()  # dropout on; the network has no other train-mode behaviour
                 with torch.no_grad():
                     for t in range(samples):
                         for idx in data.batches(batch_size, bucket=True):
-                            draws[t, idx] = self.model_(data.batch(idx).to(device)).double().cpu().numpy()
+                            draws[t, idx] = self.network_(data.batch(idx).to(device)).double().cpu().numpy()
             finally:
-                self.model_.eval()
+                self.network_.eval()
         draws = self.target_.inverse(draws)
         lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
         return pred, lo, hi
+
+    @property
+    def model(self):
+        """Deprecated name of ``network`` (the network config given to the constructor)."""
+        warnings.warn("Predictor.model is renamed Predictor.network", DeprecationWarning, stacklevel=2)
+        return self.network
+
+    @property
+    def model_(self):
+        """Deprecated name of ``network_`` (the fitted torch network)."""
+        warnings.warn("Predictor.model_ is renamed Predictor.network_", DeprecationWarning, stacklevel=2)
+        return self.network_
 
     @property
     def scale_(self) -> float:
@@ -384,7 +409,7 @@ class Predictor:
     def to(self, device) -> "Predictor":
         """Run the network on ``device`` (e.g. ``"cuda"``) from now on; predictions come back as NumPy either way."""
         self._check_fitted()
-        self.model_.to(device)
+        self.network_.to(device)
         return self
 
     def save(self, path: str | os.PathLike, card: Mapping[str, Any] | None = None) -> Path:
@@ -399,7 +424,7 @@ class Predictor:
         """
         self._check_fitted()
         if Path(path).suffix == ".pt":
-            return atomic_torch_save({**self.header_, "model": self.model_.state_dict(), "history": self.history_},
+            return atomic_torch_save({**self.header_, "model": self.network_.state_dict(), "history": self.history_},
                                      path)
         return _save_dir(self, Path(path), dict(card or {}))
 
@@ -442,7 +467,7 @@ class Predictor:
             raise CheckpointError(f"{path}: unknown task {task!r}")
         p = cls(progress=False, vocab=vocab, task=task)
         p.recipe = rec.get("name", DEFAULT_RECIPE)
-        p.model_, p.model_config_, p.train_config_, p.vocab_ = model, mc, tc, vocab
+        p.network_, p.model_config_, p.train_config_, p.vocab_ = model, mc, tc, vocab
         p.target_ = Target.from_dict(ck.get("target"), str(path))
         p.header_ = {k: ck[k] for k in ck if k not in ("model", "history", "train_state", "weights", "card",
                                                        CONFIG_DIGEST)}
@@ -489,7 +514,7 @@ def _save_dir(p: Predictor, path: Path, card: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}.", dir=path.parent))
     try:
-        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in p.model_.state_dict().items()}
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in p.network_.state_dict().items()}
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": DIR_FORMAT})
         config = {**p.header_, "format": DIR_FORMAT, "card": card, "history": p.history_,
                   "weights": {"file": WEIGHTS_FILE, "sha256": sha256_of(tmp / WEIGHTS_FILE)}}

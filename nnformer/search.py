@@ -375,7 +375,7 @@ def _predictor_scores(space: SearchSpace, cfg: SearchConfig, queried: list[int],
     steps = {} if cfg.train_steps is None or "steps" in settings else {"steps": cfg.train_steps}
     preds = []
     for k in range(cfg.ensemble):  # member 0 is the single predictor of ensemble=1
-        p = Predictor(model=model, settings={**settings, **steps, "seed": cfg.seed * 1000 + rnd + 100_000 * k},
+        p = Predictor(network=model, settings={**settings, **steps, "seed": cfg.seed * 1000 + rnd + 100_000 * k},
                       vocab=space.vocab, progress=False).fit(graphs, y)
         preds.append(p.predict(encoded).astype(np.float64))
     if cfg.ensemble == 1:
@@ -408,3 +408,52 @@ def search_settings(pairs) -> dict:
     settings = typed_settings(parse_settings(pairs))
     get_recipe(DEFAULT_RECIPE).with_settings(settings)
     return settings
+
+
+def search_to_directory(space: SearchSpace, cfg: SearchConfig, out: str | os.PathLike, *, settings: dict | None = None,
+                        names=None, progress: bool = True, command: str | None = None) -> dict:
+    """Run (or resume) one search into the directory ``out`` (it exists), as ``nnformer search`` does: its history in
+    ``out/history.jsonl`` (:func:`search`; a history of the same search there is resumed), under the directory's
+    lock, then its result in ``out/result.json`` (written atomically).
+
+    Args:
+        space: the space searched (:func:`load_search_space`, :func:`latency_constrained_space`).
+        cfg: the search.
+        out: the directory.
+        settings: recipe overrides for the predictor methods (:func:`search_settings`).
+        names: every cell's name, indexed as the space (NB201's arch strings): the returned cell's is recorded as
+            ``returned_arch`` (``None`` without).
+        progress: a progress bar.
+        command: the command line recorded.
+
+    Returns:
+        What ``result.json`` holds: the space's name, the config and settings; the returned cell (the best queried by
+        validation accuracy): ``returned_index``, ``returned_arch``, ``returned_val``, ``returned_test``; the
+        space's ``optimum_test`` and :func:`queries_to_optimum`; ``best_test_at`` (the best test accuracy returned
+        after 25, 50, 100 and 150 queries, as far as the search went); ``seconds_this_invocation`` and the command;
+        and, under a latency budget, ``constraint`` (:func:`constraint_report`).
+    """
+    import time
+
+    from .io import atomic_write_json, exclusive_lock, remove_stale_temporaries
+
+    out = Path(out)
+    settings = dict(settings or {})
+    t0 = time.perf_counter()
+    with exclusive_lock(out, "search"):
+        remove_stale_temporaries(out, whole_directory=True)
+        rows = search(space, cfg, history=out / "history.jsonl", settings=settings, progress=progress)
+    optimum = float(space.test.max())
+    best = rows[-1]
+    curve = {q: rows[q - 1]["best_test"] for q in (25, 50, 100, 150) if q <= len(rows)}
+    arch = None if names is None else names[best["best_index"]]
+    result = {"space": space.name, "config": dataclasses.asdict(cfg), "settings": settings,
+              "returned_index": best["best_index"], "returned_arch": arch, "returned_val": best["best_val"],
+              "returned_test": best["best_test"], "optimum_test": optimum,
+              "queries_to_optimum": queries_to_optimum(rows, optimum), "best_test_at": curve,
+              "seconds_this_invocation": time.perf_counter() - t0, "command": command}
+    c = constraint_report(space, rows)
+    if c:
+        result["constraint"] = c
+    atomic_write_json(out / "result.json", result, indent=2)
+    return result

@@ -103,7 +103,8 @@ def load(spec: str, root: Path | None = None):
 
     entry = resolve(spec, root)
     p = Predictor.load(verify(entry, root))
-    p.card_ = {**p.card_, "name": entry.name, "version": entry.version}
+    p.card_ = {**p.card_, "name": entry.name, "version": entry.version, "device": entry.device,
+               "runtime": entry.runtime}
     return p
 
 

@@ -155,3 +155,89 @@ def latency_training_set(source, n_train: int | None = None, seed: int = 0, data
     return TrainingSet(src.title, data.graphs, ms, split, record, evaluate, latency_summary,
                        {"true": ms, "xlabel": xlabel, "ylabel": "predicted latency (ms)", "name": "MAPE",
                         "key": "mape", "fmt": "{:.2f}%"})
+
+
+def finished_run(out, predictor) -> dict | None:
+    """What ``metrics.json`` holds when the results directory ``out`` already holds this run, finished: ``predictor``
+    was fitted there again with the same settings (its checkpoint resumed at the end, no epoch left to run) and
+    :func:`write_results` had written the predictor and its metrics. ``None`` otherwise: the results are still to be
+    written."""
+    import json
+    from pathlib import Path
+
+    out = Path(out)
+    done = out / "metrics.json"
+    if predictor.result_.epochs_run == 0 and done.is_file() and (out / "predictor.pt").is_file():
+        return json.loads(done.read_text())
+    return None
+
+
+def write_results(predictor, job: TrainingSet, out, *, model_config=None, train_config=None,
+                  started: float | None = None, command: str | None = None) -> dict:
+    """Score a fitted ``predictor`` on every graph of ``job`` and write the results directory ``out`` (it exists) as
+    ``nnformer train`` does: ``predictor.pt``; ``predictions.npy``, a prediction for every graph; ``scatter.png``,
+    predicted against true with the training graphs highlighted; and last ``metrics.json``, whose presence marks a
+    finished run (:func:`finished_run`). Each file is written atomically.
+
+    Args:
+        predictor: fitted on ``job``'s training split; calibrated on its calibration split, the metrics score its
+            prediction interval as well.
+        job: what it was trained on (:func:`nb201_training_set`, :func:`latency_training_set`).
+        out: the results directory.
+        model_config: the network config recorded (default: the predictor's).
+        train_config: the training config recorded (default: the predictor's).
+        started: a :func:`time.perf_counter` reading taken when the run began (``wall_seconds`` counts from it;
+            default: now).
+        command: the command line recorded.
+
+    Returns:
+        What ``metrics.json`` holds: ``job.record``, the task, recipe, settings and configs, the metrics
+        (``job.evaluate``; ``job.summary`` of it is the run's one-line report), the best validation tau and epoch,
+        ``train_seconds`` (across restarts), ``restarts``, ``wall_seconds``, ``eval_seconds``, the command, torch's
+        threads, the world size, the machine and the code version.
+    """
+    import dataclasses
+    import os
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from .io import atomic_path, atomic_write_json
+    from .machine import code_version
+    from .machine import describe as describe_machine
+    from .plots import scatter_pred_true
+
+    started = time.perf_counter() if started is None else started
+    out = Path(out)
+    model_config = predictor.model_config_ if model_config is None else model_config
+    train_config = predictor.train_config_ if train_config is None else train_config
+    predictor.save(out / "predictor.pt")
+    t_eval = time.perf_counter()
+    if predictor.header_.get("interval"):
+        pred, lo, hi = predictor.predict_interval(job.graphs)
+        metrics = job.evaluate(pred, (lo, hi, predictor.header_["interval"]["level"]))
+    else:
+        pred = predictor.predict(job.graphs)
+        metrics = job.evaluate(pred)
+    plot = job.plot
+    value = plot.get("fmt", "{:.4f}").format(metrics[plot.get("key", "tau_test")])
+    scatter_pred_true(pred, plot["true"], out / "scatter.png", highlight=job.split.train,
+                      title=f"NN-Former on {job.what}, N={len(job.split.train)}: {plot['name']} {value} over "
+                            f"{'all ' if predictor.task == 'accuracy' else 'the unseen of '}{len(job.graphs):,} cells",
+                      xlabel=plot["xlabel"], ylabel=plot["ylabel"])
+    result = {
+        **job.record, "task": predictor.task, "recipe": predictor.recipe_.to_dict(), "settings": predictor.settings,
+        "model_config": dataclasses.asdict(model_config), "train_config": dataclasses.asdict(train_config),
+        **metrics, "best_val_tau": predictor.result_.best_val_tau, "best_epoch": predictor.result_.best_epoch,
+        # training time of the whole run, across restarts; wall time of this invocation (data loading included)
+        "train_seconds": predictor.result_.seconds, "restarts": predictor.result_.restarts,
+        "wall_seconds": time.perf_counter() - started, "eval_seconds": time.perf_counter() - t_eval,
+        "command": command,
+        "torch_threads": torch.get_num_threads(), "world_size": int(os.environ.get("WORLD_SIZE", 1)),
+        "machine": describe_machine(), "code": code_version(),
+    }
+    with atomic_path(out / "predictions.npy") as tmp:
+        np.save(tmp, pred)
+    atomic_write_json(out / "metrics.json", result, indent=2)  # last: its presence marks a finished run
+    return result

@@ -144,7 +144,7 @@ def test_score_streams_whole_spaces(data_dir, tmp_path):
     from nnformer.train import TrainConfig
 
     gs = [arch_to_graph(CELL), arch_to_graph("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")]
-    p = Predictor(model=MLPConfig(hidden=8, n_layers=1), train=TrainConfig(epochs=1), progress=False)
+    p = Predictor(network=MLPConfig(hidden=8, n_layers=1), train=TrainConfig(epochs=1), progress=False)
     p.fit(gs, [0.9, 0.1])
     ck = p.save(tmp_path / "p.pt")
     out = tmp_path / "scores.csv"
@@ -164,7 +164,7 @@ def test_score_streams_whole_spaces(data_dir, tmp_path):
 
     g101 = [spec_to_graph([[0, 1, 0], [0, 0, 1], [0, 0, 0]], ["input", op, "output"])
             for op in ("conv3x3-bn-relu", "maxpool3x3")]
-    ck101 = Predictor(model=MLPConfig(max_nodes=7, hidden=8, n_layers=1), train=TrainConfig(epochs=1),
+    ck101 = Predictor(network=MLPConfig(max_nodes=7, hidden=8, n_layers=1), train=TrainConfig(epochs=1),
                       progress=False).fit(g101, [0.9, 0.1]).save(tmp_path / "p101.pt")
     assert main(["score", "--space", "nb101", "--checkpoint", str(ck101), "--out", str(out101), "--quiet",
                  "--data-dir", str(data_dir)]) == 0
@@ -179,7 +179,7 @@ def test_score_refuses_to_overwrite_a_file_it_did_not_write(data_dir, tmp_path, 
     from nnformer.train import TrainConfig
 
     gs = [arch_to_graph(CELL), arch_to_graph("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")]
-    ck = Predictor(model=MLPConfig(hidden=8, n_layers=1), train=TrainConfig(epochs=1), progress=False).fit(
+    ck = Predictor(network=MLPConfig(hidden=8, n_layers=1), train=TrainConfig(epochs=1), progress=False).fit(
         gs, [0.9, 0.1]).save(tmp_path / "p.pt")
     args = ["score", "--checkpoint", str(ck), "--quiet", "--data-dir", str(data_dir), "--out"]
     notes = tmp_path / "notes.csv"

@@ -76,12 +76,12 @@ def test_cuda_dropout_rate_and_scale():
 @pytest.mark.parametrize("amp", [False, True], ids=["fp32", "bf16-amp"])
 def test_cuda_training_learns_and_the_predictor_loads_on_cpu(tmp_path, amp):
     train = TrainConfig(epochs=30, batch_size=32, lr=2e-3, w_cons=0.0, eval_every=5, seed=0, device="cuda", amp=amp)
-    p = Predictor(model=NNFormerConfig(n_layers=2, dim=32), train=train, progress=False).fit(GRAPHS, Y)
-    assert next(p.model_.parameters()).device.type == "cuda"
+    p = Predictor(network=NNFormerConfig(n_layers=2, dim=32), train=train, progress=False).fit(GRAPHS, Y)
+    assert next(p.network_.parameters()).device.type == "cuda"
     on_gpu = p.predict(GRAPHS)
     assert kendall_tau(on_gpu, Y) > 0.7
     q = Predictor.load(p.save(tmp_path / "gpu.pt"))
-    assert next(q.model_.parameters()).device.type == "cpu"
+    assert next(q.network_.parameters()).device.type == "cpu"
     np.testing.assert_allclose(q.predict(GRAPHS), on_gpu, atol=1e-4)
     np.testing.assert_allclose(q.to("cuda").predict(GRAPHS), on_gpu, atol=1e-4)  # (score/evaluate --device cuda)
 

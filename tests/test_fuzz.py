@@ -186,14 +186,14 @@ def files(tmp_path_factory, data_dir):
     a latency dataset directory, the benchmark data."""
     from nnformer import Predictor
     from nnformer.baselines import MLPConfig
-    from nnformer.latency.profiler import load_training_set
+    from nnformer.latency.dataset import load_training_set
     from nnformer.spaces.nb201 import arch_to_graph
     from nnformer.train import TrainConfig
 
     root = tmp_path_factory.mktemp("fuzz-files")
     dataset = _small_dataset(root / "dataset")
     gs = [arch_to_graph(CELL), arch_to_graph("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")]
-    acc = Predictor(model=MLPConfig(hidden=8, n_layers=1), train=TrainConfig(epochs=1), progress=False)
+    acc = Predictor(network=MLPConfig(hidden=8, n_layers=1), train=TrainConfig(epochs=1), progress=False)
     acc.fit(gs, [0.9, 0.1])
     _, graphs, ms, _ = load_training_set(dataset)
     lat = Predictor("networks", task="latency", progress=False,
@@ -214,7 +214,7 @@ def stubs(files, tmp_path_factory):
     from nnformer.errors import DataError
     from nnformer.harness import fewshot, networks, search_sweep, sweep
     from nnformer.harness import benchmark_data as harness_data
-    from nnformer.latency import adapt, onnx_graph, profiler
+    from nnformer.latency import adapt, onnx_graph, probe, profiler
     from nnformer.predictor import Predictor
     from nnformer.spaces.nb201 import arch_to_graph
 
@@ -279,6 +279,7 @@ def stubs(files, tmp_path_factory):
         mp.setattr(module, "sweep", reached)
     mp.setattr(fewshot, "load_device_space", reached)
     mp.setattr(profiler, "profile_spec", reached)
+    mp.setattr(probe, "probe", reached)
     mp.setattr(profiler, "_Reference", reached)
     mp.setattr(profiler, "_ready", reached)  # an ONNX Runtime session with up to 1,024 threads takes seconds
     mp.setattr(onnx_graph, "torch_to_graph", torch_to_graph)
@@ -317,7 +318,8 @@ NUMBER_OPTIONS = {
     "reproduce": ["--queries", "--seeds", "--threads", "--jobs"],
     "search": ["--queries", "--seed", "--init", "--per-round", "--ensemble", "--max-latency", "--threads"],
     "profile": ["--per-family", "--seed", "--threads", "--batch", "--rounds", "--runs", "--warmup",
-                "--reference-every"],
+                "--reference-every", "--budget-s"],
+    "device": ["--threads", "--batch"],
 }
 # options whose text holds numbers the verb parses itself
 TEXT_NUMBER_OPTIONS = {"predict": ["--input-shape"], "reproduce": ["--ns", "--max-latency", "--set"],
@@ -346,6 +348,7 @@ def _base(verb: str, files, out: Path, task: str = "accuracy") -> list:
         + (["--data", files["dataset"]] if task == "networks" else []),
         "search": ["search", "--out", out / "s", "--quiet", *data],
         "profile": ["profile", "--families", "resnet", "--per-family", "1", "--out", out / "p", "--quiet"],
+        "device": ["device", "probe", "--out", out / "d.json", "--quiet"],
     }[verb]
 
 

@@ -199,7 +199,7 @@ def test_baselines_train_with_the_shared_loop_and_round_trip(kind, tmp_path):
     graphs = [arch_to_graph(c) for c in CELLS] * 4
     y = np.array([0.9, 0.7, 0.1, 0.8] * 4)
     cfg = GCNConfig(n_layers=2, dim=16) if kind == "gcn" else MLPConfig(hidden=32, n_layers=2)
-    p = Predictor(model=cfg, train=TrainConfig(epochs=30, lr=5e-3, batch_size=8, eval_every=10), progress=False)
+    p = Predictor(network=cfg, train=TrainConfig(epochs=30, lr=5e-3, batch_size=8, eval_every=10), progress=False)
     p.fit(graphs, y)
     pred = p.predict(graphs)
     # learns the ordering of 4 distinct cells

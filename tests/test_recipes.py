@@ -81,10 +81,54 @@ def test_predictor_without_arguments_is_the_default_recipe():
     p = Predictor()
     assert p.recipe == DEFAULT_RECIPE == "scaled"
     assert p.recipe_at(781) == RECIPES["scaled"].resolve(781)
-    with pytest.raises(TypeError, match="model=... and train=..."):
+    with pytest.raises(TypeError, match="network=... and train=..."):
         Predictor(NNFormerConfig())
     with pytest.raises(RecipeError, match="unknown setting"):
         Predictor(settings={"layers": 2})
+
+
+def test_network_is_the_config_argument_and_model_its_deprecated_name():
+    import warnings
+
+    from nnformer.baselines import MLPConfig
+
+    cfg = MLPConfig(hidden=8, n_layers=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new names warn about nothing
+        p = Predictor(network=cfg, train=TrainConfig(epochs=1), progress=False)
+        assert p.network == cfg and p.recipe_at(50).model == cfg
+    with pytest.warns(DeprecationWarning, match="model= is renamed network="):
+        old = Predictor(model=cfg, train=TrainConfig(epochs=1), progress=False)
+    assert old.network == cfg and old.recipe_at(50) == p.recipe_at(50)
+    with pytest.warns(DeprecationWarning, match="renamed Predictor.network"):
+        assert old.model == cfg
+    with pytest.raises(TypeError, match="network= only"):
+        Predictor(network=cfg, model=cfg)
+    assert not hasattr(p, "network_")
+    p.fit(GRAPHS[:20], Y[:20])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert isinstance(p.network_, torch.nn.Module) and p.predict(GRAPHS[:3]).shape == (3,)
+    with pytest.warns(DeprecationWarning, match="model_ is renamed Predictor.network_"):
+        assert p.model_ is p.network_
+    with pytest.raises(AttributeError):
+        p.model_ = p.network_  # read-only
+
+
+def test_shipped_predictors_load_into_network_and_save_the_same_keys(tmp_path):
+    import json
+
+    from nnformer import shipped
+
+    for entry in shipped.entries():  # the shipped files are unchanged: they still match the registry's sha256
+        p = shipped.load(entry.spec)
+        assert isinstance(p.network_, torch.nn.Module)
+        with pytest.warns(DeprecationWarning):
+            assert p.model_ is p.network_
+        # saved again, the on-disk keys are those of before ("model": the weights; "model_config", "recipe.model")
+        assert {"model", "model_config"} <= set(load_checkpoint(p.save(tmp_path / f"{entry.name}.pt")))
+        saved = json.loads((p.save(tmp_path / entry.name) / "config.json").read_text())
+        assert json.loads((entry.path() / "config.json").read_text()).keys() == saved.keys()
 
 
 def test_the_checkpoint_records_the_resolved_recipe_and_vocabulary(tmp_path):
@@ -112,7 +156,7 @@ def test_fit_leaves_torchs_global_random_state_alone():
 
 
 def test_explicit_configs_train_as_given():
-    p = Predictor(model=NNFormerConfig(n_layers=1, dim=16), train=TrainConfig(epochs=3, eval_every=1, lr=1e-3),
+    p = Predictor(network=NNFormerConfig(n_layers=1, dim=16), train=TrainConfig(epochs=3, eval_every=1, lr=1e-3),
                   progress=False)
     p.fit(GRAPHS[:30], Y[:30], GRAPHS[30:60], Y[30:60])
     assert p.train_config_.epochs == 3 and p.train_config_.eval_every == 1 and len(p.history_) == 3

@@ -61,7 +61,7 @@ def checkpoint(tmp_path_factory):
     from nnformer.train import TrainConfig
 
     gs = [arch_to_graph(CELL), arch_to_graph("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")]
-    p = Predictor(model=MLPConfig(hidden=8, n_layers=1), train=TrainConfig(epochs=1), progress=False)
+    p = Predictor(network=MLPConfig(hidden=8, n_layers=1), train=TrainConfig(epochs=1), progress=False)
     return p.fit(gs, [0.9, 0.1]).save(tmp_path_factory.mktemp("ck") / "p.pt")
 
 

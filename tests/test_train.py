@@ -85,7 +85,7 @@ def test_make_optimizer_steps_like_plain_adamw():
 
 def small_predictor(**train):
     cfg = dict(epochs=6, batch_size=32, lr=2e-3, eval_every=2, seed=1) | train
-    return Predictor(model=NNFormerConfig(n_layers=1, dim=16), train=TrainConfig(**cfg), progress=False)
+    return Predictor(network=NNFormerConfig(n_layers=1, dim=16), train=TrainConfig(**cfg), progress=False)
 
 
 def test_same_seed_same_numbers_and_save_load_round_trip(tmp_path):

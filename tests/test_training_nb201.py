@@ -18,7 +18,7 @@ def test_short_nb201_run_beats_floor(nb201):
     split = tnasp_split(len(nb201), 156, 1024)
     g = nb201.graphs
     y = nb201.label("val")
-    p = Predictor(model=NNFormerConfig(n_layers=3, dim=64),
+    p = Predictor(network=NNFormerConfig(n_layers=3, dim=64),
                   train=TrainConfig(epochs=60, lr=2e-3, w_cons=0.0, eval_every=10, seed=0), progress=False)
     p.fit([g[i] for i in split.train], y[split.train], [g[i] for i in split.val], y[split.val])
     pred = p.predict(EncodedGraphs(g))
@@ -35,7 +35,7 @@ def test_short_nb201_run_beats_floor(nb201):
 def test_short_nb201_run_other_seeds(nb201, seed):
     split = tnasp_split(len(nb201), 156, 1024)
     g, y = nb201.graphs, nb201.label("val")
-    p = Predictor(model=NNFormerConfig(n_layers=3, dim=64),
+    p = Predictor(network=NNFormerConfig(n_layers=3, dim=64),
                   train=TrainConfig(epochs=60, lr=2e-3, w_cons=0.0, eval_every=10, seed=seed), progress=False)
     p.fit([g[i] for i in split.train], y[split.train], [g[i] for i in split.val], y[split.val])
     assert kendall_tau(p.predict(EncodedGraphs(g)), nb201.label("test")) > FLOOR

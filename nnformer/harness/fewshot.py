@@ -142,8 +142,8 @@ def meta_train(space: DeviceLatencies, network: str, seed: int, recipe: str, set
         sets[role] = (graphs, np.concatenate(y))
     model = GCNConfig() if network == "gcn" else None
     over = {k: v for k, v in settings.items() if network == "nnformer" or k not in _network_fields()}
-    p = Predictor(recipe, model=model, settings={"evals": SWEEP_EVALS, **over, "seed": seed,
-                                                 **NETWORK_SETTINGS[network]},
+    p = Predictor(recipe, network=model, settings={"evals": SWEEP_EVALS, **over, "seed": seed,
+                                                   **NETWORK_SETTINGS[network]},
                   task="score", progress=False)  # labels are already z-scores
     return p.fit(*sets["train"], *sets["val"])
 

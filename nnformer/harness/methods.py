@@ -103,5 +103,5 @@ def predictor_for(method: str, recipe: str, settings: dict, seed: int, max_nodes
     if model is not None:
         network = {f.name for f in dataclasses.fields(NNFormerConfig)}
         settings = {k: v for k, v in settings.items() if k not in network}
-    return Predictor(recipe, model=model, settings={"evals": SWEEP_EVALS, **settings, "seed": seed, **over},
+    return Predictor(recipe, network=model, settings={"evals": SWEEP_EVALS, **settings, "seed": seed, **over},
                      task=task, progress=False)

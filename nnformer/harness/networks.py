@@ -51,7 +51,7 @@ def _fit_predict(method: str, graphs, ms, train, test, seed: int, recipe: str, s
         return FlopsLinear().fit(x[train], ms[train]).predict(x[test])
     model = GCNConfig() if kind == "gcn" else None
     net = {} if kind == "gcn" else over
-    p = Predictor(recipe, model=model, settings={"evals": 5, **settings, "seed": seed, **net}, task="latency",
+    p = Predictor(recipe, network=model, settings={"evals": 5, **settings, "seed": seed, **net}, task="latency",
                   progress=False)
     p.fit([graphs[i] for i in train], ms[train])
     return p.predict([graphs[i] for i in test])
@@ -83,7 +83,7 @@ def _run_job(data: tuple, job: tuple, recipe: str, settings: dict) -> dict:
 
 
 def _load_data(path: str, correct_drift: bool = False) -> tuple:
-    from ..latency.profiler import load_training_set
+    from ..latency.dataset import load_training_set
 
     return load_training_set(path, correct_drift=correct_drift)
 

@@ -561,6 +561,9 @@ FAMILIES: dict[str, Callable[[np.random.Generator], ModelSpec]] = {
     "nb201": sample_nb201,
 }
 
+HAND_WRITTEN: tuple[str, ...] = tuple(FAMILIES)
+"""The ten families written here (NNLQ's); :mod:`nnformer.latency.zoo` registers more into :data:`FAMILIES`."""
+
 # builder(params, input_shape) -> module; the shape matters only where a flatten meets a fixed-size Linear
 BUILDERS: dict[str, Callable[[dict, tuple[int, ...]], nn.Module]] = {
     "resnet": lambda p, shape: build_resnet(p),
@@ -576,11 +579,19 @@ BUILDERS: dict[str, Callable[[dict, tuple[int, ...]], nn.Module]] = {
 }
 
 
+# families whose samplers bound model sizes themselves: :func:`sample` takes their first draw (their builders may
+# need libraries that the shape-only cost pass cannot run on the meta device)
+UNCAPPED: set[str] = set()
+
+
 def register_family(name: str, sampler: Callable[[np.random.Generator], ModelSpec],
-                    builder: Callable[[dict, tuple[int, ...]], nn.Module]) -> None:
-    """Add (or replace) a family: ``sampler(rng) -> ModelSpec`` and ``builder(params, input_shape) -> Module``."""
+                    builder: Callable[[dict, tuple[int, ...]], nn.Module], *, capped: bool = True) -> None:
+    """Add (or replace) a family: ``sampler(rng) -> ModelSpec`` and ``builder(params, input_shape) -> Module``.
+
+    ``capped=False``: the sampler bounds sizes itself, and :func:`sample` does not check MACs and parameters."""
     FAMILIES[name] = sampler
     BUILDERS[name] = builder
+    (UNCAPPED.discard if capped else UNCAPPED.add)(name)
 
 
 def _check_family(family: str) -> None:
@@ -652,6 +663,8 @@ def sample(family: str, seed: int = 0, index: int = 0, *, max_macs: float = MAX_
         spec = FAMILIES[family](rng)
         if spec.family != family:
             raise FamilyError(f"sampler of {family!r} returned a {spec.family!r} spec")
+        if family in UNCAPPED:
+            return spec
         macs, n_params = cost(spec)
         if macs <= max_macs and n_params <= max_params:
             return spec

@@ -118,10 +118,32 @@ def load_model(model, batch: int | None = None):
         dims = inp.type.tensor_type.shape.dim
         if inp.name not in inits and len(dims) and not dims[0].HasField("dim_value"):
             dims[0].dim_value = int(batch or 1)
+    return _infer_shapes(m)
+
+
+def _infer_shapes(m):
+    """``m`` with the shapes of its values: ONNX's shape inference (with data propagation), and, when that leaves
+    some unknown (a shape computed through Div, Range or Where, as attention masks and window partitions do),
+    ONNX Runtime's symbolic shape inference where ONNX Runtime is installed. Models ONNX resolves fully (every CNN
+    of the datasets) keep exactly ONNX's shapes. Failures are not fatal: unknown shapes count as 0."""
     try:
-        return onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
-    except Exception:  # noqa: BLE001 - inference failures are not fatal: shapes become unknown (0)
-        return m
+        inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
+    except Exception:  # noqa: BLE001
+        inferred = m
+    known = {v.name for v in [*inferred.graph.value_info, *inferred.graph.output]
+             if v.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in v.type.tensor_type.shape.dim)}
+    if all(o in known for node in inferred.graph.node for o in node.output if o):
+        return inferred
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+    except ImportError:
+        return inferred
+    try:
+        with _quiet_stdout(), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return SymbolicShapeInference.infer_shapes(m, auto_merge=True) or inferred
+    except Exception:  # noqa: BLE001 - its own assertion errors on unusual graphs
+        return inferred
 
 
 _DATA_FIELDS = ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data")

@@ -5,6 +5,7 @@ predictor knows of the model's operators.
     >>> r = predict_latency("model.onnx")  # the shipped CPU predictor  # doctest: +SKIP
     >>> r.ms, r.low, r.high, r.coverage.reliable  # doctest: +SKIP
     >>> predict_latency(torch_module, (1, 3, 224, 224), predictor="cpu-ort-b1@1")  # doctest: +SKIP
+    >>> predict_latency("model.onnx", device="mylaptop.json")  # after `nnformer device probe`  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ class LatencyPrediction:
     level: float | None  # nominal coverage of the interval
     coverage: Coverage
     predictor: str  # which predictor made it
+    device: str = ""  # the machine and runtime the milliseconds are for
+    probed: bool = False  # True: put on a probed device (nnformer.latency.probe); False: the predictor's own device
 
     def to_dict(self) -> dict:
         return {"ms": self.ms, "low": self.low, "high": self.high, "level": self.level,
-                "coverage": self.coverage.to_dict(), "predictor": self.predictor}
+                "coverage": self.coverage.to_dict(), "predictor": self.predictor, "device": self.device,
+                "probed": self.probed}
 
 
 def resolve_predictor(predictor=None):
@@ -50,8 +54,20 @@ def resolve_predictor(predictor=None):
     return p, label
 
 
-def predict_graphs(p, label: str, converted) -> list[LatencyPrediction]:
-    """Predictions for ``converted`` (``ConvertedGraph`` s of :mod:`~nnformer.latency.onnx_graph`) with ``p``."""
+def trained_device(p) -> str:
+    """The machine and runtime a predictor's latencies are for (its card's, when it has one)."""
+    card = getattr(p, "card_", {}) or {}
+    if card.get("device"):
+        return f"{card['device']}, {card.get('runtime', 'runtime not recorded')}"
+    return "the machine its training latencies were measured on"
+
+
+def predict_graphs(p, label: str, converted, device=None) -> list[LatencyPrediction]:
+    """Predictions for ``converted`` (``ConvertedGraph`` s of :mod:`~nnformer.latency.onnx_graph`) with ``p``.
+
+    ``device``: a :class:`~nnformer.latency.probe.DeviceProfile` (or the path of one): the milliseconds and the
+    interval are put on that device by :func:`nnformer.latency.probe.conditioned`; ``None``: they are for the
+    device the predictor was trained on (:func:`trained_device`)."""
     from .onnx_graph import with_static
 
     graphs = [with_static(g, s) for g, s in converted]
@@ -67,8 +83,27 @@ def predict_graphs(p, label: str, converted) -> list[LatencyPrediction]:
         if not cov.reliable:  # the interval was calibrated on models like the training set, not on this one
             a = b = None
         out.append(LatencyPrediction(float(m), None if a is None else float(a), None if b is None else float(b),
-                                     iv["level"] if iv else None, cov, label))
-    return out
+                                     iv["level"] if iv else None, cov, label, trained_device(p)))
+    return out if device is None else _on_device(p, out, device)
+
+
+def _on_device(p, predictions: list[LatencyPrediction], device) -> list[LatencyPrediction]:
+    import dataclasses
+    import math
+
+    from .probe import DeviceProfile, conditioned, load_profile
+
+    profile = device if isinstance(device, DeviceProfile) else load_profile(device)
+    fit = conditioned(p, profile)
+
+    def low(x):
+        return None if x is None else fit.apply(x) * math.exp(-fit.widen)
+
+    def high(x):
+        return None if x is None else fit.apply(x) * math.exp(fit.widen)
+
+    return [dataclasses.replace(r, ms=fit.apply(r.ms), low=low(r.low), high=high(r.high),
+                                device=profile.name, probed=True) for r in predictions]
 
 
 def to_graph(model, example_input=None, *, batch: int | None = None):
@@ -93,14 +128,16 @@ def to_graph(model, example_input=None, *, batch: int | None = None):
     raise NNFormerError(f"model must be an ONNX file or a torch.nn.Module, got {type(model).__name__}")
 
 
-def predict_latency(model, example_input=None, *, predictor=None, batch: int | None = None) -> LatencyPrediction:
+def predict_latency(model, example_input=None, *, predictor=None, batch: int | None = None,
+                    device=None) -> LatencyPrediction:
     """Predicted latency of ``model``: an ONNX file (path or bytes), or a ``torch.nn.Module`` with
     ``example_input`` (a tensor or a shape), exported through the ONNX exporter in memory.
 
     ``predictor``: a fitted :class:`~nnformer.Predictor`, a path, a registry name ``NAME[@VERSION]``, or None for
     the shipped CPU predictor (:data:`nnformer.shipped.DEFAULT_LATENCY`). ``batch`` fills a symbolic batch
-    dimension of an ONNX file's inputs.
+    dimension of an ONNX file's inputs. ``device``: a device profile of `nnformer device probe` (a path or a
+    :class:`~nnformer.latency.probe.DeviceProfile`): the prediction is for that machine and runtime.
     """
     converted = to_graph(model, example_input, batch=batch)
     p, label = resolve_predictor(predictor)
-    return predict_graphs(p, label, [converted])[0]
+    return predict_graphs(p, label, [converted], device)[0]

@@ -15,7 +15,8 @@ A dataset directory holds::
 A result is appended as soon as it is measured (latency line last: it marks the model done), so an interrupted run
 resumes where it stopped; models that failed are recorded once and not retried. Graph lines are appended to a plain
 ``graphs.jsonl`` while a run measures and packed into ``graphs.jsonl.gz`` (about 15x smaller) when it ends; a run
-killed before packing leaves the plain file, which readers merge and the next run packs.
+killed before packing leaves the plain file, which readers merge and the next run packs. A dataset is read back,
+checked, to train and score on by :mod:`nnformer.latency.dataset`.
 """
 
 from __future__ import annotations
@@ -41,19 +42,12 @@ from ..io import (JsonlAppender, atomic_open, atomic_path, atomic_write_json, ex
                   read_jsonl_numbered, remove_stale_temporaries)
 from ..machine import cpu_model
 from .onnx_graph import OPSET, export_onnx  # noqa: F401  (export_onnx: part of this module's API)
+from .runtimes import _ort, feeds, session  # noqa: F401  (session, feeds: part of this module's API)
 
 DEFAULTS = {"threads": 1, "batch": 1, "rounds": 5, "runs": 20, "warmup": 10}
 # settings a resumed dataset must share with the run that started it: mixing them would mix label distributions
-_SETTING_KEYS = ("seed", "threads", "batch", "rounds", "runs", "warmup", "opset")
-_ENV_MUST_MATCH = ("cpu", "onnxruntime")
-
-
-def _ort():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise OnnxError("timing needs the 'onnxruntime' package: pip install 'nnformer[latency]'") from None
-    return onnxruntime
+_SETTING_KEYS = ("seed", "threads", "batch", "rounds", "runs", "warmup", "opset", "runtime", "budget_s")
+_ENV_MUST_MATCH = ("cpu", "onnxruntime", "openvino")  # and the runtime's version (what the runtime recorded)
 
 
 # ---------------------------------------------------------------------------------------------------- environment
@@ -120,9 +114,20 @@ def _check_counts(warmup: int, runs: int, rounds: int) -> None:
                             f"warmup={warmup}")
 
 
-def measure(run: Callable[[], object], *, warmup: int = 10, runs: int = 20, rounds: int = 5) -> Timing:
-    """Time ``run()``: ``warmup`` untimed calls, then ``rounds`` rounds of ``runs`` timed calls (median per round)."""
+def measure(run: Callable[[], object], *, warmup: int = 10, runs: int = 20, rounds: int = 5,
+            budget_s: float | None = None) -> Timing:
+    """Time ``run()``: ``warmup`` untimed calls, then ``rounds`` rounds of ``runs`` timed calls (median per round).
+
+    ``budget_s``: spend about that many seconds on the timed calls at most. The untimed calls (at least one) give an
+    estimate of one call, and ``runs`` (and ``warmup``) shrink so that ``rounds * runs`` calls fit in the budget:
+    a 100 ms model is timed in 5 rounds of 4 calls instead of 5 of 20. ``None``: exactly the counts given."""
     _check_counts(warmup, runs, rounds)
+    if budget_s is not None:
+        t0 = time.perf_counter()
+        run()
+        one = time.perf_counter() - t0
+        warmup = min(warmup - 1, int(0.25 * budget_s / max(one, 1e-9)))
+        runs = max(1, min(runs, int(budget_s / rounds / max(one, 1e-9))))
     for _ in range(warmup):
         run()
     medians = []
@@ -134,52 +139,6 @@ def measure(run: Callable[[], object], *, warmup: int = 10, runs: int = 20, roun
             times[k] = time.perf_counter_ns() - t0
         medians.append(float(np.median(times)) / 1e6)
     return robust_summary(medians)
-
-
-_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-           "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(int8)": np.int8, "tensor(uint8)": np.uint8,
-           "tensor(bool)": np.bool_}
-
-
-def session(model: str | os.PathLike | bytes, threads: int = 1):
-    """An ONNX Runtime CPU session with ``threads`` intra-op threads, one inter-op thread and all graph
-    optimisations (what a deployment would run). Raises :class:`OnnxError` when ONNX Runtime rejects the model."""
-    ort = _ort()
-    if threads < 1:
-        raise NNFormerError(f"threads must be >= 1, got {threads}")
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = int(threads)
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.log_severity_level = 3  # errors only: warnings about unused initializers would break the progress bar
-    try:
-        src = os.fspath(model) if isinstance(model, (str, os.PathLike)) else model
-        return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
-    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidGraph/... classes
-        raise OnnxError(f"ONNX Runtime cannot load the model: {one_line(e)}") from None
-
-
-def feeds(sess, batch: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
-    """Random inputs for every session input; a symbolic first dimension becomes ``batch`` (default 1)."""
-    rng = np.random.default_rng(seed)
-    out = {}
-    for inp in sess.get_inputs():
-        shape = []
-        for axis, d in enumerate(inp.shape):
-            if isinstance(d, int) and d > 0:
-                shape.append(d)
-            elif axis == 0:
-                shape.append(int(batch or 1))
-            else:
-                raise OnnxError(f"input {inp.name!r} has a dynamic dimension {d!r} on axis {axis}; "
-                                f"export the model with a static input shape")
-        dtype = _DTYPES.get(inp.type)
-        if dtype is None:
-            raise OnnxError(f"input {inp.name!r} has type {inp.type}, which the profiler cannot generate")
-        out[inp.name] = (rng.standard_normal(shape).astype(dtype) if np.issubdtype(dtype, np.floating)
-                         else np.zeros(shape, dtype=dtype))
-    return out
 
 
 def _with_weights(m) -> bytes | None:
@@ -223,17 +182,23 @@ def _ready(model, threads: int, batch: int | None):
 
 
 def time_onnx(model, *, threads: int = 1, batch: int | None = None, warmup: int = 10, runs: int = 20,
-              rounds: int = 5) -> Timing:
-    """Latency of an ONNX model (path or bytes) with ONNX Runtime; :class:`OnnxError` if it cannot run."""
-    sess, x = _ready(model, threads, batch)
-    return measure(lambda: sess.run(None, x), warmup=warmup, runs=runs, rounds=rounds)
+              rounds: int = 5, runtime: str = "onnxruntime", module=None, example=None,
+              budget_s: float | None = None) -> Timing:
+    """Latency of an ONNX model (path or bytes) with ONNX Runtime, or another of
+    :data:`nnformer.latency.runtimes.RUNTIMES` (``torch`` times ``module`` on ``example`` instead);
+    :class:`OnnxError` if it cannot run."""
+    from .runtimes import runner
+
+    run = runner(runtime, model, threads=threads, batch=batch, module=module, example=example)
+    return measure(run, warmup=warmup, runs=runs, rounds=rounds, budget_s=budget_s)
 
 
 # ---------------------------------------------------------------------------------------------------- one model
 
 def profile_spec(spec, *, threads: int = 1, batch: int = 1, warmup: int = 10, runs: int = 20, rounds: int = 5,
-                 opset: int = OPSET, workdir: str | os.PathLike | None = None) -> tuple[dict, dict]:
-    """Build, export, convert and time one sampled network.
+                 opset: int = OPSET, workdir: str | os.PathLike | None = None, runtime: str = "onnxruntime",
+                 budget_s: float | None = None) -> tuple[dict, dict]:
+    """Build, export, convert and time one sampled network (with ``runtime``; see :func:`time_onnx`).
 
     Returns:
         ``(latency_fields, graph_fields)``: ``latency_fields`` has ``latency_ms``, ``spread``, ``round_ms``,
@@ -244,6 +209,7 @@ def profile_spec(spec, *, threads: int = 1, batch: int = 1, warmup: int = 10, ru
     """
     from .families import build
     from .onnx_graph import onnx_to_graph, to_compact
+    from .zoo import example_input
 
     spec = spec.with_batch(batch)
     with tempfile.TemporaryDirectory(prefix="nnformer-", dir=workdir) as tmp:
@@ -251,15 +217,18 @@ def profile_spec(spec, *, threads: int = 1, batch: int = 1, warmup: int = 10, ru
         stage = "build"
         try:
             model = build(spec)
+            example = example_input(model, spec.input_shape)
             stage = "export"
             t0 = time.perf_counter()
-            export_onnx(model, spec.input_shape, path, opset)
+            export_onnx(model, example, path, opset)
             export_s = time.perf_counter() - t0
-            del model
+            if runtime != "torch":
+                model = None
             stage = "convert"
             graph, static = onnx_to_graph(path)
             stage = "run"
-            timing = time_onnx(path, threads=threads, batch=batch, warmup=warmup, runs=runs, rounds=rounds)
+            timing = time_onnx(path, threads=threads, batch=batch, warmup=warmup, runs=runs, rounds=rounds,
+                               runtime=runtime, module=model, example=example, budget_s=budget_s)
         except NNFormerError as e:
             e.stage = stage
             raise
@@ -366,7 +335,7 @@ def _check_meta(out: Path, settings: dict, env: dict) -> dict:
                             f"use the same settings to resume, or another --out")
     for k in _ENV_MUST_MATCH:
         was = old.get("environment", {}).get(k)
-        if was is not None and was != env[k]:
+        if was is not None and env.get(k) is not None and was != env[k]:
             raise DataError(f"{out} was measured with {k} {was!r}, this machine has {env[k]!r}: use another --out")
     return old
 
@@ -382,16 +351,20 @@ class _Reference:
     while the dataset was measured (:func:`drift_factors`). Its ONNX file is exported once, into ``tmp``."""
 
     def __init__(self, out: Path, tmp: str, *, batch: int, opset: int, timing: dict, name: str = "reference.jsonl"):
+        import torch
+
         from .families import build, sample
 
         spec = sample(*REFERENCE).with_batch(batch)
         self.path = Path(tmp) / "reference.onnx"
-        export_onnx(build(spec), spec.input_shape, self.path, opset)
+        self.module = build(spec)
+        self.example = torch.zeros(spec.input_shape)
+        export_onnx(self.module, self.example, self.path, opset)
         self.id, self.timing = "{}-seed{}-{:05d}".format(*REFERENCE), timing
         self.store = JsonlAppender(out / name)
 
     def time(self, after: int) -> None:
-        t = time_onnx(self.path, **self.timing)
+        t = time_onnx(self.path, module=self.module, example=self.example, **self.timing)
         self.store.write({"reference": self.id, "after": after, **t.to_dict(),
                           "measured_at": datetime.datetime.now().isoformat(timespec="seconds")})
 
@@ -501,8 +474,14 @@ def _drop_invalid_rows(path: Path) -> int:
 
 def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.PathLike, *, seed: int = 0,
                     threads: int = 1, batch: int = 1, rounds: int = 5, runs: int = 20, warmup: int = 10,
-                    opset: int = OPSET, progress: bool = True, reference_every: int = REFERENCE_EVERY) -> dict:
+                    opset: int = OPSET, progress: bool = True, reference_every: int = REFERENCE_EVERY,
+                    runtime: str = "onnxruntime", budget_s: float | None = None) -> dict:
     """Sample ``per_family`` networks of each family, measure them and append the results to ``out_dir``.
+
+    ``runtime`` (:data:`nnformer.latency.runtimes.RUNTIMES`) and ``threads`` / ``batch`` make the device the labels
+    are for; ``budget_s`` caps the timed seconds per model (see :func:`measure`; zoo models reach 10 GFLOPs).
+    The zoo's families (:mod:`nnformer.latency.zoo`) are known here; a family whose library is not installed is
+    refused before anything is measured.
 
     Models are visited index-major (model 0 of every family, then model 1, ...) so a partial dataset is balanced
     across families and slow drifts of the machine are spread over all of them. Ids are ``<family>-<index:05d>``;
@@ -519,6 +498,7 @@ def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.
     """
     from tqdm.auto import tqdm
 
+    from . import runtimes, zoo
     from .families import FAMILIES, sample
     from .onnx_graph import FEATURE_NAMES, STATIC_NAMES
 
@@ -530,14 +510,22 @@ def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.
         raise FamilyError(f"unknown model family {unknown[0]!r}; known: {', '.join(FAMILIES)}")
     if per_family < 0:
         raise NNFormerError(f"per_family must be >= 0, got {per_family}")
+    for f in families:
+        library = zoo.ZOO_FAMILIES.get(f)
+        if library and library != "torch":
+            zoo.need(library)
     settings = {"seed": int(seed), "threads": int(threads), "batch": int(batch), "rounds": int(rounds),
-                "runs": int(runs), "warmup": int(warmup), "opset": int(opset)}
+                "runs": int(runs), "warmup": int(warmup), "opset": int(opset), "runtime": runtime,
+                "budget_s": budget_s}
     _check_counts(warmup, runs, rounds)
     if threads < 1 or batch < 1:
         raise NNFormerError(f"threads and batch must be >= 1, got threads={threads}, batch={batch}")
     if reference_every < 0:
         raise NNFormerError(f"reference_every must be >= 0, got {reference_every}")
-    env = environment(threads, batch)  # before the directory is made: without ONNX Runtime, nothing is left behind
+    # before the directory is made: without ONNX Runtime or the runtime asked for, nothing is left behind
+    env = {**environment(threads, batch), **runtimes.versions(runtimes.check_runtime(runtime)), **zoo.versions()}
+    if runtime != "onnxruntime":
+        env.pop("provider", None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out, "profiling run"):
@@ -561,7 +549,8 @@ def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.
             if reference_every and todo:
                 ref = _Reference(out, stack.enter_context(tempfile.TemporaryDirectory(prefix="nnformer-ref-")),
                                  batch=batch, opset=opset, timing={"threads": threads, "batch": batch,
-                                                                   "warmup": warmup, "runs": runs, "rounds": rounds})
+                                                                   "warmup": warmup, "runs": runs, "rounds": rounds,
+                                                                   "runtime": runtime, "budget_s": budget_s})
                 stack.callback(ref.close)
                 ref.time(0)
             for family, index in bar:
@@ -570,7 +559,7 @@ def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.
                 try:
                     spec = sample(family, seed, index)
                     lat, gr = profile_spec(spec, threads=threads, batch=batch, warmup=warmup, runs=runs,
-                                           rounds=rounds, opset=opset)
+                                           rounds=rounds, opset=opset, runtime=runtime, budget_s=budget_s)
                 except NNFormerError as e:
                     lats.write({**head, "status": "error", "stage": getattr(e, "stage", "sample"),
                                 "error": one_line(e)})
@@ -593,103 +582,3 @@ def profile_dataset(families: Iterable[str], per_family: int, out_dir: str | os.
             stack.close()
             pack_graphs(out)
     return counts
-
-
-def _graph_record_problem(raw: dict, graph) -> str | None:
-    """What is wrong with a graph record that :func:`~nnformer.latency.onnx_graph.from_compact` read (``raw``, its
-    ``graph``) for a latency dataset, or None: every model's nodes carry the ONNX node features
-    (:data:`~nnformer.latency.onnx_graph.FEATURE_NAMES`, one width for all) and its ``static`` is an object of finite
-    numbers >= 0 with the graph-level features a profile run records (:data:`~nnformer.latency.onnx_graph.STATIC_NAMES`;
-    ``input_numel`` may be missing, as in datasets written before it was recorded)."""
-    from .onnx_graph import FEATURE_NAMES, STATIC_NAMES
-
-    if graph.features is None:
-        return "field 'graph.features' is missing (no node features)"
-    if graph.features.shape[1] != len(FEATURE_NAMES):
-        return (f"field 'graph.features' has {graph.features.shape[1]} values a node, expected {len(FEATURE_NAMES)} "
-                f"(the ONNX node features)")
-    static = raw.get("static")
-    if not isinstance(static, dict):
-        return "field 'graph.static' is missing or not an object"
-    for k in STATIC_NAMES:
-        if k not in static:
-            if k == "input_numel":
-                continue
-            return f"field 'graph.static.{k}' is missing"
-        v = static[k]
-        try:
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
-        except OverflowError:  # an integer too large for a float
-            ok = False
-        if not ok:
-            return f"field 'graph.static.{k}' is not a finite number >= 0"
-    return None
-
-
-def load_dataset(out_dir: str | os.PathLike) -> list[dict]:
-    """The measured models of a dataset directory, in measurement order: dicts with ``id``, ``family``, ``spec``
-    (:class:`~nnformer.latency.families.ModelSpec`), ``graph`` (:class:`~nnformer.graph.ArchGraph`), ``static`` and the
-    latency fields. Failed models are left out; a graph written twice (a run killed between its two lines) counts
-    once. Every line of ``latency.jsonl`` must be whole and valid (:func:`latency_row_problem`) and every measured
-    model must have its graph: anything else is a :class:`DataError` naming the file, line and field."""
-    from .families import ModelSpec
-    from .onnx_graph import from_compact
-
-    out = Path(out_dir)
-    if not out.is_dir():
-        raise DataError(f"no latency dataset directory at {out}")
-    lat_path = out / "latency.jsonl"
-    if not lat_path.is_file():
-        raise DataError(f"no latency dataset in {out} (latency.jsonl missing: no labels)")
-    again = "; rerunning the `nnformer profile` command that wrote it measures that model again"
-    try:
-        lines = read_jsonl_numbered(lat_path, strict=True)
-    except DataError as e:
-        raise DataError(f"{e}{again}") from None
-    graphs = _graph_records(out)
-    rows, seen = [], set()
-    for line, lat in lines:
-        problem = latency_row_problem(lat)
-        if problem:
-            raise DataError(f"{lat_path}: line {line}: {problem}{again}")
-        uid = lat["id"]
-        if lat["status"] != "ok" or uid in seen:
-            continue
-        if uid not in graphs:
-            raise DataError(f"{lat_path}: line {line}: model {uid} has no graph record in {out / 'graphs.jsonl.gz'}")
-        seen.add(uid)
-        g_path, g_line, g = graphs[uid]
-        try:
-            spec = ModelSpec.from_dict(g["spec"])
-            graph, static = from_compact(g["graph"])
-        except (NNFormerError, KeyError, TypeError, ValueError) as e:
-            raise DataError(f"{g_path}: line {g_line}: the graph record of {uid} is invalid: "
-                            f"{type(e).__name__}: {one_line(e)}") from None
-        problem = _graph_record_problem(g["graph"], graph)
-        if problem:
-            raise DataError(f"{g_path}: line {g_line}: the graph record of {uid} is invalid: {problem}")
-        if "input_numel" not in static and lat.get("input_shape"):  # datasets written before it was recorded
-            static["input_numel"] = float(math.prod(lat["input_shape"][1:]))
-        rows.append({**lat, "spec": spec, "graph": graph, "static": static})
-    if not rows:
-        raise DataError(f"{out}: no measured model (every latency.jsonl entry failed)")
-    return rows
-
-
-def load_training_set(out_dir: str | os.PathLike, correct_drift: bool = False
-                      ) -> tuple[list[dict], list, np.ndarray, list[str]]:
-    """``(rows, graphs, latency_ms, families)`` of a dataset directory, ready to train on: :func:`load_dataset`'s rows
-    and each model's graph carrying its static features (:func:`~nnformer.latency.onnx_graph.with_static`).
-    ``correct_drift``: each latency divided by its :func:`drift_factors` (a :class:`DataError` for a dataset without
-    reference timings)."""
-    from .onnx_graph import with_static
-
-    rows = load_dataset(out_dir)
-    ms = np.array([r["latency_ms"] for r in rows], dtype=np.float64)
-    if correct_drift:
-        f = drift_factors(out_dir, rows)
-        if f is None:
-            raise DataError(f"{out_dir}: no reference timings (reference.jsonl) to correct the drift with; "
-                            f"profile with --reference-every N (N > 0)")
-        ms = ms / f
-    return rows, [with_static(r["graph"], r["static"]) for r in rows], ms, [r["family"] for r in rows]

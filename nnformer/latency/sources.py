@@ -72,7 +72,7 @@ def load_latency_data(spec: str | os.PathLike | LatencySource, data_dir=None,
     dataset's labels divided by the host's speed at their time (its reference timings)."""
     src = spec if isinstance(spec, LatencySource) else parse_source(spec)
     if src.kind == "dataset":
-        from .profiler import load_training_set  # ONNX is imported only for a dataset directory
+        from .dataset import load_training_set  # ONNX is imported only for a dataset directory
 
         rows, graphs, ms, families = load_training_set(src.path, correct_drift=correct_drift)
         return LatencyData(src, graphs, ms, families, rows)

@@ -112,3 +112,43 @@ def test_a_stopped_sweep_keeps_finished_runs_and_a_rerun_gives_the_same_numbers(
     again = subprocess.run([*cmd, "--out", str(out)], env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     assert _runs(store) == _runs(tmp_path / "whole" / STORE)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc")
+def test_killing_a_pool_ends_busy_workers_without_waiting_for_their_jobs():
+    """The stop path's ``_kill_workers``: Python 3.14's public ``kill_workers()`` where the pool has it, else the
+    fallback; either way a worker in a long job is gone within seconds and the pool shut down without waiting."""
+    import multiprocessing as mp
+    from concurrent.futures import CancelledError
+    from concurrent.futures.process import BrokenProcessPool
+
+    from nnformer.harness import engine
+
+    calls = []
+
+    class NewPool:
+        def kill_workers(self):
+            calls.append("kill_workers")
+
+        def shutdown(self, *a, **k):
+            calls.append("shutdown")
+
+    engine._kill_workers(NewPool())
+    assert calls == ["kill_workers"]  # the public call does it all: nothing else touched
+
+    before = set(mp.active_children())
+    pool = engine.worker_pool(2)
+    futures = [pool.submit(time.sleep, 120) for _ in range(3)]  # two busy workers, one job queued
+    workers = [p for p in mp.active_children() if p not in before]
+    assert len(workers) == 2
+    t0 = time.monotonic()
+    engine._kill_workers(pool)
+    assert time.monotonic() - t0 < 5  # did not wait for the jobs
+    pids = [w.pid for w in workers]  # /proc, not is_alive(): the pool's thread reaps them, racing a join here
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in pids)
+    for f in futures:
+        with pytest.raises((BrokenProcessPool, CancelledError)):
+            f.result(timeout=10)

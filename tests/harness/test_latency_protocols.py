@@ -120,7 +120,7 @@ def test_networks_protocols_table(two_families, tmp_path, capsys):
 def test_networks_protocols_on_drift_corrected_labels(two_families, tmp_path, capsys):
     import datetime
 
-    from nnformer.latency.profiler import load_training_set
+    from nnformer.latency.dataset import load_training_set
 
     data = tmp_path / "ds"
     shutil.copytree(two_families, data)

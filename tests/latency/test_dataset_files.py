@@ -12,7 +12,8 @@ pytest.importorskip("onnx")
 from nnformer.cli import main  # noqa: E402
 from nnformer.errors import DataError  # noqa: E402
 from nnformer.io import JsonlAppender, read_jsonl  # noqa: E402
-from nnformer.latency.profiler import completed_ids, latency_row_problem, load_training_set  # noqa: E402
+from nnformer.latency.dataset import load_training_set  # noqa: E402
+from nnformer.latency.profiler import completed_ids, latency_row_problem  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

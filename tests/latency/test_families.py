@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from nnformer.errors import FamilyError, NNFormerError
-from nnformer.latency.families import FAMILIES, MAX_MACS, MAX_PARAMS, ModelSpec, build, cost, register_family, sample
+from nnformer.latency.families import FAMILIES, HAND_WRITTEN, MAX_MACS, MAX_PARAMS, ModelSpec, build, cost, register_family, sample
 from nnformer.spaces.nb201 import parse_arch_str
 
 CLASSES = {"nb201": 10}
@@ -26,17 +26,17 @@ def test_ten_families_build_ten_different_networks():
     from collections import Counter
 
     layers = {}
-    for family in FAMILIES:
+    for family in HAND_WRITTEN:
         model = build(sample(family, seed=0, index=0))
         layers[family] = Counter(type(m).__name__ for m in model.modules() if not list(m.children()))
         assert layers[family][SIGNATURE[family]] > 0, family
-    assert len(FAMILIES) == 10 and set(SIGNATURE) == set(FAMILIES)
+    assert len(HAND_WRITTEN) == 10 and set(SIGNATURE) == set(HAND_WRITTEN)
     assert len({frozenset(c.items()) for c in layers.values()}) == 10  # no two families make the same layers
     assert layers["mobilenetv3"]["Hardsigmoid"] > 0 and layers["efficientnet"]["Sigmoid"] > 0  # squeeze-excite
     assert "BatchNorm2d" not in layers["vgg"] and "Linear" not in layers["squeezenet"]  # as the originals
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", sorted(HAND_WRITTEN))
 def test_family_builds_and_runs_at_its_input_size(family):
     spec = sample(family, seed=0, index=0)
     assert spec.family == family and spec.input_shape[:2] == (1, 3)
@@ -51,7 +51,7 @@ def test_family_builds_and_runs_at_its_input_size(family):
     assert torch.isfinite(y).all()
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", sorted(HAND_WRITTEN))
 def test_sampling_is_deterministic_and_seed_dependent(family):
     a = sample(family, seed=0, index=0)
     assert sample(family, seed=0, index=0) == a and sample(family, seed=0, index=0).key == a.key
@@ -62,7 +62,7 @@ def test_sampling_is_deterministic_and_seed_dependent(family):
     assert again == a and hash(again) == hash(a)
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", sorted(HAND_WRITTEN))
 def test_samplers_vary_the_network(family):
     """Across draws, the hyper-parameters and (for every family) the input resolution change."""
     rng = np.random.default_rng(zlib.crc32(family.encode()))

@@ -145,7 +145,7 @@ def _nb201_with_features(k: int, width: int = 3):
 def test_networks_read_node_and_graph_features_whose_widths_come_from_the_graphs():
     gs = _nb201_with_features(8)
     for model in (None, GCNConfig(n_layers=1, dim=16)):
-        p = Predictor(model=model, settings={"epochs": 1, **({} if model else {"n_layers": 1, "dim": 16})},
+        p = Predictor(network=model, settings={"epochs": 1, **({} if model else {"n_layers": 1, "dim": 16})},
                       progress=False).fit(gs, np.linspace(80, 90, 8))
         assert (p.model_config_.n_features, p.model_config_.n_graph_features) == (2, 3)
         # graph features are standardised with the training graphs' statistics, saved with the predictor

@@ -36,7 +36,7 @@ class ConvNet(nn.Module):
 @pytest.fixture(scope="module")
 def tiny_latency(small_dataset):
     """A small latency predictor trained on two families of the committed dataset, calibrated on the rest."""
-    from nnformer.latency.profiler import load_training_set
+    from nnformer.latency.dataset import load_training_set
 
     rows, graphs, ms, fam = load_training_set(small_dataset)
     p = Predictor("networks", settings=TINY, task="latency", progress=False).fit(graphs[:8], ms[:8])
@@ -214,7 +214,7 @@ def test_adapt_fine_tunes_on_a_profile_directory(small_dataset, tmp_path, capsys
     assert q.card_["name"] == "my-cpu" and q.card_["base"] == f"{shipped.DEFAULT_LATENCY}@1"
     assert q.card_["n_adapt"] == 6 and q.header_["finetuned"]["n"] == 6
     base = shipped.load(shipped.DEFAULT_LATENCY)
-    from nnformer.latency.profiler import load_training_set
+    from nnformer.latency.dataset import load_training_set
 
     graphs = load_training_set(small_dataset)[1]
     assert not np.array_equal(q.predict(graphs), base.predict(graphs))

@@ -13,7 +13,7 @@ from torch import nn
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from nnformer.latency import families, profiler  # noqa: E402
+from nnformer.latency import dataset, families, profiler  # noqa: E402
 from nnformer.errors import DataError, FamilyError, NNFormerError, OnnxError  # noqa: E402
 from nnformer.latency.families import ModelSpec  # noqa: E402
 from nnformer.graph import ArchGraph  # noqa: E402
@@ -142,7 +142,7 @@ def test_dataset_resumes_without_remeasuring(tmp_path, tiny, spy):
     assert profiler.profile_dataset(["tiny_a", "tiny_b"], 2, out, progress=False, **FAST)["measured"] == 0
     assert spy == []
 
-    rows = profiler.load_dataset(out)
+    rows = dataset.load_dataset(out)
     assert [r["id"] for r in rows] == ["tiny_a-00000", "tiny_b-00000", "tiny_a-00001", "tiny_b-00001"]
     for r in rows:
         assert isinstance(r["graph"], ArchGraph) and r["latency_ms"] > 0 and r["spec"].family == r["family"]
@@ -165,7 +165,7 @@ def test_failed_model_is_recorded_and_skipped(tmp_path, tiny, spy):
     spy.clear()
     assert profiler.profile_dataset(["broken", "tiny_a"], 1, out, progress=False, **FAST)["failed"] == 0
     assert spy == []  # not retried
-    assert [x["id"] for x in profiler.load_dataset(out)] == ["tiny_a-00000"]
+    assert [x["id"] for x in dataset.load_dataset(out)] == ["tiny_a-00000"]
 
 
 def test_unpacked_graphs_of_a_killed_run_are_merged_then_packed(tmp_path, tiny):
@@ -175,13 +175,13 @@ def test_unpacked_graphs_of_a_killed_run_are_merged_then_packed(tmp_path, tiny):
     recs = [json.loads(s) for s in lines(out / "graphs.jsonl.gz")]
     # a run killed before packing: one graph written again, plus a torn line
     (out / "graphs.jsonl").write_text(json.dumps(recs[1]) + "\n" + '{"id": "tiny_a-0')
-    assert [r["id"] for r in profiler.load_dataset(out)] == ["tiny_a-00000", "tiny_a-00001"]
+    assert [r["id"] for r in dataset.load_dataset(out)] == ["tiny_a-00000", "tiny_a-00001"]
     profiler.pack_graphs(out)
     assert not (out / "graphs.jsonl").exists()
     assert (out / "graphs.jsonl.gz").read_bytes() == packed  # same records -> the same bytes (no timestamp)
     (out / "graphs.jsonl.gz").write_bytes(packed[: len(packed) // 2])  # damaged
     with pytest.raises(DataError, match="graphs.jsonl.gz"):
-        profiler.load_dataset(out)
+        dataset.load_dataset(out)
 
 
 def test_torn_last_line_is_dropped_and_run_continues(tmp_path, tiny):
@@ -203,7 +203,7 @@ def test_resume_measures_invalid_rows_again(tmp_path, tiny, spy, capsys):
     del recs[3]["family"]
     (out / "latency.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     with pytest.raises(DataError, match=r"latency.jsonl: line 2: field 'latency_ms' is nan"):
-        profiler.load_dataset(out)
+        dataset.load_dataset(out)
     spy.clear()
     args = ["profile", "--families", "tiny_a", "--per-family", "4", "--out", str(out), "--rounds", "2", "--runs",
             "2", "--warmup", "1", "--reference-every", "0", "--quiet"]
@@ -213,7 +213,7 @@ def test_resume_measures_invalid_rows_again(tmp_path, tiny, spy, capsys):
     assert spy == [("tiny_a", families.sample("tiny_a", 0, i).params["c"]) for i in (1, 2, 3)]
     after = [json.loads(s) for s in lines(out / "latency.jsonl")]
     assert after[0] == recs[0] and sorted(r["id"] for r in after) == [f"tiny_a-{i:05d}" for i in range(4)]
-    assert [r["id"] for r in profiler.load_dataset(out)] == [r["id"] for r in after]  # valid again
+    assert [r["id"] for r in dataset.load_dataset(out)] == [r["id"] for r in after]  # valid again
     spy.clear()
     assert profile_main(args) == 0 and spy == []
 
@@ -277,8 +277,8 @@ def test_drift_factors_put_labels_on_one_scale(tmp_path, tiny):
     out = tmp_path / "ds"
     profiler.profile_dataset(["tiny_a", "tiny_b"], 1, out, progress=False, reference_every=0, **FAST)
     with pytest.raises(DataError, match="no reference timings"):
-        profiler.load_training_set(out, correct_drift=True)
-    rows, _, ms, _ = profiler.load_training_set(out)
+        dataset.load_training_set(out, correct_drift=True)
+    rows, _, ms, _ = dataset.load_training_set(out)
     t = datetime.datetime.fromisoformat(rows[0]["measured_at"])
     # the host ran at half its usual latency around the rows' time, at its usual latency (median 2 ms) later
     refs = [(-60, 1.0), (60, 1.0), (3600, 2.0), (7200, 2.0), (9000, 2.0)]
@@ -286,7 +286,7 @@ def test_drift_factors_put_labels_on_one_scale(tmp_path, tiny):
         {"latency_ms": v, "measured_at": (t + datetime.timedelta(seconds=dt)).isoformat(timespec="seconds")}) + "\n"
         for dt, v in refs))
     assert profiler.drift_factors(out, rows).tolist() == [0.5, 0.5]
-    assert profiler.load_training_set(out, correct_drift=True)[2] == pytest.approx(ms * 2)
+    assert dataset.load_training_set(out, correct_drift=True)[2] == pytest.approx(ms * 2)
     late = {"measured_at": (t + datetime.timedelta(seconds=1830)).isoformat()}  # halfway from 1.0 to 2.0 ms
     assert profiler.drift_factors(out, [late, {}]).tolist() == pytest.approx([0.75, 1.0])  # no timestamp: 1
     # another run's timings (a re-measurement) on this run's scale: its own median would hide that it ran slower

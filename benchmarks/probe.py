@@ -1,0 +1,103 @@
+"""A latency predictor on another device, as shipped and put on the device by the one-minute probe.
+
+    python benchmarks/probe.py --data DIR --profile DEV.json [--predictor cpu-ort-b1] [--name NAME]
+
+DIR is a latency dataset measured on the device (`nnformer profile ... --out DIR`) and DEV.json the probe of the
+same device (`nnformer device probe --out DEV.json`, same host, runtime, threads and batch: checked). Every model
+of DIR is predicted three ways and scored against its measured latency:
+
+* `shipped`: the predictor as it is (milliseconds of the machine it was trained on);
+* `probe-scale`: times one factor, the median ratio measured / predicted over the probe's references;
+* `probe-line`: through the probe's line in log space (`nnformer predict --device`, docs/method.md section 11).
+
+Models whose operators or sizes the predictor does not know (its coverage verdict) are scored apart: the table has
+a row per method for the known models and for all. Writes benchmarks/results/probe/<NAME>.md, .csv and .png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import RESULTS, command, now  # noqa: E402
+from nnformer.io import atomic_write_text  # noqa: E402
+
+OUT = RESULTS / "probe"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True, help="a latency dataset of the device")
+    ap.add_argument("--profile", required=True, help="the device profile of the same device")
+    ap.add_argument("--predictor", default=None, help="NAME[@VERSION] or a directory (default: the shipped one)")
+    ap.add_argument("--name", help="result file name (default: the dataset folder's name)")
+    args = ap.parse_args(argv)
+
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nnformer.latency.coverage import coverage
+    from nnformer.latency.dataset import load_training_set
+    from nnformer.latency.predict import resolve_predictor
+    from nnformer.latency.probe import conditioned, load_profile
+    from nnformer.machine import describe_line
+    from nnformer.metrics import report
+
+    prof = load_profile(args.profile)
+    meta = json.loads((Path(args.data) / "meta.json").read_text())
+    st, env = meta["settings"], meta["environment"]
+    same = (st.get("runtime", "onnxruntime"), st["threads"], st["batch"], env["cpu"]) == (
+        prof.runtime, prof.threads, prof.batch, prof.environment.get("cpu"))
+    if not same:
+        raise SystemExit(f"{args.data} ({st.get('runtime', 'onnxruntime')}, {st['threads']} threads, batch "
+                         f"{st['batch']}, {env['cpu']}) is not the device of {args.profile} ({prof.name})")
+    rows, graphs, ms, fams = load_training_set(args.data)
+    p, label = resolve_predictor(args.predictor)
+    base = np.asarray(p.predict(graphs), dtype=np.float64)
+    known = np.array([coverage(p, g).reliable for g in graphs])
+    maps = {"probe-scale": conditioned(p, prof, slope=False), "probe-line": conditioned(p, prof)}
+    preds = {"shipped": base, **{k: np.array([m.apply(v) for v in base]) for k, m in maps.items()}}
+    lines, csv = [], ["method,models,n,mape,acc10,spearman"]
+    for method, pred in preds.items():
+        for which, mask in (("known", known), ("all", np.ones_like(known))):
+            if not mask.any():
+                continue
+            r = report(pred[mask], ms[mask])
+            lines.append(f"| {method} | {which} | {r['n_test']} | {r['mape']:.2f} | {r['acc10']:.1f} | "
+                         f"{r['spearman_test']:.4f} |")
+            csv.append(f"{method},{which},{r['n_test']},{r['mape']:.4f},{r['acc10']:.2f},{r['spearman_test']:.5f}")
+    name = args.name or Path(args.data).name
+    OUT.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for method, mk in (("shipped", "x"), ("probe-line", "o")):
+        ax.scatter(ms[known], preds[method][known], s=8, marker=mk, label=f"{method} (known models)")
+    lim = [min(ms.min(), base.min()) * 0.8, max(ms.max(), base.max()) * 1.25]
+    ax.plot(lim, lim, "k--", lw=0.8)
+    ax.set(xscale="log", yscale="log", xlabel="measured ms", ylabel="predicted ms", title=name)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(OUT / f"{name}.png", dpi=120)
+    fit = "; ".join(f"{k}: a {m.a:+.3f}, b {m.b:.3f}, from {m.n} references, widen {m.widen:.3f}"
+                    for k, m in maps.items())
+    md = [f"# {label} on {prof.name}", "", f"Command: `{command()}`", "",
+          f"Device: {prof.name}; probe of {prof.created} ({prof.probe_s:.1f} s). Dataset: {args.data}, "
+          f"{len(ms)} models ({int(known.sum())} the predictor knows). Run on {describe_line()}, {now()}; one run "
+          f"(deterministic given the files).", "", f"Fits: {fit}.", "",
+          "| method | models | n | MAPE % | Acc(10%) % | Spearman |", "|---|---|---|---|---|---|", *lines, "",
+          f"![predicted vs measured]({name}.png)", ""]
+    atomic_write_text(OUT / f"{name}.md", "\n".join(md))
+    atomic_write_text(OUT / f"{name}.csv", "\n".join(csv) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""The device probe, device profiles, predictions put on a probed device, runtimes, and the zoo's plain-PyTorch
+families (the timm and transformers families: tests/latency/test_zoo.py, in the zoo environment)."""
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from nnformer.cli import main  # noqa: E402
+from nnformer.errors import DataError, FamilyError, NNFormerError, OnnxError  # noqa: E402
+from nnformer.latency import probe as probe_mod  # noqa: E402
+from nnformer.latency import runtimes, zoo  # noqa: E402
+from nnformer.latency.families import build, sample  # noqa: E402
+from nnformer.latency.profiler import measure  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# six small hand-written networks the shipped CPU predictor knows, and two plain-PyTorch ones it does not
+SMALL = (("mobilenetv3", 1), ("efficientnet", 0), ("vgg", 2), ("squeezenet", 1), ("googlenet", 0),
+         ("mobilenetv2", 3), ("torch-mlp", 1), ("torch-lstm", 2))
+
+
+@pytest.fixture
+def small_probe(monkeypatch):
+    monkeypatch.setattr(probe_mod, "REFERENCES", SMALL)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from nnformer.latency.predict import resolve_predictor
+
+    return resolve_predictor(None)
+
+
+def test_fit_recovers_a_line_and_clips_the_slope():
+    rng = np.random.default_rng(0)
+    pred = np.exp(rng.uniform(-3, 3, 16))
+    m = probe_mod.fit_device_map(pred, 2.0 * pred ** 0.9 * np.exp(rng.normal(0, 0.01, 16)))
+    assert m.b == pytest.approx(0.9, abs=0.02) and math.exp(m.a) == pytest.approx(2.0, rel=0.05)
+    assert m.widen < 0.05 and m.n == 16
+    assert m.apply(1.0) == pytest.approx(2.0, rel=0.05)
+    steep = probe_mod.fit_device_map(pred, pred ** 3)
+    assert steep.b == 1.5  # a slope of 3 says more about the points than about a device
+    with pytest.raises(NNFormerError, match="at least 5"):
+        probe_mod.fit_device_map(pred, pred, usable=np.arange(16) < 4)
+
+
+def test_probe_times_every_reference_and_round_trips(small_probe, tmp_path):
+    t0 = time.perf_counter()
+    prof = probe_mod.probe("onnxruntime", 1, 1, budget_s=0.05)
+    assert time.perf_counter() - t0 < 60
+    assert [r["id"] for r in prof.references] == [f"{f}-{i}" for f, i in SMALL]
+    assert all(r["latency_ms"] > 0 and r["graph"] for r in prof.references)
+    assert prof.runtime == "onnxruntime" and prof.environment["runtime"] == "onnxruntime"
+    path = probe_mod.save_profile(prof, tmp_path / "dev.json")
+    back = probe_mod.load_profile(path)
+    assert back.latencies().tolist() == prof.latencies().tolist() and back.name == prof.name
+
+
+def _profile(tmp_path, shipped, scale: float):
+    """A profile whose reference latencies are ``scale`` times what the shipped predictor predicts for them."""
+    from nnformer.latency.onnx_graph import onnx_to_graph, export_onnx, to_compact
+
+    p, _ = shipped
+    refs = []
+    for f, i in SMALL:
+        spec = sample(f, probe_mod.PROBE_SEED, i)
+        m = build(spec)
+        g, st = onnx_to_graph(export_onnx(m, zoo.example_input(m, spec.input_shape), None))
+        refs.append({"id": f"{f}-{i}", "latency_ms": 1.0, "spread": 0.0, "graph": to_compact(g, st)})
+    prof = probe_mod.DeviceProfile("onnxruntime", 1, 1, {"cpu": "Test CPU"}, refs, 1.0)
+    from nnformer.latency.onnx_graph import from_compact, with_static
+
+    pred = p.predict([with_static(*from_compact(r["graph"])) for r in refs])
+    for r, y in zip(refs, pred):
+        r["latency_ms"] = float(scale * y)
+    return prof
+
+
+def test_predictions_follow_the_probed_device(small_probe, tmp_path, shipped):
+    from nnformer.latency.predict import predict_latency
+
+    path = probe_mod.save_profile(_profile(tmp_path, shipped, 3.0), tmp_path / "dev.json")
+    model = build(sample("resnet", 0, 1))
+    base = predict_latency(model, (1, 3, 64, 64))
+    on = predict_latency(model, (1, 3, 64, 64), device=path)
+    assert on.ms == pytest.approx(3.0 * base.ms, rel=1e-3) and on.probed and not base.probed
+    assert on.device.startswith("Test CPU, onnxruntime 1 thread") and "ONNX Runtime" in base.device
+    assert on.low < on.ms < on.high  # the interval moves with the prediction (and keeps its order)
+
+
+def test_bad_profiles_are_one_line_errors(small_probe, tmp_path, shipped):
+    good = probe_mod.save_profile(_profile(tmp_path, shipped, 1.0), tmp_path / "dev.json")
+    d = json.loads(good.read_text())
+    cases = {
+        "missing.json": None,
+        "notjson.json": "{not json",
+        "other.json": json.dumps({"format": "something-else/1"}),
+        "edited.json": json.dumps({**d, "threads": 4}),
+        "older.json": json.dumps({**d, "probe_set": "0" * 64, "sha256": probe_mod._digest({**d, "probe_set": "0" * 64})}),
+    }
+    for name, text in cases.items():
+        if text is not None:
+            (tmp_path / name).write_text(text)
+        with pytest.raises(DataError) as e:
+            probe_mod.load_profile(tmp_path / name)
+        assert "\n" not in str(e.value)
+    assert "another probe set" in _error(tmp_path / "older.json")
+    assert "sha256" in _error(tmp_path / "edited.json")
+    with pytest.raises(DataError, match="directory"):
+        probe_mod.load_profile(tmp_path)
+
+
+def _error(path):
+    with pytest.raises(DataError) as e:
+        probe_mod.load_profile(path)
+    return str(e.value)
+
+
+def test_cli_probe_show_predict(small_probe, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(probe_mod, "TIME_BUDGET_S", 0.05)
+    out = tmp_path / "dev.json"
+    assert main(["device", "probe", "--out", str(out), "--quiet"]) == 0
+    assert "8 reference networks" in capsys.readouterr().out
+    assert main(["device", "show", str(out)]) == 0
+    assert "torch-lstm-2" in capsys.readouterr().out
+    model = tmp_path / "m.onnx"
+    from nnformer.latency.onnx_graph import export_onnx
+
+    spec = sample("resnet", 0, 2)
+    export_onnx(build(spec), spec.input_shape, model)
+    assert main(["predict", str(model), "--device", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res[0]["probed"] is True and res[0]["ms"] > 0
+    # bad inputs: an unreadable profile, --device for arch strings, --out over a foreign file, a runtime missing
+    (tmp_path / "bad.json").write_text("nope")
+    assert main(["predict", str(model), "--device", str(tmp_path / "bad.json")]) == 2
+    assert main(["predict", "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|", "--device", str(out),
+                 "--checkpoint", "help-nb201-fpga"]) == 2
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    assert main(["device", "probe", "--out", str(notes)]) == 2 and notes.read_text() == "mine"
+    err = capsys.readouterr().err
+    assert "--device applies to latency predictions" in err and "not a device profile" in err
+
+
+def test_a_probe_that_cannot_run_leaves_nothing(tmp_path, monkeypatch, capsys):
+    def missing(runtime):
+        raise OnnxError(f"timing with {runtime} needs the {runtime!r} package: pip install 'nnformer[zoo]'")
+
+    monkeypatch.setattr(runtimes, "_module", missing)
+    out = tmp_path / "dev.json"
+    assert main(["device", "probe", "--out", str(out), "--runtime", "openvino", "--quiet"]) == 2
+    assert not out.exists() and "needs the 'openvino' package" in capsys.readouterr().err
+
+
+def test_runtimes_run_a_model_and_refuse_what_they_cannot():
+    import torch
+
+    spec = sample("torch-mlp", 0, 1)
+    module = build(spec)
+    x = torch.zeros(spec.input_shape)
+    from nnformer.latency.onnx_graph import export_onnx
+
+    onnx_bytes = export_onnx(module, x, None)
+    for rt in ("onnxruntime", "torch"):
+        t = measure(runtimes.runner(rt, onnx_bytes, module=module, example=x), warmup=1, runs=3, rounds=2)
+        assert t.latency_ms > 0
+    with pytest.raises(NNFormerError, match="unknown runtime"):
+        runtimes.runner("tensorflow", onnx_bytes)
+    with pytest.raises(NNFormerError, match="needs the PyTorch module"):
+        runtimes.runner("torch", onnx_bytes)
+
+
+def test_measure_budget_cuts_runs_for_a_slow_model():
+    calls = []
+
+    def slow():
+        calls.append(1)
+        time.sleep(0.02)
+
+    t = measure(slow, warmup=10, runs=20, rounds=2, budget_s=0.2)
+    assert len(calls) <= 1 + 3 + 2 * 5 and t.latency_ms == pytest.approx(20, rel=0.5)
+    calls.clear()
+    measure(lambda: calls.append(1), warmup=2, runs=3, rounds=2)
+    assert len(calls) == 2 + 6  # no budget: exactly the counts given
+
+
+def test_zoo_torch_families_sample_build_and_export():
+    from nnformer.latency.onnx_graph import export_onnx, onnx_to_graph
+
+    assert len(zoo.ZOO_FAMILIES) >= 30
+    for family, library in zoo.ZOO_FAMILIES.items():
+        if library != "torch":
+            continue
+        spec = sample(family, 0, 0)
+        assert spec == sample(family, 0, 0) and spec != sample(family, 0, 1)
+        m = build(spec)
+        g, st = onnx_to_graph(export_onnx(m, zoo.example_input(m, spec.input_shape), None))
+        assert g.num_nodes > 3 and st["flops"] > 0, family
+
+
+def test_zoo_families_need_their_library_before_anything_is_written(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("timm") is not None:
+        pytest.skip("timm is installed here")
+    from nnformer.latency.profiler import profile_dataset
+
+    with pytest.raises(FamilyError, match=r"nnformer\[zoo\]"):
+        profile_dataset(["torch-mlp", "timm-resnet"], 1, tmp_path / "z", progress=False)
+    assert not (tmp_path / "z").exists()
