@@ -54,12 +54,14 @@ def remeasure(root: Path, meta: dict, ok: list[dict], k: int) -> str:
         ref = None
         if len(main_refs) >= 2 and todo:
             ref = _Reference(root, tmp, batch=st["batch"], opset=st["opset"], name="remeasure_reference.jsonl",
-                             timing={k: st[k] for k in ("threads", "batch", "warmup", "runs", "rounds")})
+                             timing={**{k: st[k] for k in ("threads", "batch", "warmup", "runs", "rounds")},
+                                     "runtime": st.get("runtime", "onnxruntime"), "budget_s": st.get("budget_s")})
             ref.time(0)
         for n, i in enumerate(todo, 1):
             r = ok[i]
             fields, _ = profile_spec(ModelSpec.from_dict(specs[r["id"]]), threads=st["threads"], batch=st["batch"],
-                                     warmup=st["warmup"], runs=st["runs"], rounds=st["rounds"])
+                                     warmup=st["warmup"], runs=st["runs"], rounds=st["rounds"],
+                                     runtime=st.get("runtime", "onnxruntime"), budget_s=st.get("budget_s"))
             done[r["id"]] = {"id": r["id"], "first_ms": r["latency_ms"], "again_ms": fields["latency_ms"],
                              "date": now(), "measured_at": datetime.datetime.now().isoformat(timespec="seconds")}
             with open(out, "a") as f:

@@ -61,24 +61,32 @@ def main(argv=None) -> int:
                          f"{st['batch']}, {env['cpu']}) is not the device of {args.profile} ({prof.name})")
     rows, graphs, ms, fams = load_training_set(args.data)
     p, label = resolve_predictor(args.predictor)
-    base = np.asarray(p.predict(graphs), dtype=np.float64)
+    base, lo, hi = (np.asarray(v, dtype=np.float64) for v in p.predict_interval(graphs))
+    level = p.header_["interval"]["level"]
     known = np.array([coverage(p, g).reliable for g in graphs])
     maps = {"probe-scale": conditioned(p, prof, slope=False), "probe-line": conditioned(p, prof)}
-    preds = {"shipped": base, **{k: np.array([m.apply(v) for v in base]) for k, m in maps.items()}}
-    lines, csv = [], ["method,models,n,mape,acc10,spearman"]
-    for method, pred in preds.items():
+
+    def mapped(m):
+        bounds = np.array([m.interval(*v) for v in zip(base, lo, hi)])
+        return np.array([m.apply(v) for v in base]), bounds[:, 0], bounds[:, 1]
+
+    preds = {"shipped": (base, lo, hi), **{k: mapped(m) for k, m in maps.items()}}
+    lines, csv = [], ["method,models,n,mape,acc10,spearman,interval_coverage,interval_median_width"]
+    for method, (pred, a, b) in preds.items():
         for which, mask in (("known", known), ("all", np.ones_like(known))):
-            if not mask.any():
+            if not mask.any() or (which == "all" and mask.sum() == known.sum()):
                 continue
-            r = report(pred[mask], ms[mask])
+            r = report(pred[mask], ms[mask], bounds=(a[mask], b[mask], level))
+            iv = r["interval"]
             lines.append(f"| {method} | {which} | {r['n_test']} | {r['mape']:.2f} | {r['acc10']:.1f} | "
-                         f"{r['spearman_test']:.4f} |")
-            csv.append(f"{method},{which},{r['n_test']},{r['mape']:.4f},{r['acc10']:.2f},{r['spearman_test']:.5f}")
+                         f"{r['spearman_test']:.4f} | {iv['coverage']:.0f} | {iv['median_width_ratio']:.2f} |")
+            csv.append(f"{method},{which},{r['n_test']},{r['mape']:.4f},{r['acc10']:.2f},{r['spearman_test']:.5f},"
+                       f"{iv['coverage']:.1f},{iv['median_width_ratio']:.3f}")
     name = args.name or Path(args.data).name
     OUT.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 5))
     for method, mk in (("shipped", "x"), ("probe-line", "o")):
-        ax.scatter(ms[known], preds[method][known], s=8, marker=mk, label=f"{method} (known models)")
+        ax.scatter(ms, preds[method][0], s=8, marker=mk, label=method)
     lim = [min(ms.min(), base.min()) * 0.8, max(ms.max(), base.max()) * 1.25]
     ax.plot(lim, lim, "k--", lw=0.8)
     ax.set(xscale="log", yscale="log", xlabel="measured ms", ylabel="predicted ms", title=name)
@@ -91,7 +99,11 @@ def main(argv=None) -> int:
           f"Device: {prof.name}; probe of {prof.created} ({prof.probe_s:.1f} s). Dataset: {args.data}, "
           f"{len(ms)} models ({int(known.sum())} the predictor knows). Run on {describe_line()}, {now()}; one run "
           f"(deterministic given the files).", "", f"Fits: {fit}.", "",
-          "| method | models | n | MAPE % | Acc(10%) % | Spearman |", "|---|---|---|---|---|---|", *lines, "",
+          f"| method | models | n | MAPE % | Acc(10%) % | Spearman | {100 * level:.0f}% interval holds % | its median "
+          f"width (high / low) |", "|---|---|---|---|---|---|---|---|", *lines, "",
+          "`known`: the models whose operators and sizes the predictor knows (its coverage verdict); `all`: every "
+          "model (shown when they differ). The intervals are scored on every model here, also where `nnformer "
+          "predict` would withhold them.", "",
           f"![predicted vs measured]({name}.png)", ""]
     atomic_write_text(OUT / f"{name}.md", "\n".join(md))
     atomic_write_text(OUT / f"{name}.csv", "\n".join(csv) + "\n")

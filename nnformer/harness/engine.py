@@ -156,9 +156,10 @@ def run_jobs(todo: Sequence, run: Callable[[Any, Any], Any], *, store: Callable[
 
     def finish(job, result) -> None:
         nonlocal done
-        if store is not None:
-            store(job, result)
-        done += 1
+        with _signals_held():  # a stop between storing and counting would report one run fewer than it stored
+            if store is not None:
+                store(job, result)
+            done += 1
         bar.update(1)
 
     try:
@@ -202,6 +203,20 @@ def _run_pool(todo: list, run, finish, jobs: int, threads: int, load, load_args)
         _kill_workers(pool)
         raise
     pool.shutdown(wait=True)
+
+
+@contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM wait (blocked, then delivered) while the block runs, in the main thread of a POSIX
+    process; elsewhere the block runs as it is."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _take(it: Iterable, n: int) -> list:

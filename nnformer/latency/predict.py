@@ -89,21 +89,17 @@ def predict_graphs(p, label: str, converted, device=None) -> list[LatencyPredict
 
 def _on_device(p, predictions: list[LatencyPrediction], device) -> list[LatencyPrediction]:
     import dataclasses
-    import math
 
     from .probe import DeviceProfile, conditioned, load_profile
 
     profile = device if isinstance(device, DeviceProfile) else load_profile(device)
     fit = conditioned(p, profile)
 
-    def low(x):
-        return None if x is None else fit.apply(x) * math.exp(-fit.widen)
+    def bounds(r):
+        return (None, None) if r.low is None else fit.interval(r.ms, r.low, r.high)
 
-    def high(x):
-        return None if x is None else fit.apply(x) * math.exp(fit.widen)
-
-    return [dataclasses.replace(r, ms=fit.apply(r.ms), low=low(r.low), high=high(r.high),
-                                device=profile.name, probed=True) for r in predictions]
+    return [dataclasses.replace(r, ms=fit.apply(r.ms), low=bounds(r)[0], high=bounds(r)[1], device=profile.name,
+                                probed=True) for r in predictions]
 
 
 def to_graph(model, example_input=None, *, batch: int | None = None):

@@ -9,7 +9,8 @@ runtime, threads and batch, in well under a minute on 2 cores, and returns a :cl
 
 :func:`conditioned` then puts a latency predictor's numbers on the probed device: the predictor predicts the
 references, and a line in log space (``log measured = a + b log predicted``, fitted robustly over the references
-the predictor knows) maps every prediction; the interval widens by the references' 90% residual. This is the
+the predictor knows) maps every prediction; the interval's log half-widths combine with the references' 90%
+residual in quadrature. This is the
 probe-calibrated form of the method (docs/method.md section 11); a predictor meta-trained over many devices and
 conditioned on the probe is the next step it leads to.
 
@@ -169,7 +170,7 @@ def load_profile(path: str | os.PathLike) -> DeviceProfile:
 @dataclass(frozen=True)
 class DeviceMap:
     """``ms_on_device = exp(a) * predicted_ms ** b``, fitted on ``n`` references; ``widen`` is the 90% absolute
-    log residual (the interval's widening)."""
+    log residual of the references (how far the line misses them)."""
 
     a: float
     b: float
@@ -179,6 +180,15 @@ class DeviceMap:
 
     def apply(self, ms: float) -> float:
         return float(math.exp(self.a + self.b * math.log(ms)))
+
+    def interval(self, ms: float, low: float, high: float) -> tuple[float, float]:
+        """The interval ``[low, high]`` around ``ms`` on the probed device: each side's log half-width, mapped by
+        the slope, combined with :attr:`widen` in quadrature (the predictor's error and the line's are taken as
+        independent)."""
+        centre = self.apply(ms)
+        down = math.hypot(self.b * math.log(ms / low), self.widen)
+        up = math.hypot(self.b * math.log(high / ms), self.widen)
+        return centre * math.exp(-down), centre * math.exp(up)
 
     def to_dict(self) -> dict:
         return {"a": self.a, "b": self.b, "widen": self.widen, "n": self.n, "device": self.device}

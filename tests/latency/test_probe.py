@@ -45,6 +45,10 @@ def test_fit_recovers_a_line_and_clips_the_slope():
     assert m.apply(1.0) == pytest.approx(2.0, rel=0.05)
     steep = probe_mod.fit_device_map(pred, pred ** 3)
     assert steep.b == 1.5  # a slope of 3 says more about the points than about a device
+    scale = probe_mod.DeviceMap(math.log(2.0), 1.0, 0.0, 16, "x")
+    assert scale.interval(10.0, 8.0, 12.5) == pytest.approx((16.0, 25.0))  # a scale moves the interval along
+    wide = probe_mod.DeviceMap(math.log(2.0), 1.0, 0.3, 16, "x").interval(10.0, 8.0, 12.5)
+    assert wide[0] < 16.0 and wide[1] > 25.0 and wide[1] < 25.0 * math.exp(0.3)  # in quadrature, not added
     with pytest.raises(NNFormerError, match="at least 5"):
         probe_mod.fit_device_map(pred, pred, usable=np.arange(16) < 4)
 
