@@ -11,7 +11,10 @@ of DIR is predicted three ways and scored against its measured latency:
 * `probe-line`: through the probe's line in log space (`nnformer predict --device`, docs/method.md section 11).
 
 Models whose operators or sizes the predictor does not know (its coverage verdict) are scored apart: the table has
-a row per method for the known models and for all. Writes benchmarks/results/probe/<NAME>.md, .csv and .png.
+a row per method for the known models and for all. ``--test-of TRAIN_DIR``: score only the models of DIR that are
+in the test part of TRAIN_DIR's per-family split (the split `nnformer train --task latency --data TRAIN_DIR` holds
+out; ids match when both datasets were profiled with the same families and seed): a predictor trained on one device
+meets models it never trained on, on another device. Writes benchmarks/results/probe/<NAME>.md, .csv and .png.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", required=True, help="the device profile of the same device")
     ap.add_argument("--predictor", default=None, help="NAME[@VERSION] or a directory (default: the shipped one)")
     ap.add_argument("--name", help="result file name (default: the dataset folder's name)")
+    ap.add_argument("--test-of", metavar="TRAIN_DIR", help="score only the test part of TRAIN_DIR's family split")
     args = ap.parse_args(argv)
 
     import json
@@ -60,6 +64,15 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.data} ({st.get('runtime', 'onnxruntime')}, {st['threads']} threads, batch "
                          f"{st['batch']}, {env['cpu']}) is not the device of {args.profile} ({prof.name})")
     rows, graphs, ms, fams = load_training_set(args.data)
+    if args.test_of:
+        from nnformer.latency.dataset import load_dataset
+        from nnformer.protocols import family_split
+
+        trained = load_dataset(args.test_of)
+        split = family_split([r["family"] for r in trained], [r["index"] for r in trained], cal_share=0.1)
+        test_ids = {trained[i]["id"] for i in split.test}
+        keep = [i for i, r in enumerate(rows) if r["id"] in test_ids]
+        rows, graphs, ms, fams = [rows[i] for i in keep], [graphs[i] for i in keep], ms[keep], [fams[i] for i in keep]
     p, label = resolve_predictor(args.predictor)
     base, lo, hi = (np.asarray(v, dtype=np.float64) for v in p.predict_interval(graphs))
     level = p.header_["interval"]["level"]
@@ -96,7 +109,8 @@ def main(argv=None) -> int:
     fit = "; ".join(f"{k}: a {m.a:+.3f}, b {m.b:.3f}, from {m.n} references, widen {m.widen:.3f}"
                     for k, m in maps.items())
     md = [f"# {label} on {prof.name}", "", f"Command: `{command()}`", "",
-          f"Device: {prof.name}; probe of {prof.created} ({prof.probe_s:.1f} s). Dataset: {args.data}, "
+          f"Device: {prof.name}; probe of {prof.created} ({prof.probe_s:.1f} s). Dataset: {args.data}"
+          + (f" (the test part of {args.test_of}'s family split)" if args.test_of else "") + ", "
           f"{len(ms)} models ({int(known.sum())} the predictor knows). Run on {describe_line()}, {now()}; one run "
           f"(deterministic given the files).", "", f"Fits: {fit}.", "",
           f"| method | models | n | MAPE % | Acc(10%) % | Spearman | {100 * level:.0f}% interval holds % | its median "

@@ -24,9 +24,19 @@ SMALL = (("mobilenetv3", 1), ("efficientnet", 0), ("vgg", 2), ("squeezenet", 1),
          ("mobilenetv2", 3), ("torch-mlp", 1), ("torch-lstm", 2))
 
 
-@pytest.fixture
-def small_probe(monkeypatch):
-    monkeypatch.setattr(probe_mod, "REFERENCES", SMALL)
+@pytest.fixture(scope="module")
+def small_refs():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(probe_mod, "REFERENCES", SMALL)
+        yield
+
+
+@pytest.fixture(scope="module")
+def probed(small_refs):
+    """One real probe of the small reference set (timed briefly), shared by the tests that need a profile."""
+    t0 = time.perf_counter()
+    prof = probe_mod.probe("onnxruntime", 1, 1, budget_s=0.02)
+    return prof, time.perf_counter() - t0
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +63,9 @@ def test_fit_recovers_a_line_and_clips_the_slope():
         probe_mod.fit_device_map(pred, pred, usable=np.arange(16) < 4)
 
 
-def test_probe_times_every_reference_and_round_trips(small_probe, tmp_path):
-    t0 = time.perf_counter()
-    prof = probe_mod.probe("onnxruntime", 1, 1, budget_s=0.05)
-    assert time.perf_counter() - t0 < 60
+def test_probe_times_every_reference_and_round_trips(probed, tmp_path):
+    prof, seconds = probed
+    assert seconds < 60
     assert [r["id"] for r in prof.references] == [f"{f}-{i}" for f, i in SMALL]
     assert all(r["latency_ms"] > 0 and r["graph"] for r in prof.references)
     assert prof.runtime == "onnxruntime" and prof.environment["runtime"] == "onnxruntime"
@@ -65,30 +74,24 @@ def test_probe_times_every_reference_and_round_trips(small_probe, tmp_path):
     assert back.latencies().tolist() == prof.latencies().tolist() and back.name == prof.name
 
 
-def _profile(tmp_path, shipped, scale: float):
-    """A profile whose reference latencies are ``scale`` times what the shipped predictor predicts for them."""
-    from nnformer.latency.onnx_graph import onnx_to_graph, export_onnx, to_compact
+def _profile(probed, shipped, scale: float):
+    """The probed profile, its reference latencies set to ``scale`` times what the shipped predictor predicts."""
+    import copy
 
-    p, _ = shipped
-    refs = []
-    for f, i in SMALL:
-        spec = sample(f, probe_mod.PROBE_SEED, i)
-        m = build(spec)
-        g, st = onnx_to_graph(export_onnx(m, zoo.example_input(m, spec.input_shape), None))
-        refs.append({"id": f"{f}-{i}", "latency_ms": 1.0, "spread": 0.0, "graph": to_compact(g, st)})
-    prof = probe_mod.DeviceProfile("onnxruntime", 1, 1, {"cpu": "Test CPU"}, refs, 1.0)
     from nnformer.latency.onnx_graph import from_compact, with_static
 
+    p, _ = shipped
+    refs = copy.deepcopy(probed[0].references)
     pred = p.predict([with_static(*from_compact(r["graph"])) for r in refs])
     for r, y in zip(refs, pred):
         r["latency_ms"] = float(scale * y)
-    return prof
+    return probe_mod.DeviceProfile("onnxruntime", 1, 1, {"cpu": "Test CPU"}, refs, 1.0)
 
 
-def test_predictions_follow_the_probed_device(small_probe, tmp_path, shipped):
+def test_predictions_follow_the_probed_device(probed, tmp_path, shipped):
     from nnformer.latency.predict import predict_latency
 
-    path = probe_mod.save_profile(_profile(tmp_path, shipped, 3.0), tmp_path / "dev.json")
+    path = probe_mod.save_profile(_profile(probed, shipped, 3.0), tmp_path / "dev.json")
     model = build(sample("resnet", 0, 1))
     base = predict_latency(model, (1, 3, 64, 64))
     on = predict_latency(model, (1, 3, 64, 64), device=path)
@@ -97,8 +100,8 @@ def test_predictions_follow_the_probed_device(small_probe, tmp_path, shipped):
     assert on.low < on.ms < on.high  # the interval moves with the prediction (and keeps its order)
 
 
-def test_bad_profiles_are_one_line_errors(small_probe, tmp_path, shipped):
-    good = probe_mod.save_profile(_profile(tmp_path, shipped, 1.0), tmp_path / "dev.json")
+def test_bad_profiles_are_one_line_errors(probed, tmp_path, shipped):
+    good = probe_mod.save_profile(_profile(probed, shipped, 1.0), tmp_path / "dev.json")
     d = json.loads(good.read_text())
     cases = {
         "missing.json": None,
@@ -125,11 +128,17 @@ def _error(path):
     return str(e.value)
 
 
-def test_cli_probe_show_predict(small_probe, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(probe_mod, "TIME_BUDGET_S", 0.05)
+def test_cli_probe_show_predict(probed, tmp_path, capsys, monkeypatch):
+    asked = []
+
+    def probe(runtime, threads, batch, **kw):  # the real probe is timed above; here, what the CLI does with it
+        asked.append((runtime, threads, batch))
+        return probed[0]
+
+    monkeypatch.setattr(probe_mod, "probe", probe)
     out = tmp_path / "dev.json"
     assert main(["device", "probe", "--out", str(out), "--quiet"]) == 0
-    assert "8 reference networks" in capsys.readouterr().out
+    assert "8 reference networks" in capsys.readouterr().out and asked == [("onnxruntime", 1, 1)]
     assert main(["device", "show", str(out)]) == 0
     assert "torch-lstm-2" in capsys.readouterr().out
     model = tmp_path / "m.onnx"
@@ -194,6 +203,7 @@ def test_measure_budget_cuts_runs_for_a_slow_model():
     assert len(calls) == 2 + 6  # no budget: exactly the counts given
 
 
+@pytest.mark.slow
 def test_zoo_torch_families_sample_build_and_export():
     from nnformer.latency.onnx_graph import export_onnx, onnx_to_graph
 
