@@ -108,10 +108,11 @@ def sample_order(n_total: int, seed: int) -> np.ndarray:
 
 
 def device_view(ms: np.ndarray, refs: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """(hardware embedding, mean, std) of a device from its latencies on the reference architectures."""
-    logs = np.log(ms[refs])
-    mean, std = float(logs.mean()), float(logs.std()) or 1.0
-    return ((logs - mean) / std).astype(np.float32), mean, std
+    """(hardware embedding, mean, std) of a device from its latencies on the reference architectures
+    (:func:`nnformer.latency.devices.embedding`)."""
+    from ..latency.devices import embedding
+
+    return embedding(ms[refs])
 
 
 def _pairs(space: DeviceLatencies, idx: np.ndarray, hw: np.ndarray, with_hw: bool = True) -> list[ArchGraph]:

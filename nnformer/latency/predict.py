@@ -67,12 +67,29 @@ def predict_graphs(p, label: str, converted, device=None) -> list[LatencyPredict
 
     ``device``: a :class:`~nnformer.latency.probe.DeviceProfile` (or the path of one): the milliseconds and the
     interval are put on that device by :func:`nnformer.latency.probe.conditioned`; ``None``: they are for the
-    device the predictor was trained on (:func:`trained_device`)."""
+    device the predictor was trained on (:func:`trained_device`). A predictor meta-trained over devices
+    (:func:`nnformer.latency.devices.meta_fit`) needs ``device`` and reads it through its hardware embedding (no
+    interval yet)."""
+    from .devices import KEY, predict_on
     from .onnx_graph import with_static
 
+    meta = KEY in p.header_
+    if meta and device is None:
+        raise NNFormerError(f"{label} predicts for a probed device: give a device profile (nnformer device probe "
+                            f"--out DEV.json, then --device DEV.json)")
+    if device is not None:
+        device = _profile(device)
+        for i, (_, s) in enumerate(converted):
+            if int(s.get("batch", 1)) != device.batch:
+                raise NNFormerError(f"model {i + 1} runs at batch {int(s.get('batch', 1))} but the device profile "
+                                    f"was probed at batch {device.batch}: probe with --batch "
+                                    f"{int(s.get('batch', 1))}, or export the model at batch {device.batch}")
     graphs = [with_static(g, s) for g, s in converted]
-    iv = p.header_.get("interval")
-    if iv:
+    iv = None if meta else p.header_.get("interval")
+    if meta:
+        pred = predict_on(p, graphs, device)
+        lo = hi = [None] * len(graphs)
+    elif iv:
         pred, lo, hi = p.predict_interval(graphs)
     else:
         pred = p.predict(graphs)
@@ -84,15 +101,25 @@ def predict_graphs(p, label: str, converted, device=None) -> list[LatencyPredict
             a = b = None
         out.append(LatencyPrediction(float(m), None if a is None else float(a), None if b is None else float(b),
                                      iv["level"] if iv else None, cov, label, trained_device(p)))
+    if meta:
+        import dataclasses
+
+        return [dataclasses.replace(r, device=device.name, probed=True) for r in out]
     return out if device is None else _on_device(p, out, device)
+
+
+def _profile(device):
+    from .probe import DeviceProfile, load_profile
+
+    return device if isinstance(device, DeviceProfile) else load_profile(device)
 
 
 def _on_device(p, predictions: list[LatencyPrediction], device) -> list[LatencyPrediction]:
     import dataclasses
 
-    from .probe import DeviceProfile, conditioned, load_profile
+    from .probe import conditioned
 
-    profile = device if isinstance(device, DeviceProfile) else load_profile(device)
+    profile = _profile(device)
     fit = conditioned(p, profile)
 
     def bounds(r):

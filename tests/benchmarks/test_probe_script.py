@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 
+@pytest.mark.slow
 def test_probe_script_scores_the_three_ways(tmp_path, monkeypatch):
     from benchmarks import probe
 

@@ -98,6 +98,8 @@ def test_predictions_follow_the_probed_device(probed, tmp_path, shipped):
     assert on.ms == pytest.approx(3.0 * base.ms, rel=1e-3) and on.probed and not base.probed
     assert on.device.startswith("Test CPU, onnxruntime 1 thread") and "ONNX Runtime" in base.device
     assert on.low < on.ms < on.high  # the interval moves with the prediction (and keeps its order)
+    with pytest.raises(NNFormerError, match="probed at batch 1"):  # a profile of another setting
+        predict_latency(model, (4, 3, 64, 64), device=path)
 
 
 def test_bad_profiles_are_one_line_errors(probed, tmp_path, shipped):
