@@ -8,7 +8,9 @@ of DIR is predicted three ways and scored against its measured latency:
 
 * `shipped`: the predictor as it is (milliseconds of the machine it was trained on);
 * `probe-scale`: times one factor, the median ratio measured / predicted over the probe's references;
-* `probe-line`: through the probe's line in log space (`nnformer predict --device`, docs/method.md section 11).
+* `probe-line`: through the probe's line in log space (`nnformer predict --device`, docs/method.md section 11);
+* `roofline`: no predictor: each operator's max(FLOPs / peak, bytes / bandwidth) plus an overhead per operator,
+  summed, the three constants fitted to the probe's references alone (`nnformer.baselines.Roofline`).
 
 Models whose operators or sizes the predictor does not know (its coverage verdict) are scored apart: the table has
 a row per method for the known models and for all. ``--test-of TRAIN_DIR``: score only the models of DIR that are
@@ -83,14 +85,21 @@ def main(argv=None) -> int:
         bounds = np.array([m.interval(*v) for v in zip(base, lo, hi)])
         return np.array([m.apply(v) for v in base]), bounds[:, 0], bounds[:, 1]
 
-    preds = {"shipped": (base, lo, hi), **{k: mapped(m) for k, m in maps.items()}}
+    from nnformer.baselines import Roofline
+    from nnformer.latency.onnx_graph import from_compact, node_costs
+
+    roof = Roofline().fit([node_costs(from_compact(r["graph"])[0]) for r in prof.references], prof.latencies())
+    nan = np.full(len(ms), np.nan)
+    preds = {"shipped": (base, lo, hi), **{k: mapped(m) for k, m in maps.items()},
+             "roofline": (roof.predict([node_costs(g) for g in graphs]), nan, nan)}
     lines, csv = [], ["method,models,n,mape,acc10,spearman,interval_coverage,interval_median_width"]
     for method, (pred, a, b) in preds.items():
         for which, mask in (("known", known), ("all", np.ones_like(known))):
             if not mask.any() or (which == "all" and mask.sum() == known.sum()):
                 continue
-            r = report(pred[mask], ms[mask], bounds=(a[mask], b[mask], level))
-            iv = r["interval"]
+            has = not np.isnan(a).all()
+            r = report(pred[mask], ms[mask], bounds=(a[mask], b[mask], level) if has else None)
+            iv = r.get("interval", {"coverage": float("nan"), "median_width_ratio": float("nan")})
             lines.append(f"| {method} | {which} | {r['n_test']} | {r['mape']:.2f} | {r['acc10']:.1f} | "
                          f"{r['spearman_test']:.4f} | {iv['coverage']:.0f} | {iv['median_width_ratio']:.2f} |")
             csv.append(f"{method},{which},{r['n_test']},{r['mape']:.4f},{r['acc10']:.2f},{r['spearman_test']:.5f},"

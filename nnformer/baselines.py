@@ -7,6 +7,8 @@
 * :class:`MLPRegressor`: an MLP on the one-hot ops and the flattened adjacency, padded to ``max_nodes``.
 * :class:`FlopsLinear`: no network: least squares of log latency on log static costs (FLOPs, parameters, memory
   traffic), what a FLOPs count can do once fitted to a device.
+* :class:`Roofline`: no network: each operator costs ``max(FLOPs / peak, bytes / bandwidth)`` plus a fixed
+  overhead, summed over the graph; the device's three constants fitted to a few measured networks (a probe).
 
 Zero-cost rankings (parameter count, FLOPs) live in :mod:`nnformer.zero_cost`.
 """
@@ -132,3 +134,44 @@ class FlopsLinear:
         x = np.asarray(log_costs, dtype=np.float64)
         x = x[:, None] if x.ndim == 1 else x
         return np.column_stack([x, np.ones(len(x))])
+
+
+class Roofline:
+    """Latency as a roofline sum: ``ms = sum over operators of max(flops / peak, bytes / bandwidth) + overhead``.
+
+    ``fit`` takes, per network, the arrays of its operators' FLOPs and bytes moved, and its measured latency; the
+    three constants (FLOPs and bytes per millisecond, milliseconds per operator) are fitted by least squares on log
+    latency, from a start at the median network. A handful of networks is enough: a device probe's references.
+
+    >>> import numpy as np
+    >>> nets = [(np.array([f, 1e3]), np.array([1e3, b])) for f, b in [(1e6, 1e3), (1e7, 1e3), (1e3, 1e8), (1e5, 1e7)]]
+    >>> ms = [max(f / 1e6, b / 1e5) + 1e-3 + max(1e3 / 1e6, 1e3 / 1e5) + 1e-3 for (f, _), (_, b) in nets]
+    >>> r = Roofline().fit(nets, ms)
+    >>> bool(np.allclose(r.predict(nets), ms, rtol=1e-3))
+    True
+    """
+
+    def fit(self, nets, y) -> "Roofline":
+        from scipy.optimize import least_squares
+
+        y = np.log(np.asarray(y, dtype=np.float64))
+        tot_f = np.array([f.sum() for f, _ in nets])
+        tot_b = np.array([b.sum() for _, b in nets])
+        n_ops = np.array([len(f) for f, _ in nets])
+        med = float(np.exp(np.median(y)))
+        x0 = np.log([np.median(tot_f) / med + 1.0, np.median(tot_b) / med + 1.0, med / np.median(n_ops) / 10])
+
+        def resid(theta):
+            return np.log(self._ms(nets, np.exp(theta)) + 1e-12) - y
+
+        self.constants_ = np.exp(least_squares(resid, x0, method="trf").x)
+        return self
+
+    def predict(self, nets) -> np.ndarray:
+        return self._ms(nets, self.constants_)
+
+    @staticmethod
+    def _ms(nets, constants) -> np.ndarray:
+        peak, bandwidth, overhead = constants
+        return np.array([np.maximum(f / peak, b / bandwidth).sum() + overhead * len(f) for f, b in nets])
+

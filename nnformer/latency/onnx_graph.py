@@ -372,6 +372,13 @@ def with_static(graph: ArchGraph, static: dict) -> ArchGraph:
     return ArchGraph(graph.ops, graph.adj, graph.features, graph.depth, static_vector(static))
 
 
+def node_costs(graph: ArchGraph) -> tuple[np.ndarray, np.ndarray]:
+    """``(FLOPs, bytes moved)`` of each operator of a converted graph (from its ``log_flops`` and ``log_mem``
+    features; the virtual input and output nodes cost 0): what :class:`nnformer.baselines.Roofline` sums."""
+    f = np.asarray(graph.features, dtype=np.float64)
+    return (np.expm1(f[:, FEATURE_NAMES.index("log_flops")]), np.expm1(f[:, FEATURE_NAMES.index("log_mem")]))
+
+
 def to_compact(graph: ArchGraph, static: dict | None = None, digits: int = 4) -> dict:
     """A small JSON-serialisable form: :meth:`ArchGraph.to_dict <nnformer.graph.ArchGraph.to_dict>` (an edge list,
     features rounded to ``digits`` decimals: raw attributes are integers, log features need no more) plus the
