@@ -156,14 +156,14 @@ def _openvino_runner(onnx_model, threads: int, batch: int | None):
             model = core.read_model(model=bytes(onnx_model), weights=b"")
         else:
             model = core.read_model(os.fspath(onnx_model))
-        shapes = {}
+        shapes = []  # by position: a tensor may carry several names, and get_any_name picks any of them
         for inp in model.inputs:
             ps = inp.get_partial_shape()
             dims = [d.get_length() if d.is_static else (int(batch or 1) if i == 0 else -1) for i, d in enumerate(ps)]
             if -1 in dims:
                 raise OnnxError(f"input {inp.get_any_name()!r} has a dynamic dimension; export it with a static shape")
-            shapes[inp.get_any_name()] = dims
-        model.reshape({k: ov.PartialShape(v) for k, v in shapes.items()})
+            shapes.append(dims)
+        model.reshape({inp: ov.PartialShape(dims) for inp, dims in zip(model.inputs, shapes)})
         compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": int(threads),
                                                      "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1})
     except OnnxError:
@@ -171,11 +171,10 @@ def _openvino_runner(onnx_model, threads: int, batch: int | None):
     except Exception as e:  # noqa: BLE001 - OpenVINO raises RuntimeError and its own classes
         raise OnnxError(f"OpenVINO cannot load the model: {one_line(e)}") from None
     rng = np.random.default_rng(0)
-    inputs = {}
-    for inp in compiled.inputs:
+    inputs = []
+    for inp, shape in zip(compiled.inputs, shapes):
         dtype = inp.get_element_type().to_dtype()
-        shape = shapes[inp.get_any_name()]
-        inputs[inp.get_any_name()] = (rng.standard_normal(shape).astype(dtype) if np.issubdtype(dtype, np.floating)
-                                      else np.zeros(shape, dtype=dtype))
+        inputs.append(rng.standard_normal(shape).astype(dtype) if np.issubdtype(dtype, np.floating)
+                      else np.zeros(shape, dtype=dtype))
     request = compiled.create_infer_request()
     return _checked(lambda: request.infer(inputs), "OpenVINO")
