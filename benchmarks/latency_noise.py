@@ -211,11 +211,19 @@ def main() -> None:
         rows.append(f"| {f} | {len(lat)} | {lat.min():.2f} / {np.median(lat):.2f} / {lat.max():.2f} | "
                     f"{np.median(sp) * 100:.2f}% |")
     env = meta["environment"]
+
+    def runtime_line(env: dict) -> str:
+        rt = env.get("runtime", "onnxruntime")
+        what = {"onnxruntime": f"ONNX Runtime {env.get('onnxruntime')} (CPUExecutionProvider",
+                "openvino": f"OpenVINO {env.get('openvino')} (CPU", "torch": f"PyTorch {env.get('torch')} eager ("}[rt]
+        libs = ", ".join(f"{k} {env[k]}" for k in ("torch", "timm", "transformers") if k in env)
+        return f"{what}, {env['threads']} intra-op thread), batch {env['batch']}; models built with {libs}"
+
     repeat = remeasure(root, meta, ok, args.remeasure) if args.remeasure else ""
     text = f"""# Latency dataset: {root.name}
 
-Measured with `{made_by}` on {env['cpu']} ({env['cpu_count']} cores), ONNX Runtime {env['onnxruntime']}
-(CPUExecutionProvider, {env['threads']} intra-op thread), batch {env['batch']}; settings {meta['settings']}.
+Measured with `{made_by}` on {env['cpu']} ({env['cpu_count']} cores), {runtime_line(env)};
+settings {meta['settings']}.
 Files: `graphs.jsonl.gz` (gzip, one compact ArchGraph + model spec per line; no weights), `latency.jsonl` (median latency,
 round medians, spread, FLOPs/params per model), `meta.json` (environment). Rerunning the profile command with a
 larger `--per-family` extends it without re-measuring.
