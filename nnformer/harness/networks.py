@@ -146,7 +146,7 @@ def write_tables(records: list[dict], out_base: Path, command: str, notes: str =
                                else 0.0, len(per_seed), complete)
         summary[protocol] = {"methods": methods, "families": families, "cells": cell}
         title = ("In-domain (per family the first 90% train one predictor, the last 10% test)" if protocol ==
-                 "in-domain" else "Out of domain (train on nine families, test on the held-out one)")
+                 "in-domain" else "Out of domain (train on every other family, test on the held-out one)")
         lines += [f"## {title}: MAPE % (mean ± std over seeds)", "",
                   "| method | " + " | ".join(families) + " | mean over families | paper (NNLQ) |",
                   "|---|" + "---|" * (len(families) + 2)]
