@@ -98,13 +98,15 @@ class EncodedGraphs:
                           torch.from_numpy(self.sizes[idx]), torch.from_numpy(self.depth[idx]), f, s)
 
     def batches(self, batch_size: int, bucket: bool = True, generator: torch.Generator | None = None,
-                drop_last: bool = False, size_sorted: bool = False) -> list[np.ndarray]:
+                drop_last: bool = False, size_sorted: bool = False, max_cells: int = 0) -> list[np.ndarray]:
         """Index arrays of the batches of one epoch.
 
         ``bucket=True`` groups graphs of equal size (no padding, as the released code does); ``size_sorted=True``
         cuts the graphs, ordered by size, into batches of neighbouring sizes (little padding, full batches: for
         whole networks, whose sizes rarely repeat); with a generator the order inside each bucket (among equal
-        sizes) and the order of the batches are shuffled.
+        sizes) and the order of the batches are shuffled. ``max_cells > 0`` (with ``size_sorted``): a batch also
+        ends before ``graphs x largest size^2`` would pass ``max_cells`` (the attention's cells: the memory and time
+        of a step), so large graphs come a few at a time (at least one).
         """
         order = np.arange(self.n)
         if generator is not None:
@@ -113,7 +115,18 @@ class EncodedGraphs:
             groups = [order[np.argsort(self.sizes[order], kind="stable")]]
         else:
             groups = [order[self.sizes[order] == s] for s in np.unique(self.sizes)] if bucket else [order]
-        out = [g[i:i + batch_size] for g in groups for i in range(0, len(g), batch_size)]
+        if size_sorted and max_cells > 0:
+            out = []
+            for g in groups:
+                start = 0
+                for i in range(1, len(g) + 1):
+                    n = int(self.sizes[g[i - 1]])  # sorted ascending: the last graph is the largest
+                    if i - start > 1 and ((i - start) * n * n > max_cells or i - start > batch_size):
+                        out.append(g[start:i - 1])
+                        start = i - 1
+                out.append(g[start:])
+        else:
+            out = [g[i:i + batch_size] for g in groups for i in range(0, len(g), batch_size)]
         if drop_last:
             out = [b for b in out if len(b) == batch_size] or out[:1]
         if generator is not None:

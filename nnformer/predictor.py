@@ -194,7 +194,8 @@ class Predictor:
                 what = "graph" if field == "n_graph_features" else "node"
                 raise RecipeError(f"the network reads {want} {what} features, the graphs carry {width}")
         model_cfg, train_cfg = plan.configs(len(data.batches(plan.train.batch_size, plan.train.bucket,
-                                                             size_sorted=plan.train.size_sorted)))
+                                                             size_sorted=plan.train.size_sorted,
+                                                             max_cells=plan.train.max_cells)))
         try:
             data.vocab.check_width(getattr(model_cfg, "n_op_types", data.vocab.width))
         except ValueError as e:
@@ -264,7 +265,7 @@ class Predictor:
         data = self.encode(graphs)
         self._check_graph_features(data)
         tc = self.train_config_
-        per_epoch = len(data.batches(tc.batch_size, tc.bucket, size_sorted=tc.size_sorted))
+        per_epoch = len(data.batches(tc.batch_size, tc.bucket, size_sorted=tc.size_sorted, max_cells=tc.max_cells))
         epochs = math.ceil(steps / per_epoch)
         device = str(next(self.network_.parameters()).device)
         cfg = dataclasses.replace(tc, epochs=epochs, lr=float(lr or tc.lr), warmup=0.0, select="last",

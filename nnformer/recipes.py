@@ -223,9 +223,11 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({
                      tiers=(Tier(400, {"mlp_ratio": 2.0, "steps": 1875}), Tier(700, {"steps": 3000}))),
     # whole networks (ONNX graphs of 20-300 operators): the `efficient` network with the hidden layer of `scaled`,
     # batches of 32 graphs of neighbouring sizes (a step over ~100-node graphs costs ~40x one over 8-node cells),
-    # 1,500 steps
+    # graphs above 256 nodes fewer a batch (32 x 256^2 attention cells at most: 32 graphs of 1,767 nodes took
+    # 19 GB and were killed on a 24 GB host), 1,500 steps
     "networks": Recipe("networks", model=NNFormerConfig(n_layers=4, dim=96, mlp_ratio=2.0),
-                       train=TrainConfig(lr=1e-3, w_cons=0.0, batch_size=32, bucket=False, size_sorted=True),
+                       train=TrainConfig(lr=1e-3, w_cons=0.0, batch_size=32, bucket=False, size_sorted=True,
+                                         max_cells=32 * 256 * 256),
                        steps=1500),
 })
 DEFAULT_RECIPE = "scaled"

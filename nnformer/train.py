@@ -44,6 +44,7 @@ class TrainConfig:
     w_cons: float = 1.0  # dropout-consistency L1 term (0 switches the consistency copy off)
     bucket: bool = True  # batches of equal-size graphs
     size_sorted: bool = False  # batches of neighbouring sizes (whole networks: sizes rarely repeat); over bucket
+    max_cells: int = 0  # size_sorted: at most graphs x nodes^2 per batch (0: no cap); large graphs come fewer a batch
     eval_every: int = 5  # epochs between validations (and checkpoints)
     select: str = "best_val"  # keep the EMA weights of the best validation tau, or the "last" ones
     seed: int = 0
@@ -64,6 +65,7 @@ class TrainConfig:
                   ("select", self.select in ("best_val", "last"), "'best_val' or 'last'"),
                   ("loss", self.loss in ("mse", "relative"), "'mse' or 'relative'"),
                   ("relative_scale", self.relative_scale > 0, "positive"),
+                  ("max_cells", self.max_cells >= 0, "non-negative"),
                   # NumPy's generators refuse a negative seed, torch's one beyond 64 bits
                   ("seed", 0 <= self.seed < 2**62, "in [0, 2**62)")]
         for name, ok, want in checks:
@@ -272,7 +274,8 @@ def _train_epoch(run: _Run, cfg: TrainConfig, train: EncodedGraphs, y_all: torch
     """One epoch of optimizer steps; returns the last step's loss terms."""
     run.model.train()
     last = {}
-    for idx in train.batches(cfg.batch_size, cfg.bucket, generator=run.gen, size_sorted=cfg.size_sorted):
+    for idx in train.batches(cfg.batch_size, cfg.bucket, generator=run.gen, size_sorted=cfg.size_sorted,
+                             max_cells=cfg.max_cells):
         idx = shard(idx, world, rank)
         batch = train.batch(idx).to(cfg.device)
         y = y_all[idx].to(cfg.device)
@@ -351,7 +354,8 @@ def _fit(model_cfg, cfg, train, y_train, val, y_val, checkpoint, progress, on_ev
         run.model.load_state_dict(init_state)
         run.ema.load_state_dict(init_state)
     y_all = torch.as_tensor(np.asarray(y_train), dtype=torch.float32)
-    total = cfg.epochs * len(train.batches(cfg.batch_size, cfg.bucket, size_sorted=cfg.size_sorted))
+    total = cfg.epochs * len(train.batches(cfg.batch_size, cfg.bucket, size_sorted=cfg.size_sorted,
+                                           max_cells=cfg.max_cells))
     ck_path = Path(checkpoint) if checkpoint else None
     if ck_path is not None:
         remove_stale_temporaries(ck_path)

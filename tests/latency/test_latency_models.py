@@ -183,6 +183,22 @@ def test_size_sorted_batches_cover_every_graph_once_with_neighbouring_sizes():
     assert all(hi <= lo2 for (_, hi), (lo2, _) in zip(spans, spans[1:]))  # batches do not interleave sizes
 
 
+def test_a_cell_budget_splits_batches_of_large_graphs():
+    """With ``max_cells``, no batch holds more than ``max_cells`` attention cells unless it is a single graph, small
+    graphs still fill whole batches, and every graph comes exactly once."""
+    sizes = [3, 4, 4, 5, 5, 6, 20, 22, 30, 40, 41, 60]
+    gs = [ArchGraph(["input"] + ["nor_conv_3x3"] * (k - 2) + ["output"], np.eye(k, k=1)) for k in sizes]
+    data = EncodedGraphs(gs, NB201)
+    bs = data.batches(4, bucket=False, generator=torch.Generator().manual_seed(0), size_sorted=True,
+                      max_cells=4 * 10 * 10)
+    assert sorted(np.concatenate(bs).tolist()) == list(range(len(sizes)))
+    for b in bs:
+        big = max(sizes[i] for i in b)
+        assert len(b) <= 4 and (len(b) == 1 or len(b) * big * big <= 400), [sizes[i] for i in b]
+    assert any(len(b) == 4 for b in bs)  # the small graphs still make full batches
+    assert len(data.batches(4, bucket=False, size_sorted=True)) < len(bs)  # the budget made more batches
+
+
 def test_family_splits():
     fam = ["a"] * 10 + ["b"] * 20
     idx = list(range(10)) + list(range(20))[::-1]
