@@ -6,7 +6,7 @@ DIR is a latency dataset measured on the device (`nnformer profile ... --out DIR
 same device (`nnformer device probe --out DEV.json`, same host, runtime, threads and batch: checked). Every model
 of DIR is predicted three ways and scored against its measured latency:
 
-* `shipped`: the predictor as it is (milliseconds of the machine it was trained on);
+* `as-is`: the predictor as it is (milliseconds of the machine it was trained on);
 * `probe-scale`: times one factor, the median ratio measured / predicted over the probe's references;
 * `probe-line`: through the probe's line in log space (`nnformer predict --device`, docs/method.md section 11);
 * `roofline`: no predictor: each operator's max(FLOPs / peak, bytes / bandwidth) plus an overhead per operator,
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
 
     roof = Roofline().fit([node_costs(from_compact(r["graph"])[0]) for r in prof.references], prof.latencies())
     nan = np.full(len(ms), np.nan)
-    preds = {"shipped": (base, lo, hi), **{k: mapped(m) for k, m in maps.items()},
+    preds = {"as-is": (base, lo, hi), **{k: mapped(m) for k, m in maps.items()},
              "roofline": (roof.predict([node_costs(g) for g in graphs]), nan, nan)}
     lines, csv = [], ["method,models,n,mape,acc10,spearman,interval_coverage,interval_median_width"]
     for method, (pred, a, b) in preds.items():
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     name = args.name or Path(args.data).name
     OUT.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5, 5))
-    for method, mk in (("shipped", "x"), ("probe-line", "o")):
+    for method, mk in (("as-is", "x"), ("probe-line", "o")):
         ax.scatter(ms, preds[method][0], s=8, marker=mk, label=method)
     lim = [min(ms.min(), base.min()) * 0.8, max(ms.max(), base.max()) * 1.25]
     ax.plot(lim, lim, "k--", lw=0.8)
