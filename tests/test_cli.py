@@ -110,6 +110,7 @@ def test_train_evaluate_predict_end_to_end(data_dir, tmp_path, capsys):
     assert unit == "%" and float(value) == pytest.approx(np.load(out / "predictions.npy")[1], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_train_steps_sets_the_epochs_from_the_batches(data_dir, tmp_path):
     # 60 cells in mixed-size batches of 128 (efficient) = 1 step per epoch; of 16 = 4 steps per epoch
     # (and mlp_ratio overrides the recipe's hidden width: 4 x dim below N=400 under scaled)
@@ -135,6 +136,7 @@ def test_data_verify_reports_tampering(data_dir, tmp_path):
     assert r.returncode == 2 and "altered" in r.stdout
 
 
+@pytest.mark.slow
 def test_score_streams_whole_spaces(data_dir, tmp_path):
     import csv
 

@@ -101,6 +101,7 @@ def test_bad_output_paths_are_refused_before_any_work(args, needle, places, chec
 
 # ---------------------------------------------------------------------------------------------- altered inputs
 
+@pytest.mark.slow
 def test_an_altered_data_file_is_caught_even_with_a_converted_table_cached(data_dir, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(data_dir / "nasbench201", data / "nasbench201")

@@ -253,6 +253,7 @@ def test_latency_constrained_search_cli(data_dir, tmp_path, capsys):
     assert main(["reproduce", "search", "--max-latency", "abacus:3", "--out", str(tmp_path), "--quiet"]) == 2
 
 
+@pytest.mark.slow
 def test_reproduce_search_under_a_latency_budget_writes_its_own_table(data_dir, tmp_path):
     argv = ["reproduce", "search", "--methods", "random,evolution", "--seeds", "2", "--queries", "25",
             "--datasets", "cifar10", "--max-latency", "fpga:3", "--out", str(tmp_path), "--data-dir", str(data_dir),

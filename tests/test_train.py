@@ -231,6 +231,7 @@ def test_train_config_refuses_impossible_settings(kw, needle):
         TrainConfig(**kw)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_training_like_ctrl_c_and_keeps_the_checkpoint(tmp_path, data_dir):
     """SIGTERM (a scheduler's stop) ends `nnformer train` as Ctrl-C does: exit 130, the progress bar closed before
     one last line, the last checkpoint kept for the rerun, no predictor written."""

@@ -34,6 +34,7 @@ def test_help_latency_set_calibrates_apart_from_the_test(data_dir):
         latency_training_set("help-nb201:fpga", n_train=1, data_dir=data_dir)
 
 
+@pytest.mark.slow
 def test_a_dataset_directory_splits_per_family_and_scores_each():
     ts = latency_training_set(str(REPO_DATASET))
     assert ts.record["split"] == "family-80/10/10" and len(ts.record["families"]) == 10

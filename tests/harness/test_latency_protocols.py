@@ -54,6 +54,7 @@ def test_jobs_and_targets():
     assert any("fpga: 0.980 vs FLOPs 0.938" in ln and "**met**" in ln for ln in lines)
 
 
+@pytest.mark.slow
 def test_fewshot_sweep_runs_stores_and_resumes(data_dir, tmp_path, monkeypatch, capsys):
     args = ["reproduce", "fewshot", "--devices", "fpga", "--ns", "10,12", "--seeds", "1", "--methods",
             "nnformer-hw,nnformer-hw-ft,flops-linear,flops", "--set", "steps=3", "--set", "n_layers=1",

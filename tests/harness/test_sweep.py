@@ -15,6 +15,7 @@ TINY_SETTINGS = {"n_layers": "1", "dim": "16", "epochs": "3"}
 TAG = f"{DEFAULT_RECIPE}-dim16-epochs3-nlayers1"
 
 
+@pytest.mark.slow
 def test_sweep_stores_resumes_and_writes_tables(data_dir, tmp_path, monkeypatch, capsys):
     args = ["reproduce", "accuracy", "--space", "nb201", "--methods", "nnformer,mlp", "--ns", "40,80", "--seeds", "2",
             "--out", str(tmp_path), "--data-dir", str(data_dir), "--quiet", "--threads", "1", *TINY]
@@ -57,6 +58,7 @@ def test_sweep_stores_resumes_and_writes_tables(data_dir, tmp_path, monkeypatch,
     assert len(sweep.stored_runs(d)) == 7
 
 
+@pytest.mark.slow
 def test_a_torn_last_line_is_skipped_and_rerun(data_dir, tmp_path):
     args = ["reproduce", "accuracy", "--space", "nb201", "--methods", "mlp", "--ns", "40", "--seeds", "2",
             "--out", str(tmp_path), "--data-dir", str(data_dir), "--quiet", "--threads", "1", *TINY]
@@ -108,6 +110,7 @@ def test_a_run_trains_through_the_predictor_as_a_user_would(data_dir):
     assert kendall_tau(p.predict(space.graphs), space.test_labels["test"]) == rec["tau_test"]
 
 
+@pytest.mark.slow
 def test_worker_rebuilds_space_and_returns_the_record(data_dir, monkeypatch):
     """What a worker process does: rebuild the space from its source once, then run jobs against it."""
     from functools import partial
@@ -141,6 +144,7 @@ def test_findings_pair_runs_by_seed_and_compare_with_the_paper():
     assert "N=1563 (paper 0.890): not run yet" in paper[1]
 
 
+@pytest.mark.slow
 def test_quick_runs_the_core_methods_unless_told_otherwise(data_dir, tmp_path, monkeypatch):
     grids = []
 

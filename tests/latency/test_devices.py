@@ -38,6 +38,7 @@ def meta():
     return p, graphs[80:], refs
 
 
+@pytest.mark.slow
 def test_a_device_twice_as_slow_gets_twice_the_milliseconds(meta):
     p, test, refs = meta
     a = devices.predict_on(p, test, refs)
@@ -46,6 +47,7 @@ def test_a_device_twice_as_slow_gets_twice_the_milliseconds(meta):
     assert p.header_[devices.KEY]["devices"] == 2
 
 
+@pytest.mark.slow
 def test_predict_on_refuses_what_does_not_fit(meta, tmp_path):
     p, test, refs = meta
     with pytest.raises(NNFormerError, match="16 reference networks"):
@@ -61,6 +63,7 @@ def test_predict_on_refuses_what_does_not_fit(meta, tmp_path):
         devices.predict_on(shipped, test, refs)
 
 
+@pytest.mark.slow
 def test_predict_latency_reads_the_profile_through_the_embedding(meta, tmp_path):
     from nnformer.latency.families import build, sample
     from nnformer.latency.predict import predict_latency

@@ -23,6 +23,7 @@ def test_log_target_round_trips_and_refuses_non_positive_labels():
     assert Target.for_labels("accuracy", np.array([50.0, 90.0])).factor == 0.01
 
 
+@pytest.mark.slow
 def test_a_latency_predictor_learns_and_answers_in_milliseconds(tmp_path):
     p = Predictor(task="latency", settings={"n_layers": 1, "dim": 32, "steps": 1000, "lr": 3e-3}, progress=False)
     p.fit(GRAPHS[:150], LAT[:150])
@@ -58,6 +59,7 @@ def test_help_latency_is_aligned_with_the_nb201_index(data_dir):
         load_help_latency("nb201", "tpu", data_dir)
 
 
+@pytest.mark.slow
 def test_latency_sweep_stores_runs_and_writes_its_table(data_dir, tmp_path):
     from nnformer.cli import main
     from nnformer.harness import sweep
@@ -76,6 +78,7 @@ def test_latency_sweep_stores_runs_and_writes_its_table(data_dir, tmp_path):
     assert (tmp_path / "help-nb201" / "scaled-steps20" / "table_mape.png").stat().st_size > 5000
 
 
+@pytest.mark.slow
 def test_static_ablations_switch_only_masks_and_ffn_and_run_in_a_sweep(data_dir, tmp_path):
     from nnformer.cli import main
     from nnformer.harness import methods as hm
