@@ -2,6 +2,7 @@
 
     nnformer predict --torch examples.models:resnet18 --input-shape 1,3,224,224
     nnformer predict --torch examples.models:vit_block --input-shape 1,197,384
+    nnformer predict --torch examples.models:convmixer --input-shape 1,3,224,224
 """
 
 import torch
@@ -38,3 +39,27 @@ class ViTBlock(nn.Module):
 
 def vit_block() -> nn.Module:
     return ViTBlock()
+
+
+class _Residual(nn.Module):
+    def __init__(self, body: nn.Module):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def convmixer(dim: int = 256, depth: int = 8, kernel: int = 9, patch: int = 7, classes: int = 1000) -> nn.Module:
+    """ConvMixer-256/8 (Trockman & Kolter, 2022): a patch embedding, then per block a depthwise convolution with a
+    residual and a pointwise one, GELU and BatchNorm throughout. A family that none of the project's latency
+    datasets holds (neither the hand-written families nor the model zoo)."""
+
+    def act(c):
+        return [nn.GELU(), nn.BatchNorm2d(c)]
+
+    blocks = [nn.Sequential(_Residual(nn.Sequential(nn.Conv2d(dim, dim, kernel, groups=dim, padding=kernel // 2),
+                                                    *act(dim))),
+                            nn.Conv2d(dim, dim, 1), *act(dim)) for _ in range(depth)]
+    return nn.Sequential(nn.Conv2d(3, dim, patch, stride=patch), *act(dim), *blocks, nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(dim, classes)).eval()

@@ -9,6 +9,8 @@
   traffic), what a FLOPs count can do once fitted to a device.
 * :class:`Roofline`: no network: each operator costs ``max(FLOPs / peak, bytes / bandwidth)`` plus a fixed
   overhead, summed over the graph; the device's three constants fitted to a few measured networks (a probe).
+* :class:`OperatorSum`: no network: a cost per operator type (constant, per FLOP, per byte), summed over the graph
+  (nn-Meter's kernel sum), fitted on measured networks.
 
 Zero-cost rankings (parameter count, FLOPs) live in :mod:`nnformer.zero_cost`.
 """
@@ -175,3 +177,59 @@ class Roofline:
         peak, bandwidth, overhead = constants
         return np.array([np.maximum(f / peak, b / bandwidth).sum() + overhead * len(f) for f, b in nets])
 
+
+
+class OperatorSum:
+    """Latency as a sum of per-operator costs: ``ms = sum over operators of (t_op + f_op * FLOPs + b_op * bytes)``,
+    one non-negative triple per operator type, fitted on measured networks.
+
+    nn-Meter's kernel-sum idea, with each operator type's cost learnt from whole networks' latencies (non-negative
+    least squares on relative error) instead of micro-benchmarks of single kernels. An operator type the fit never
+    met costs what one shared triple, fitted alongside over all operators, says. ``fit`` and ``predict`` take, per
+    network, ``(op types, FLOPs, bytes)`` of its operators (:func:`nnformer.latency.onnx_graph.node_costs`).
+
+    >>> import numpy as np
+    >>> nets = [(["conv"] * k + ["add"] * j, np.r_[np.full(k, 2e6), np.zeros(j)], np.full(k + j, 1e3))
+    ...         for k, j in [(1, 1), (2, 5), (4, 2), (3, 3), (5, 0)]]
+    >>> ms = [1e-6 * f.sum() + 0.01 * j for (ops, f, _), j in zip(nets, [1, 5, 2, 3, 0])]
+    >>> r = OperatorSum().fit(nets, ms)
+    >>> bool(np.allclose(r.predict(nets), ms, rtol=1e-3))
+    True
+    """
+
+    def fit(self, nets, y) -> "OperatorSum":
+        from scipy.optimize import nnls
+
+        y = np.asarray(y, dtype=np.float64)
+        self.types_ = sorted({t for ops, _, _ in nets for t in ops})
+        shared = self._columns(nets, [None])
+        typed = self._columns(nets, self.types_)
+        self.shared_ = self._nnls(nnls, shared, y)
+        self.coef_ = self._nnls(nnls, typed, y)
+        return self
+
+    def predict(self, nets) -> np.ndarray:
+        known = set(self.types_)
+        typed = self._columns(nets, self.types_) @ self.coef_
+        unknown = self._columns([(["?"] * int(np.sum(m := [t not in known for t in ops])),
+                                  np.asarray(f)[m], np.asarray(b)[m]) for ops, f, b in nets], [None])
+        return typed + unknown @ self.shared_
+
+    @staticmethod
+    def _nnls(nnls, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        scale = np.maximum(np.abs(x).max(axis=0), 1e-300)  # columns of one magnitude; rows on relative error
+        w, _ = nnls(x / scale / y[:, None], np.ones_like(y), maxiter=50 * x.shape[1])
+        return w / scale
+
+    @staticmethod
+    def _columns(nets, types) -> np.ndarray:
+        """Per network and type: operator count, summed FLOPs, summed bytes (``None``: all operators)."""
+        out = np.zeros((len(nets), 3 * len(types)))
+        col = {t: 3 * k for k, t in enumerate(types)}
+        for i, (ops, f, b) in enumerate(nets):
+            f, b = np.asarray(f, dtype=np.float64), np.asarray(b, dtype=np.float64)
+            for k, t in enumerate(ops):
+                c = col.get(None if None in col else t)
+                if c is not None:
+                    out[i, c:c + 3] += (1.0, f[k], b[k])
+        return out

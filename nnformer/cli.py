@@ -300,6 +300,10 @@ def cmd_predictors(args) -> int:
         m = e.metrics
         held = (f"MAPE {m['mape']:g}%, Acc(10%) {m['acc10']:g}, Spearman {m['spearman']:g} on {m['n_test']:,} "
                 f"models" if {"mape", "acc10", "spearman", "n_test"} <= set(m) else json.dumps(m))
+        if "held_out_devices" in m:  # meta-trained over devices: each device predicted from its probe alone
+            held = "; ".join(f"{d} MAPE {v['mape']:g}%, Acc(10%) {v['acc10']:g}, Spearman {v['spearman']:g}"
+                             + (f", interval holds {v['interval_coverage']:g}%" if "interval_coverage" in v else "")
+                             for d, v in m["held_out_devices"].items()) + f" ({m['table']})"
         if "interval_coverage" in m:
             held += f"; the {100 * m['interval_level']:g}% interval holds {m['interval_coverage']:g}% of them"
         default = " (default for ONNX models)" if e.name == shipped.DEFAULT_LATENCY else ""
@@ -557,16 +561,18 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Runs the TNASP protocol for every method x N x seed, storing each result "
                                    "as it finishes (a rerun skips what is done), then writes Markdown/CSV/JSON "
                                    "tables and a tau-vs-N plot.")
-    r.add_argument("task", choices=["accuracy", "latency", "fewshot", "networks", "search"],
+    r.add_argument("task", choices=["accuracy", "latency", "fewshot", "networks", "devices", "search"],
                    help="accuracy: the TNASP tables on NB201/NB101; latency: HELP's NB201 devices, N random cells "
                         "train, the rest test (MAPE, Acc(10%%), Acc(5%%), tau, Spearman); fewshot: HELP's "
                         "cross-device protocol (meta-train on other devices, N=10,20,100 samples of the new one); "
                         "networks: NNLQ's in-domain and out-of-domain protocols on a latency dataset directory "
-                        "(--data); search: predictor-guided search against random search and regularised evolution "
+                        "(--data); devices: leave one device out (--data DIR1,DIR2,...: latency datasets of several "
+                        "device settings, each with its probe.json); search: predictor-guided search against random search and regularised evolution "
                         "(--datasets, --queries, --seeds)")
     r.add_argument("--datasets", help="search on nb201: comma-separated cifar10,cifar100,imagenet16 (default all)")
     r.add_argument("--queries", type=positive_int, default=150, help="search: queries per search (default 150)")
-    r.add_argument("--data", metavar="DIR", help="networks: the latency dataset directory (nnformer profile --out)")
+    r.add_argument("--data", metavar="DIR", help="networks: the latency dataset directory (nnformer profile --out); "
+                                                 "devices: several, comma-separated, each with DIR/probe.json")
     r.add_argument("--protocols", help="networks: in-domain,ood (default both)")
     _add_correct_drift(r)
     r.add_argument("--families", help="networks, ood: the held-out families to run (default: every family)")
@@ -585,7 +591,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "10,20,100 target samples)")
     r.add_argument("--devices", help="latency, fewshot: comma-separated HELP devices (default: titan_rtx_256,"
                                      "gold_6226,fpga,"
-                                     "pixel2, HELP's test devices that the data holds)")
+                                     "pixel2, HELP's test devices that the data holds); devices: the devices to "
+                                     "hold out, by dataset folder name (default: each)")
     r.add_argument("--seeds", type=int_at_least(1, 1000), default=3, help="seeds per cell (default 3)")
     r.add_argument("--quick", action="store_true", help="one seed, two N, no ablations (about 6 min on 2 cores "
                                                         "with --jobs 2)")

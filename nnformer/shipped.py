@@ -128,8 +128,12 @@ def publish(predictor, name: str, version: str, *, description: str, device: str
     from .io import sha256_of
     from .predictor import CONFIG_FILE, WEIGHTS_FILE
 
+    from .latency.devices import KEY
+
     root = root or ROOT
-    entry = Entry(name, version, predictor.task, description, device, runtime, data, metrics, {}, command,
+    # a predictor meta-trained over devices learns z-scored log latency (task "score") but predicts milliseconds
+    task = "latency" if KEY in predictor.header_ else predictor.task
+    entry = Entry(name, version, task, description, device, runtime, data, metrics, {}, command,
                   dict(extra or {}))
     where = entry.path(root)
     predictor.save(where, card={"name": name, "version": version, "description": description})

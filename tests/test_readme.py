@@ -59,3 +59,43 @@ def test_readme_names_what_the_commands_write(capsys):
     assert "`checkpoint.pt`" in main_job and "resumes" in main_job
     assert "--torch path/to/models.py:" in text
     assert main(["predict", "--help"]) == 0 and "path/to/models.py:" in capsys.readouterr().out
+
+
+def readme_device_commands() -> tuple[list[str], str]:
+    """The README's shell example of a probed device: its ``$ nnformer ...`` commands and the lines it shows."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Latency of your own model"):]
+    block = next(b for b in re.findall(r"```\n(.*?)```", section, re.S) if "nnformer device probe" in b)
+    commands = [ln[2:].split("  #")[0].strip() for ln in block.splitlines() if ln.startswith("$ ")]
+    return commands, block
+
+
+@pytest.mark.slow
+def test_readme_device_example_runs_on_a_family_never_trained_on(tmp_path):
+    """From the README as written: probe this machine, then predict a model of a family in none of the shipped
+    predictor's training data, for the probed device; the output has the README's shape."""
+    import os
+    import shlex
+
+    commands, block = readme_device_commands()
+    assert [c.split()[:3] for c in commands] == [["nnformer", "device", "probe"], ["nnformer", "predict", "--torch"]]
+    probe_out = commands[0].split("--out")[1].split()[0]
+    assert f"--device {probe_out}" in commands[1] and "examples.models:convmixer" in commands[1]
+    from nnformer.latency.families import FAMILIES
+
+    assert not [f for f in FAMILIES if "mixer" in f and "conv" in f]  # no dataset of the project has ConvMixers
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    outputs = []
+    for c in commands:
+        argv = [sys.executable, "-m", "nnformer", *shlex.split(c)[1:]]
+        r = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        outputs.append(r)
+    from nnformer.latency.probe import load_profile
+
+    assert load_profile(tmp_path / probe_out).probe_s <= 60
+    shown = next(ln for ln in block.splitlines() if "examples.models:convmixer" in ln and not ln.startswith("$"))
+    got = outputs[1].stdout.splitlines()[0]
+    shape = lambda ln: re.sub(r"\d+\.\d+", "N", ln)  # noqa: E731 - the numbers are this machine's
+    assert shape(got) == shape(shown), (got, shown)
+    assert "probed device" in outputs[1].stderr

@@ -96,6 +96,8 @@ def reproduce(args) -> int:
         return _reproduce_fewshot(args, settings)
     if args.task == "networks":
         return _reproduce_networks(args, settings)
+    if args.task == "devices":
+        return _reproduce_devices(args, settings)
     if args.space == "fbnet":
         raise NNFormerError("FBNet has latency measurements only: nnformer reproduce latency|fewshot --space fbnet")
     if args.methods in (None, "all"):
@@ -306,6 +308,41 @@ def _reproduce_networks(args, settings: dict) -> int:
              f"`{directory / 'runs.jsonl'}`. "
              f"The paper's column is NN-Former on NNLQ (a GPU with TensorRT): another dataset and device.")
     for p in networks.write_tables(records, directory / "table", args.command_line, notes, sorted(set(data[3]))):
+        print(f"wrote {p}")
+    return 0
+
+
+def _reproduce_devices(args, settings: dict) -> int:
+    from . import device_sweep
+
+    methods = _method_list(args, ",".join(device_sweep.METHODS), device_sweep.METHODS)
+    paths = [p.strip() for p in (args.data or "").split(",") if p.strip()]
+    bad = [p for p in paths if not os.path.isdir(p)]
+    if len(paths) < 2 or bad:
+        raise NNFormerError(f"--data must be 2 or more latency dataset directories, comma-separated, each with its "
+                            f"probe.json" + (f"; not a directory: {bad[0]!r}" if bad else f", got {args.data!r}"))
+    recipe = "networks" if args.recipe == DEFAULT_RECIPE else args.recipe
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    data = device_sweep.load_devices(paths)
+    held = [d.strip() for d in args.devices.split(",")] if args.devices else None
+    directory = Path(args.out) / f"devices-{Path(paths[0]).name}"
+    directory = directory / _tag(recipe, settings)
+    records = device_sweep.sweep(data, paths, methods, list(range(args.seeds)), recipe, directory, settings,
+                                 held=held, progress=not args.quiet, train=not args.from_cache, jobs=args.jobs)
+    run_s = sum(r["seconds"] for r in records)
+    devs = ", ".join(f"`{d.name}` ({d.profile.name})" for d in data.devices)
+    notes = (f"Devices: {devs}; {len(data.ids):,} models measured on every device, {len(set(data.families))} "
+             f"families. Per seed a fifth of the families (drawn with the seed) are test families; of each other "
+             f"family the last model calibrates the interval and the rest train. Each held-out device is known only "
+             f"by its probe (`DIR/probe.json`, 16 reference networks). Source device of the single-device methods: "
+             f"the first of the list that is not held out. Recipe `{recipe}`"
+             + (f" with {', '.join(f'{k}={v}' for k, v in sorted(settings.items()))}" if settings else "")
+             + f". The {len(records)} runs took {run_s / 3600:.2f} h of run time, at most {args.jobs} at a time; "
+             f"stored in `{directory / 'runs.jsonl'}`. Method notes: docs/latency.md.")
+    for p in device_sweep.write_tables(records, directory / "table", args.command_line, notes):
         print(f"wrote {p}")
     return 0
 

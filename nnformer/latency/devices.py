@@ -9,7 +9,9 @@ with the target device's reference latencies alone. A predictor meta-trained thi
 predicts a device it never trained on from its probe: no measurement of the user's own models is needed.
 
 :func:`embedding` is the one implementation of the embedding (``nnformer reproduce fewshot`` uses it for HELP's
-cells too); :func:`meta_fit` trains; :func:`predict_on` predicts for a profile. The predictor records the probe set
+cells too); :func:`meta_fit` trains; :func:`calibrate_on` fits its 90% interval on held-out models of the training
+devices, each through its own probe; :func:`predict_on` and :func:`interval_on` predict for a profile (or, without
+one, for the predictor's home device). The predictor records the probe set
 it was trained with, and a profile of another probe set is refused.
 
 Example:
@@ -52,11 +54,14 @@ def _references(profile) -> np.ndarray:
     return np.asarray(profile.latencies() if hasattr(profile, "latencies") else profile, dtype=np.float64)
 
 
-def meta_fit(devices, *, recipe: str = "networks", settings: dict | None = None, validation=None):
+def meta_fit(devices, *, recipe: str = "networks", settings: dict | None = None, validation=None, network=None,
+             home=None):
     """A :class:`~nnformer.Predictor` meta-trained on ``devices``: a list of ``(graphs, ms, profile)`` (graphs with
     their static features, latencies in ms measured on that device, and its probe: a
     :class:`~nnformer.latency.probe.DeviceProfile` or the reference latencies). ``validation``: the same for the
-    devices that pick the weights (default: none, the recipe's own split)."""
+    devices that pick the weights (default: none, the recipe's own split). ``network``: another network config than
+    the recipe's (e.g. :class:`~nnformer.baselines.GCNConfig`). ``home``: the profile of the device a prediction
+    without a profile is for (kept in the predictor, with its name)."""
     from ..predictor import Predictor
     from .probe import probe_set_digest
 
@@ -76,20 +81,67 @@ def meta_fit(devices, *, recipe: str = "networks", settings: dict | None = None,
     sizes = {len(_references(d[2])) for d in [*devices, *(validation or [])]}
     if len(sizes) != 1:
         raise NNFormerError(f"every device needs the same reference networks, got {sorted(sizes)} references")
-    p = Predictor(recipe, settings=dict(settings or {}), task="score", progress=False)
+    p = Predictor(recipe, network=network, settings=dict(settings or {}), task="score", progress=False)
     train = pairs(devices)
     p.fit(*train, *(pairs(validation) if validation else ()))
-    p.header_ = {**p.header_, KEY: {"references": sizes.pop(), "probe_set": probe_set_digest(),
-                                    "devices": len(devices)}}
+    info = {"references": sizes.pop(), "probe_set": probe_set_digest(), "devices": len(devices)}
+    if home is not None:
+        info["home"] = {"name": getattr(home, "name", "the first training device"),
+                        "references": [float(v) for v in _references(home)]}
+    p.header_ = {**p.header_, KEY: info}
     return p
 
 
-def predict_on(predictor, graphs: Sequence[ArchGraph], profile) -> np.ndarray:
-    """Milliseconds of ``graphs`` on the probed device, from a :func:`meta_fit` predictor."""
+def calibrate_on(predictor, devices, level: float = 0.9):
+    """Fit the 90% interval of a :func:`meta_fit` predictor on ``devices`` (``(graphs, ms, profile)`` of models it
+    did not train on, each device through its own probe): split-conformal on the absolute log errors pooled over
+    the devices, kept in the predictor (:func:`interval_on` applies it). Returns the predictor."""
+    import math
+
+    info = _info(predictor)
+    err = np.sort(np.concatenate([np.abs(np.log(predict_on(predictor, gs, prof)) - np.log(np.asarray(ms, float)))
+                                  for gs, ms, prof in devices]))
+    if err.size < 5:
+        raise NNFormerError(f"need at least 5 calibration models, got {err.size}")
+    rank = min(int(math.ceil((err.size + 1) * level)), err.size)
+    predictor.header_ = {**predictor.header_, KEY: {**info, "interval": {
+        "method": "conformal", "level": float(level), "q": float(err[rank - 1]) * (1 + 1e-9), "n": int(err.size)}}}
+    return predictor
+
+
+def interval_on(predictor, graphs: Sequence[ArchGraph], profile=None):
+    """``(ms, low, high, level)`` on the probed device (``profile`` None: the predictor's home device); low and high
+    are None without a calibrated interval (:func:`calibrate_on`)."""
+    ms = predict_on(predictor, graphs, profile)
+    iv = _info(predictor).get("interval")
+    if not iv:
+        return ms, None, None, None
+    return ms, ms * np.exp(-iv["q"]), ms * np.exp(iv["q"]), iv["level"]
+
+
+def _info(predictor) -> dict:
     info = predictor.header_.get(KEY)
     if not info:
         raise NNFormerError("this predictor was not meta-trained over devices (no hardware embedding); put it on a "
                             "device with nnformer.latency.probe.conditioned instead")
+    return info
+
+
+def home_device(predictor) -> str | None:
+    """The name of the device a meta-trained predictor predicts for without a profile, or None."""
+    home = predictor.header_.get(KEY, {}).get("home")
+    return home["name"] if home else None
+
+
+def predict_on(predictor, graphs: Sequence[ArchGraph], profile=None) -> np.ndarray:
+    """Milliseconds of ``graphs`` on the probed device, from a :func:`meta_fit` predictor (``profile`` None: its
+    home device, when it has one)."""
+    info = _info(predictor)
+    if profile is None:
+        if "home" not in info:
+            raise NNFormerError("this predictor predicts for a probed device: give a device profile (nnformer device "
+                                "probe --out DEV.json, then --device DEV.json)")
+        profile = info["home"]["references"]
     refs = _references(profile)
     if len(refs) != info["references"]:
         raise NNFormerError(f"the predictor was meta-trained with {info['references']} reference networks, the "

@@ -47,7 +47,9 @@ def resolve_predictor(predictor=None):
     p = shipped.load_any(spec)
     card = getattr(p, "card_", {})
     label = f"{card['name']}@{card.get('version', '-')}" if card.get("name") else str(spec)
-    if p.task != "latency":
+    from .devices import KEY
+
+    if p.task != "latency" and KEY not in p.header_:  # a meta-trained one learns z-scored log latency ("score")
         raise NNFormerError(f"{label} predicts accuracy of NB201 cells; models need a latency predictor")
     if p.vocab_.name != "onnx":
         raise NNFormerError(f"{label} was trained on {p.vocab_.name!r} graphs, not on ONNX models")
@@ -68,13 +70,13 @@ def predict_graphs(p, label: str, converted, device=None) -> list[LatencyPredict
     ``device``: a :class:`~nnformer.latency.probe.DeviceProfile` (or the path of one): the milliseconds and the
     interval are put on that device by :func:`nnformer.latency.probe.conditioned`; ``None``: they are for the
     device the predictor was trained on (:func:`trained_device`). A predictor meta-trained over devices
-    (:func:`nnformer.latency.devices.meta_fit`) needs ``device`` and reads it through its hardware embedding (no
-    interval yet)."""
-    from .devices import KEY, predict_on
+    (:func:`nnformer.latency.devices.meta_fit`) reads ``device`` through its hardware embedding; without one it
+    predicts for its home device (or refuses when it has none)."""
+    from .devices import KEY, home_device, interval_on
     from .onnx_graph import with_static
 
     meta = KEY in p.header_
-    if meta and device is None:
+    if meta and device is None and home_device(p) is None:
         raise NNFormerError(f"{label} predicts for a probed device: give a device profile (nnformer device probe "
                             f"--out DEV.json, then --device DEV.json)")
     if device is not None:
@@ -87,8 +89,9 @@ def predict_graphs(p, label: str, converted, device=None) -> list[LatencyPredict
     graphs = [with_static(g, s) for g, s in converted]
     iv = None if meta else p.header_.get("interval")
     if meta:
-        pred = predict_on(p, graphs, device)
-        lo = hi = [None] * len(graphs)
+        pred, lo, hi, level = interval_on(p, graphs, device)
+        iv = {"level": level} if level else None
+        lo, hi = ([None] * len(graphs), [None] * len(graphs)) if lo is None else (lo, hi)
     elif iv:
         pred, lo, hi = p.predict_interval(graphs)
     else:
@@ -104,7 +107,8 @@ def predict_graphs(p, label: str, converted, device=None) -> list[LatencyPredict
     if meta:
         import dataclasses
 
-        return [dataclasses.replace(r, device=device.name, probed=True) for r in out]
+        return [dataclasses.replace(r, device=device.name if device is not None else home_device(p),
+                                    probed=device is not None) for r in out]
     return out if device is None else _on_device(p, out, device)
 
 

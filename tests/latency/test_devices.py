@@ -80,3 +80,38 @@ def test_predict_latency_reads_the_profile_through_the_embedding(meta, tmp_path)
     assert slower.ms == pytest.approx(3 * r.ms, rel=1e-4)
     with pytest.raises(NNFormerError, match="give a device profile"):
         predict_latency(model, (1, 3, 64, 64), predictor=p)
+
+
+@pytest.mark.slow
+def test_home_device_and_interval_of_a_meta_trained_predictor(tmp_path):
+    """Without a profile a meta-trained predictor predicts for its home device (its own reference latencies), and
+    its calibrated interval is the conformal quantile of the held-out errors, saved with it."""
+    pytest.importorskip("onnx")
+    from nnformer.latency.dataset import load_training_set
+    from nnformer.latency.probe import load_profile
+    from nnformer.predictor import Predictor
+
+    _, graphs, ms, _ = load_training_set(ROOT / "datasets/here-ort-t1-b1")
+    small = np.argsort([g.num_nodes for g in graphs], kind="stable")[:70]  # the smallest: fast steps
+    graphs, ms = [graphs[i] for i in small], ms[small]
+    prof = load_profile(ROOT / "benchmarks/results/probe/here-ort-t1-b1.json")
+    refs = prof.latencies()
+    settings = {"steps": 1, "evals": 1, "seed": 0, "batch_size": 4}
+    bare = devices.meta_fit([(graphs[:30], ms[:30], refs)], settings=settings)
+    with pytest.raises(NNFormerError, match="give a device profile"):
+        devices.predict_on(bare, graphs[:2])
+    assert devices.interval_on(bare, graphs[:2], refs)[1] is None and devices.home_device(bare) is None
+    p = devices.meta_fit([(graphs[:30], ms[:30], refs), (graphs[:30], 2 * ms[:30], 2 * refs)], settings=settings,
+                         home=prof)
+    assert devices.home_device(p) == prof.name
+    assert np.allclose(devices.predict_on(p, graphs[30:35]), devices.predict_on(p, graphs[30:35], refs))
+    devices.calibrate_on(p, [(graphs[30:60], ms[30:60], refs), (graphs[30:60], 2 * ms[30:60], 2 * refs)])
+    iv = p.header_[devices.KEY]["interval"]
+    err = np.abs(np.log(devices.predict_on(p, graphs[30:60], refs)) - np.log(ms[30:60]))
+    assert iv["n"] == 60 and iv["level"] == 0.9 and float(np.quantile(err, 0.8)) <= iv["q"] <= float(err.max()) + 1e-6
+    mid, lo, hi, level = devices.interval_on(p, graphs[60:70], 2 * refs)
+    assert level == 0.9 and np.allclose(hi / mid, np.exp(iv["q"])) and np.allclose(mid / lo, np.exp(iv["q"]))
+    back = Predictor.load(p.save(tmp_path / "meta"))
+    assert back.header_[devices.KEY]["interval"] == iv and devices.home_device(back) == prof.name
+    with pytest.raises(NNFormerError, match="at least 5"):
+        devices.calibrate_on(p, [(graphs[:2], ms[:2], refs)])
