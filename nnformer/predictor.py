@@ -7,7 +7,8 @@ dataclasses); ``network=`` trains another network (e.g. a baseline's ``GCNConfig
 the reproduction sweeps and the benchmark scripts all train through this class.
 
 Learned state has a trailing underscore. A saved predictor holds the resolved recipe, the op vocabulary, the
-selected EMA weights, the target transform, the op types it trained on and its calibrated interval: one ``.pt`` file
+selected EMA weights, the target transform, the op types, sizes and operator mixes of the graphs it trained on (what
+:mod:`nnformer.latency.coverage` checks a model against) and its calibrated interval: one ``.pt`` file
 read back with ``torch.load(weights_only=True)``, or a directory of ``weights.safetensors`` and ``config.json`` (the
 form shipped predictors take: :mod:`nnformer.shipped`). The fitted torch network is ``network_`` (``model=`` and
 ``model_`` are the deprecated names of ``network=`` and ``network_``; the saved forms, whose keys say ``model``, are
@@ -37,6 +38,7 @@ from .batching import EncodedGraphs
 from .errors import CheckpointError, DataError, one_line
 from .graph import ArchGraph
 from .io import atomic_torch_save, sha256_of
+from .latency.coverage import mix_record
 from .protocols import MIN_CALIBRATION, MIN_TRAIN, MIN_VALIDATION
 from .recipes import DEFAULT_RECIPE, Recipe, RecipeError, get_recipe
 from .regressors import build_model, model_types
@@ -80,7 +82,8 @@ def _fingerprint(train: EncodedGraphs, y, val: EncodedGraphs | None, yv) -> str:
 
 def _size_ranges(graphs: Sequence[ArchGraph], before: dict | None = None) -> dict:
     """The smallest and largest node count, depth and each graph-level feature of the training graphs (saved with
-    the predictor: how large and how small the models it has seen were), widened by ``before``."""
+    the predictor as ``train_ranges``: how large and how small the models it has seen were), widened by ``before``.
+    What they were made of is :func:`~nnformer.latency.coverage.mix_record` (``train_op_mix``)."""
     def span(values, old):
         lo, hi = float(np.min(values)), float(np.max(values))
         return [min(lo, old[0]), max(hi, old[1])] if old else [lo, hi]
@@ -235,7 +238,8 @@ class Predictor:
         header = checkpoint_header(model_cfg, train_cfg, recipe=plan.to_dict(), vocab=vocab.to_dict(),
                                    task=self.task, target=target.to_dict(), data=_fingerprint(data, y, val, yv),
                                    seen_ops=_op_counts(graphs), train_ranges=_size_ranges(graphs),
-                                   **({"graph_features_norm": norm} if norm else {}))
+                                   **({"graph_features_norm": norm} if norm else {}),
+                                   **({"train_op_mix": mix} if (mix := mix_record(graphs)) else {}))
         self.result_: TrainResult = fit(model_cfg, train_cfg, data, target.forward(y), val, yv,
                                         checkpoint=checkpoint, progress=self.progress, on_eval=on_eval,
                                         header=header)
@@ -277,6 +281,8 @@ class Predictor:
                   "train_ranges": _size_ranges(graphs, self.header_.get("train_ranges")),
                   "finetuned": {"steps": epochs * per_epoch, "n": len(graphs),
                                 "data": _fingerprint(data, y, None, None), "from": self.header_.get("data")}}
+        if self.header_.get("train_op_mix"):  # widened; a predictor saved without one does not get one from these few
+            header["train_op_mix"] = mix_record(graphs, self.header_["train_op_mix"])
         result = fit(self.model_config_, cfg, data, self.target_.forward(y), progress=False, header=header,
                      init_state=self.network_.state_dict())
         out = copy.copy(self)
