@@ -220,13 +220,24 @@ def main() -> None:
         return f"{what}, {env['threads']} intra-op thread), batch {env['batch']}; models built with {libs}"
 
     repeat = remeasure(root, meta, ok, args.remeasure) if args.remeasure else ""
+    probe = ""
+    if (root / "probe.json").is_file():  # the device's probe, for `nnformer reproduce devices`
+        from nnformer.latency.probe import load_profile
+
+        prof = load_profile(root / "probe.json")
+        flags = "".join(f" --{k} {v}" for k, v, default in (("runtime", prof.runtime, "onnxruntime"),
+                                                            ("threads", prof.threads, 1), ("batch", prof.batch, 1))
+                        if v != default)
+        probe = (f" `probe.json`: this device's probe (`nnformer device probe{flags} --out "
+                 f"{root.as_posix()}/probe.json`, "
+                 f"{prof.created}, {prof.probe_s:.1f} s), what `nnformer reproduce devices` knows the device by.")
     text = f"""# Latency dataset: {root.name}
 
 Measured with `{made_by}` on {env['cpu']} ({env['cpu_count']} cores), {runtime_line(env)};
 settings {meta['settings']}.
 Files: `graphs.jsonl.gz` (gzip, one compact ArchGraph + model spec per line; no weights), `latency.jsonl` (median latency,
 round medians, spread, FLOPs/params per model), `meta.json` (environment). Rerunning the profile command with a
-larger `--per-family` extends it without re-measuring.
+larger `--per-family` extends it without re-measuring.{probe}
 
 {len(ok)} models measured, {len(failed)} failed (recorded in latency.jsonl). {measuring_time(recs)}
 {chr(10).join(rows)}
