@@ -3,6 +3,7 @@
     nnformer predict --torch examples.models:resnet18 --input-shape 1,3,224,224
     nnformer predict --torch examples.models:vit_block --input-shape 1,197,384
     nnformer predict --torch examples.models:convmixer --input-shape 1,3,224,224
+    nnformer predict --torch examples.models:einsum_attention --input-shape 1,256,256
 """
 
 import torch
@@ -20,7 +21,7 @@ def resnet18() -> nn.Module:
 
 class ViTBlock(nn.Module):
     """One ViT-S encoder block (pre-norm, 384 wide, 6 heads, MLP 1536), written out so that it exports to plain
-    ONNX operators (MatMul, Softmax, LayerNormalization, ...): ones the shipped CPU predictor never trained on."""
+    ONNX operators (MatMul, Softmax, LayerNormalization, ...): ones `cpu-ort-b1` (ten CNN families) never trained on."""
 
     def __init__(self, dim: int = 384, heads: int = 6, hidden: int = 1536):
         super().__init__()
@@ -63,3 +64,23 @@ def convmixer(dim: int = 256, depth: int = 8, kernel: int = 9, patch: int = 7, c
                             nn.Conv2d(dim, dim, 1), *act(dim)) for _ in range(depth)]
     return nn.Sequential(nn.Conv2d(3, dim, patch, stride=patch), *act(dim), *blocks, nn.AdaptiveAvgPool2d(1),
                          nn.Flatten(), nn.Linear(dim, classes)).eval()
+
+
+class EinsumAttention(nn.Module):
+    """Self-attention written with ``torch.einsum`` (exported as ONNX Einsum, an operator the shipped predictor
+    never trained on): 256 wide, 4 heads."""
+
+    def __init__(self, dim: int = 256, heads: int = 4):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.out = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads).unbind(2)
+        att = torch.einsum("bqhd,bkhd->bhqk", q, k / (d // self.heads) ** 0.5).softmax(-1)
+        return self.out(torch.einsum("bhqk,bkhd->bqhd", att, v).reshape(b, t, d))
+
+
+def einsum_attention() -> nn.Module:
+    return EinsumAttention().eval()

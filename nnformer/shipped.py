@@ -21,7 +21,7 @@ from pathlib import Path
 from .errors import CheckpointError, NNFormerError
 
 ROOT = Path(__file__).resolve().parent / "predictors"
-DEFAULT_LATENCY = "cpu-ort-b1"  # what `nnformer predict model.onnx` uses without --predictor
+DEFAULT_LATENCY = "cpu-zoo-ort-b1"  # what `nnformer predict model.onnx` uses without --predictor
 
 
 @dataclass(frozen=True)

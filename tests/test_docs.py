@@ -252,3 +252,28 @@ def test_docs_the_code_cites_exist_with_the_sections_cited():
                 assert str(n) in sections, f"{f.relative_to(ROOT)} cites docs/method.md section {n}, which is missing"
                 cited += 1
     assert cited >= 17
+
+
+def test_readme_device_table_matches_its_csv_cell_by_cell():
+    """The leave-one-device-out table quotes the CSV linked above it: rows are held-out devices, columns methods
+    (by key), cells MAPE mean ± std over seeds."""
+    readme = (ROOT / "README.md").read_text()
+    lines = readme.splitlines()
+    i = next(k for k, ln in enumerate(lines) if ln.startswith("| held-out device |"))
+    link = r"\]\((benchmarks/results/devices-[^)]+\.csv)\)"
+    csv_path = [p for ln in lines[i - 6:i] for p in re.findall(link, ln)][-1]
+    with open(ROOT / csv_path) as f:
+        rows = {(r["method"], r["held"]): r for r in csv.DictReader(f)}
+    methods = re.findall(r"`([a-z0-9-]+)`", lines[i])
+    assert "meta-nnformer" in methods and len(methods) >= 3
+    checked = 0
+    for row in lines[i + 2:]:
+        if not row.startswith("|"):
+            break
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        for m, cell in zip(methods, cells[1:]):
+            r = rows[m, cells[0].strip("`")]
+            want = f"{float(r['mape_mean']):.2f}" + (f" ± {float(r['mape_std']):.2f}" if int(r["k"]) > 1 else "")
+            assert cell.replace("**", "") == want, (row, m)
+            checked += 1
+    assert checked >= 3 * len(methods)

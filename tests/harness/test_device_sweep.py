@@ -65,6 +65,9 @@ def test_load_devices_refuses_what_cannot_be_compared(tmp_path):
     (b / "probe.json").unlink()
     with pytest.raises(DataError, match="no probe.json"):
         device_sweep.load_devices([a, b])
+    (b / "probe.json").write_text("{not json")
+    with pytest.raises(DataError, match="cannot read device profile"):
+        device_sweep.load_devices([a, b])
     c = _device(tmp_path, "c", 2.0, runtime="openvino")
     with pytest.raises(DataError, match="is not the device of"):
         device_sweep.load_devices([a, c])
