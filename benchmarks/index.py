@@ -20,7 +20,7 @@ from nnformer.io import atomic_write_text  # noqa: E402
 def _table_rows(root: Path, latency: bool = False) -> list[str]:
     rows = []
     for js in sorted(root.glob("*/*/table.json")) + sorted(root.glob("*/*/quick.json")):
-        if js.parts[-3].startswith(("help-", "networks-")) != latency:
+        if js.parts[-3].startswith(("help-", "networks-", "devices-")) != latency:
             continue
         d = json.loads(js.read_text())
         rel = js.relative_to(RESULTS).with_suffix(".md").as_posix()

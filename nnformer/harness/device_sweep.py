@@ -50,6 +50,7 @@ METHODS = {
     "op-sum": "a cost per operator type, summed (source device), times the probe's scale factor",
     "roofline": "roofline sum, its 3 constants fitted to the probe alone",
 }
+NOT_NNFORMER = ("meta-gcn", "flops-linear", "op-sum", "roofline")  # the baselines NN-Former is held against
 TEST_SHARE = 0.2
 LEVEL = 0.9
 
@@ -346,6 +347,22 @@ def write_tables(records: list[dict], out_base: Path, command: str, notes: str =
             csv.append(f"{m},{h},{c['k']},{c['mape'][0]:.4f},{c['mape'][1]:.4f},{c['acc10'][0]:.2f},"
                        f"{c['spearman_test'][0]:.5f},{'' if c['coverage'] is None else round(c['coverage'][0], 2)},"
                        f"{share:.3f}")
+    lines += ["", "## Over the held-out devices", "", "| method | mean MAPE % | NN-Former below every other baseline on "
+              "(device, seed, family) |", "|---|---|---|"]
+    others = [m for m in methods if m in NOT_NNFORMER]
+    for m in methods:
+        mean = float(np.mean([s[m, h]["mape"][0] for h in held if (m, h) in s]))
+        wins = "-"
+        if m not in NOT_NNFORMER and others:
+            won = total = 0
+            for r in (r for r in records if r["method"] == m):
+                rivals = [q for q in records if q["held"] == r["held"] and q["seed"] == r["seed"] and
+                          q["method"] in others]
+                for f, v in r["per_family_mape"].items():
+                    total += 1
+                    won += all(v < q["per_family_mape"][f] for q in rivals if f in q["per_family_mape"])
+            wins = f"{won} of {total} ({100 * won / max(total, 1):.0f}%)"
+        lines.append(f"| `{m}` | {mean:.2f} | {wins} |")
     lines += ["", "## Targets (meta-trained NN-Former, per held-out device)", ""]
     for h in held:
         c = s.get(("meta-nnformer", h))
