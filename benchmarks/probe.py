@@ -1,6 +1,6 @@
 """A latency predictor on another device, as shipped and put on the device by the one-minute probe.
 
-    python benchmarks/probe.py --data DIR --profile DEV.json [--predictor cpu-ort-b1] [--name NAME]
+    python benchmarks/probe.py --data DIR --profile DEV.json [--predictor cpu-zoo-ort-b1] [--name NAME]
 
 DIR is a latency dataset measured on the device (`nnformer profile ... --out DIR`) and DEV.json the probe of the
 same device (`nnformer device probe --out DEV.json`, same host, runtime, threads and batch: checked). Every model
@@ -38,7 +38,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, help="a latency dataset of the device")
     ap.add_argument("--profile", required=True, help="the device profile of the same device")
-    ap.add_argument("--predictor", default=None, help="NAME[@VERSION] or a directory (default: the shipped one)")
+    ap.add_argument("--predictor", default="cpu-ort-b1", help="NAME[@VERSION] or a directory (default: cpu-ort-b1, the "
+                                                              "predictor of the tables published without the flag)")
     ap.add_argument("--name", help="result file name (default: the dataset folder's name)")
     ap.add_argument("--test-of", metavar="TRAIN_DIR", help="score only the test part of TRAIN_DIR's family split")
     args = ap.parse_args(argv)
