@@ -63,10 +63,41 @@ def _dataclass_from(cls, d: dict, path):
     unknown = set(d) - names
     if unknown:
         raise CheckpointError(f"{path}: unknown {cls.__name__} keys {sorted(unknown)}")
+    for f in dataclasses.fields(cls):  # a switch must be a bool: None or 0 would pass the constructor and fail later
+        if f.name in d and isinstance(f.default, bool) and not isinstance(d[f.name], bool):
+            raise CheckpointError(f"{path}: invalid {cls.__name__}: {f.name} must be true or false, got "
+                                  f"{d[f.name]!r}")
     try:
         return cls(**d)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: invalid {cls.__name__}: {e}") from None
+
+
+def _finite_numbers(v, n: int | None = None) -> bool:
+    return (isinstance(v, list) and (n is None or len(v) == n) and
+            all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) for x in v))
+
+
+def _check_header(ck: dict, mc, path) -> None:
+    """The saved records that prediction reads (graph-feature normalisation, the training graphs' operator mixes)
+    have the shapes, types and ranges it needs (standard deviations as ``_graph_norm`` writes them, above 1e-8): a
+    config re-signed with other values is refused here, not mid-prediction."""
+    norm = ck.get("graph_features_norm")
+    if norm is not None:
+        n = getattr(mc, "n_graph_features", None)
+        if not (isinstance(norm, dict) and _finite_numbers(norm.get("mean"), n or None) and
+                _finite_numbers(norm.get("std"), len(norm.get("mean") or [])) and
+                all(1e-8 < x < 1e9 for x in norm["std"]) and all(abs(x) < 1e9 for x in norm["mean"])):
+            raise CheckpointError(f"{path}: graph_features_norm is not {n or 'the'} finite means and positive "
+                                  f"standard deviations")
+    mix = ck.get("train_op_mix")
+    if mix is not None:
+        num = lambda x: isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)  # noqa: E731
+        if not (isinstance(mix, dict) and num(mix.get("step")) and mix["step"] > 0 and num(mix.get("within")) and
+                mix["within"] >= 0 and isinstance(mix.get("mixes"), list) and
+                all(isinstance(m, dict) and all(isinstance(k, str) and num(v) and 0 <= v <= 1 for k, v in m.items())
+                    for m in mix["mixes"])):
+            raise CheckpointError(f"{path}: train_op_mix is not a record of operator mixes (step, within, mixes)")
 
 
 def _fingerprint(train: EncodedGraphs, y, val: EncodedGraphs | None, yv) -> str:
@@ -459,6 +490,7 @@ class Predictor:
             raise CheckpointError(f"{path}: unknown network type {kind!r}")
         mc = _dataclass_from(model_types()[kind][0], ck["model_config"], path)
         tc = _dataclass_from(TrainConfig, ck.get("train_config", {}), path)
+        _check_header(ck, mc, path)
         vocab = OpVocab.from_dict(ck.get("vocab"), str(path))
         if vocab.width > getattr(mc, "n_op_types", vocab.width):
             raise CheckpointError(f"{path}: op vocabulary {vocab.name!r} is wider than the network's op types")
