@@ -76,3 +76,34 @@ def test_output_paths_are_checked_before_any_work(tmp_path):
     with pytest.raises(NNFormerError, match="is a directory"):
         check_output_file(tmp_path)
     assert check_output_dir(tmp_path / "new" / "dir") and not (tmp_path / "new").exists()  # nothing made
+
+
+@pytest.mark.parametrize("field,mutate", [
+    ("train_op_mix", lambda c: c["train_op_mix"]["mixes"].__setitem__(0, {"onnx:Conv": {}})),
+    ("train_op_mix", lambda c: c["train_op_mix"].__setitem__("step", None)),
+    ("train_op_mix", lambda c: c["train_op_mix"].__setitem__("within", "x")),
+    ("graph_features_norm", lambda c: c["graph_features_norm"]["std"].__setitem__(0, 1e-300)),
+    ("graph_features_norm", lambda c: c["graph_features_norm"].__setitem__("mean", [])),
+    ("amp", lambda c: c["train_config"].__setitem__("amp", None)),
+])
+def test_a_resigned_config_with_a_malformed_record_is_refused_on_load(field, mutate, tmp_path):
+    """Records that prediction reads later (found by tests/test_fuzz.py) are checked when the predictor loads."""
+    from nnformer import predictor
+    from nnformer.errors import CheckpointError
+    from nnformer.latency.dataset import load_training_set
+    from nnformer.predictor import Predictor
+
+    from pathlib import Path
+
+    _, g, ms, _ = load_training_set(Path(__file__).resolve().parents[1] / "datasets" / "here-ort-t1-b1")
+    small = sorted(range(len(g)), key=lambda i: g[i].num_nodes)[:6]
+    p = Predictor("networks", settings={"steps": 1, "evals": 1, "batch_size": 3, "n_layers": 1, "dim": 16},
+                  task="latency", progress=False).fit([g[i] for i in small], ms[small])
+    d = p.save(tmp_path / "p")
+    cfg = json.loads((d / "config.json").read_text())
+    assert "train_op_mix" in cfg and "graph_features_norm" in cfg
+    mutate(cfg)
+    cfg[predictor.CONFIG_DIGEST] = predictor.config_digest(cfg)  # re-signed: the digest holds, the record does not
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(CheckpointError, match=field):
+        Predictor.load(d)
