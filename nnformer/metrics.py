@@ -87,3 +87,11 @@ def report(pred, true, groups=None, bounds=None, ranking_only: bool = False) -> 
         m["interval"] = {"level": level, "coverage": float(100 * np.mean((t >= lo) & (t <= hi))),
                          "median_width_ratio": float(np.median(hi / lo))}
     return m
+
+
+def conformal_quantile(abs_errors, level: float = 0.9) -> float:
+    """Split-conformal half-width: the ``ceil((n + 1) level)``-th smallest of ``n`` absolute errors (the largest
+    when ``n`` is too small for the level). Every calibrated interval of the package is built from it."""
+    err = np.sort(np.asarray(abs_errors, dtype=np.float64).ravel())
+    rank = min(int(np.ceil((err.size + 1) * level)), err.size)
+    return float(err[rank - 1])

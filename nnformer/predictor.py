@@ -39,6 +39,7 @@ from .errors import CheckpointError, DataError, one_line
 from .graph import ArchGraph
 from .io import atomic_torch_save, sha256_of
 from .latency.coverage import mix_record
+from .metrics import conformal_quantile
 from .protocols import MIN_CALIBRATION, MIN_TRAIN, MIN_VALIDATION
 from .recipes import DEFAULT_RECIPE, Recipe, RecipeError, get_recipe
 from .regressors import build_model, model_types
@@ -376,8 +377,7 @@ class Predictor:
             raise DataError(f"need at least {MIN_CALIBRATION} calibration graphs, got {n}")
         pred = self.predict(graphs)
         err = np.abs(np.log(pred) - np.log(y)) if self.target_.kind == "log" else np.abs(pred - y)
-        rank = min(int(np.ceil((n + 1) * level)), n)
-        q = float(np.sort(err)[rank - 1]) * (1 + 1e-9) + 1e-12  # the quantile's own point stays inside after exp/log
+        q = conformal_quantile(err, level) * (1 + 1e-9) + 1e-12  # its own point stays inside after exp/log
         self.header_ = {**self.header_, "interval": {"method": "conformal", "level": float(level), "q": q, "n": n,
                                                      "space": "log" if self.target_.kind == "log" else "label"}}
         return self

@@ -132,12 +132,6 @@ def family_holdout(families, index, seed: int) -> tuple[np.ndarray, np.ndarray, 
     return train, cal, test
 
 
-def _conformal_q(pred, true) -> float:
-    err = np.sort(np.abs(np.log(pred) - np.log(true)))
-    rank = min(int(np.ceil((err.size + 1) * LEVEL)), err.size)
-    return float(err[rank - 1])
-
-
 def _source(data: DeviceData, held: str) -> "Device":
     return next(d for d in data.devices if d.name != held)
 
@@ -166,7 +160,7 @@ def run_one(data: DeviceData, method: str, held: str, seed: int, recipe: str, se
     from ..latency.devices import KEY, calibrate_on, interval_on, meta_fit
     from ..latency.onnx_graph import from_compact, node_costs, with_static
     from ..latency.probe import conditioned, fit_device_map
-    from ..metrics import report
+    from ..metrics import conformal_quantile, report
 
     train, cal, test = family_holdout(data.families, data.index, seed)
     target = next(d for d in data.devices if d.name == held)
@@ -199,7 +193,8 @@ def run_one(data: DeviceData, method: str, held: str, seed: int, recipe: str, se
         model = fit([source.graphs[i] for i in train], source.ms[train])
         refs = [with_static(*from_compact(r["graph"])) for r in target.profile.references]
         m = fit_device_map(predict(model, refs), target.profile.latencies(), device=target.profile.name, slope=False)
-        q = _conformal_q(predict(model, [source.graphs[i] for i in cal]), source.ms[cal])
+        q = conformal_quantile(np.abs(np.log(predict(model, [source.graphs[i] for i in cal])) - np.log(source.ms[cal])),
+                               LEVEL)
         base = predict(model, graphs)
         est = np.array([m.apply(v) for v in base])
         iv = np.array([m.interval(v, v * np.exp(-q), v * np.exp(q)) for v in base])
@@ -347,8 +342,9 @@ def write_tables(records: list[dict], out_base: Path, command: str, notes: str =
             csv.append(f"{m},{h},{c['k']},{c['mape'][0]:.4f},{c['mape'][1]:.4f},{c['acc10'][0]:.2f},"
                        f"{c['spearman_test'][0]:.5f},{'' if c['coverage'] is None else round(c['coverage'][0], 2)},"
                        f"{share:.3f}")
-    lines += ["", "## Over the held-out devices", "", "| method | mean MAPE % | NN-Former below every other baseline on "
-              "(device, seed, family) |", "|---|---|---|"]
+    lines += ["", "## Over the held-out devices", "",
+              "| method | mean MAPE % | NN-Former below every other baseline on (device, seed, family) |",
+              "|---|---|---|"]
     others = [m for m in methods if m in NOT_NNFORMER]
     for m in methods:
         mean = float(np.mean([s[m, h]["mape"][0] for h in held if (m, h) in s]))

@@ -96,16 +96,16 @@ def calibrate_on(predictor, devices, level: float = 0.9):
     """Fit the 90% interval of a :func:`meta_fit` predictor on ``devices`` (``(graphs, ms, profile)`` of models it
     did not train on, each device through its own probe): split-conformal on the absolute log errors pooled over
     the devices, kept in the predictor (:func:`interval_on` applies it). Returns the predictor."""
-    import math
+    from ..metrics import conformal_quantile
 
     info = _info(predictor)
-    err = np.sort(np.concatenate([np.abs(np.log(predict_on(predictor, gs, prof)) - np.log(np.asarray(ms, float)))
-                                  for gs, ms, prof in devices]))
+    err = np.concatenate([np.abs(np.log(predict_on(predictor, gs, prof)) - np.log(np.asarray(ms, float)))
+                          for gs, ms, prof in devices])
     if err.size < 5:
         raise NNFormerError(f"need at least 5 calibration models, got {err.size}")
-    rank = min(int(math.ceil((err.size + 1) * level)), err.size)
     predictor.header_ = {**predictor.header_, KEY: {**info, "interval": {
-        "method": "conformal", "level": float(level), "q": float(err[rank - 1]) * (1 + 1e-9), "n": int(err.size)}}}
+        "method": "conformal", "level": float(level), "q": conformal_quantile(err, level) * (1 + 1e-9),
+        "n": int(err.size)}}}
     return predictor
 
 
