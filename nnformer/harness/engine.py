@@ -197,26 +197,45 @@ def _run_pool(todo: list, run, finish, jobs: int, threads: int, load, load_args)
                     flight[pool.submit(_call, run, nxt)] = nxt
     except BaseException:
         # store what finished while we were busy, then end the workers: the jobs in flight are lost
-        for f, job in list(flight.items()):
-            if f.done() and not f.cancelled() and f.exception() is None:
-                finish(job, f.result())
-        _kill_workers(pool)
+        try:
+            for f, job in list(flight.items()):
+                if f.done() and not f.cancelled() and f.exception() is None:
+                    finish(job, f.result())
+        finally:  # a second Ctrl-C while storing still ends the workers
+            _kill_workers(pool)
         raise
     pool.shutdown(wait=True)
 
 
 @contextmanager
 def _signals_held():
-    """SIGINT and SIGTERM wait (blocked, then delivered) while the block runs, in the main thread of a POSIX
-    process; elsewhere the block runs as it is."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    """Ctrl-C and SIGTERM that arrive while the block runs reach their handler once it ends, in the main thread;
+    elsewhere the block runs as it is.
+
+    A blocking signal mask is not enough: a signal that arrived just before the block has its Python handler run
+    at some bytecode inside it. So the block swaps the Python-level handlers for one that records the signal, and
+    replays what it recorded to the old handlers afterwards. Ignored and default dispositions stay as they are."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    caught: list = []
+
+    def record(signum, frame):
+        caught.append((signum, frame))
+
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if callable(handler):
+            old[sig] = handler
+            signal.signal(sig, record)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        for signum, frame in caught:
+            old[signum](signum, frame)
 
 
 def _take(it: Iterable, n: int) -> list:

@@ -153,3 +153,30 @@ def test_killing_a_pool_ends_busy_workers_without_waiting_for_their_jobs():
     for f in futures:
         with pytest.raises((BrokenProcessPool, CancelledError)):
             f.result(timeout=10)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_whose_handler_runs_while_a_result_is_stored_counts_that_result(sig):
+    """A signal that arrived just before a result is stored has its Python handler run at some bytecode while the
+    store writes: the result is stored and counted, and the stop takes effect after it, reporting what is stored."""
+    from nnformer.harness import engine
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(sig, stop)
+    stored = []
+
+    def store(job, result):
+        stored.append(job)
+        if job == 1:  # the handler, as the interpreter would run it mid-store
+            signal.getsignal(sig)(sig, None)
+
+    try:
+        with pytest.raises(engine.Interrupted) as e:
+            engine.run_jobs(range(4), lambda ctx, job: job * 2, store=store, context=object(), progress=False)
+    finally:
+        signal.signal(sig, old)
+    assert stored == [0, 1]
+    assert str(e.value) == "2 of 4 runs finished and stored"
+    assert signal.getsignal(sig) is old  # the handler is back
