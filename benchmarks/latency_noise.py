@@ -214,10 +214,13 @@ def main() -> None:
 
     def runtime_line(env: dict) -> str:
         rt = env.get("runtime", "onnxruntime")
-        what = {"onnxruntime": f"ONNX Runtime {env.get('onnxruntime')} (CPUExecutionProvider",
-                "openvino": f"OpenVINO {env.get('openvino')} (CPU", "torch": f"PyTorch {env.get('torch')} eager ("}[rt]
+        what, where = {"onnxruntime": (f"ONNX Runtime {env.get('onnxruntime')}", "CPUExecutionProvider, "),
+                       "openvino": (f"OpenVINO {env.get('openvino')}", "CPU, "),
+                       "torch": (f"PyTorch {env.get('torch')} eager", "")}[rt]
+        n = env["threads"]
         libs = ", ".join(f"{k} {env[k]}" for k in ("torch", "timm", "transformers") if k in env)
-        return f"{what}, {env['threads']} intra-op thread), batch {env['batch']}; models built with {libs}"
+        return (f"{what} ({where}{n} intra-op thread{'s' if n != 1 else ''}), batch {env['batch']}; models built "
+                f"with {libs}")
 
     repeat = remeasure(root, meta, ok, args.remeasure) if args.remeasure else ""
     probe = ""

@@ -17,7 +17,10 @@ method predicts that device's models of the test families, knowing of the device
 * ``op-sum``: each operator type's cost (a constant, per FLOP and per byte; nn-Meter's kernel sum, the costs learnt
   from the source device's networks: :class:`nnformer.baselines.OperatorSum`), times the probe's scale factor;
 * ``roofline``: no training data: per operator max(FLOPs / peak, bytes / bandwidth) plus an overhead per
-  operator, the three constants fitted to the held-out probe alone (:class:`nnformer.baselines.Roofline`).
+  operator, the three constants fitted to the held-out probe alone (:class:`nnformer.baselines.Roofline`);
+* ``nnformer-own`` / ``flops-linear-own`` / ``op-sum-own``: the reference the transfer methods are held against,
+  trained on the held-out device's own models of the training families, no probe: held-out families on a device
+  with a full dataset, per device.
 
 Intervals: of each training family, its last model (by sample index) is held out of training to calibrate a 90%
 split-conformal interval (on the source device; for the meta-trained networks, over the training devices, each
@@ -49,8 +52,13 @@ METHODS = {
     "flops-linear": "linear in log FLOPs, params, memory (source device), times the probe's scale factor",
     "op-sum": "a cost per operator type, summed (source device), times the probe's scale factor",
     "roofline": "roofline sum, its 3 constants fitted to the probe alone",
+    "nnformer-own": "NN-Former trained on this device's own models (no transfer)",
+    "flops-linear-own": "linear in log FLOPs, params, memory, fitted on this device's own models",
+    "op-sum-own": "a cost per operator type, summed, fitted on this device's own models",
 }
-NOT_NNFORMER = ("meta-gcn", "flops-linear", "op-sum", "roofline")  # the baselines NN-Former is held against
+# the baselines NN-Former is held against: a transfer method against transfer baselines, an own one against own ones
+NOT_NNFORMER = ("meta-gcn", "flops-linear", "op-sum", "roofline", "flops-linear-own", "op-sum-own")
+OWN = "-own"
 TEST_SHARE = 0.2
 LEVEL = 0.9
 
@@ -187,6 +195,19 @@ def run_one(data: DeviceData, method: str, held: str, seed: int, recipe: str, se
         iv = np.array([m.interval(*v) for v in zip(base, lo, hi)])
         bounds = (iv[:, 0], iv[:, 1], LEVEL)
         info = {"source": source.name, "map": m.to_dict()}
+    elif method == "nnformer-own":
+        p = _single(data, target, train, cal, seed, recipe, settings, cache)
+        est, lo, hi = (np.asarray(v, dtype=np.float64) for v in p.predict_interval(graphs))
+        bounds = (lo, hi, LEVEL)
+        info = {"source": held}
+    elif method in ("flops-linear-own", "op-sum-own"):
+        fit, predict = _static_model(method.removesuffix(OWN))
+        model = fit([target.graphs[i] for i in train], target.ms[train])
+        q = conformal_quantile(np.abs(np.log(predict(model, [target.graphs[i] for i in cal])) - np.log(target.ms[cal])),
+                               LEVEL)
+        est = np.asarray(predict(model, graphs), dtype=np.float64)
+        bounds = (est * np.exp(-q), est * np.exp(q), LEVEL)
+        info = {"source": held}
     elif method in ("flops-linear", "op-sum"):
         source = _source(data, held)
         fit, predict = _static_model(method)
@@ -264,6 +285,7 @@ def sweep(data: DeviceData, paths, methods, seeds, recipe: str, directory: Path,
         raise NNFormerError(f"--held: {bad[0]!r} is not one of the devices ({', '.join(names)})")
     for s in seeds:  # a split too small fails before any training
         family_holdout(data.families, data.index, s)
+    _same_devices(directory, names)
     store = RunStore(directory, ("method", "held", "seed"), "device sweep")
     grid = [(m, h, s) for s in seeds for h in held for m in methods]
     todo = [k for k in grid if k not in store.records()] if train else []
@@ -276,6 +298,28 @@ def sweep(data: DeviceData, paths, methods, seeds, recipe: str, directory: Path,
                      label=lambda j: f"{j[0]} held={j[1]} seed={j[2]}", progress=progress)
     have = store.records()
     return [have[k] for k in grid if k in have]
+
+
+def _same_devices(directory: Path, names: list) -> None:
+    """A sweep's records hold for its list of devices (the meta-trained methods train on all but one, the others
+    take the first as source): ``directory/devices.json`` keeps the list, and another list is refused."""
+    from ..io import atomic_write_json
+
+    path = Path(directory) / "devices.json"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, {"devices": names})
+        return
+    try:
+        have = json.loads(path.read_text())["devices"]
+        if not isinstance(have, list):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError):
+        raise DataError(f"{path} is not a device list ({{\"devices\": [...]}}); it names the devices the runs of "
+                        f"{directory} were made with") from None
+    if have != names:
+        raise NNFormerError(f"{directory} holds a sweep over the devices {', '.join(map(str, have))} (in that "
+                            f"order), not {', '.join(names)}: give these devices another --out")
 
 
 def summarise(records: list[dict]) -> dict:
@@ -325,35 +369,39 @@ def write_tables(records: list[dict], out_base: Path, command: str, notes: str =
 
     csv = ["method,held,k,mape_mean,mape_std,acc10_mean,spearman_mean,coverage_mean,best_family_share"]
     lines += ["| held-out device | method | k | MAPE % | Acc(10%) % | Spearman | 90% interval holds % | families "
-              "where lowest MAPE |", "|---|---|---|---|---|---|---|---|"]
+              "where lowest MAPE (of its kind) |", "|---|---|---|---|---|---|---|---|"]
     for h in held:
         fams = sorted({f for (m, hh), c in s.items() if hh == h for f in c["per_family"]})
         best = {}
-        for f in fams:  # which method has the lowest MAPE on each test family of this device
-            vals = {m: s[m, h]["per_family"][f] for m in methods if (m, h) in s and f in s[m, h]["per_family"]}
-            best[f] = min(vals, key=vals.get)
+        for f in fams:  # which method has the lowest MAPE on each test family of this device, transfer and own apart
+            for own in (False, True):
+                vals = {m: s[m, h]["per_family"][f] for m in methods
+                        if (m, h) in s and f in s[m, h]["per_family"] and m.endswith(OWN) == own}
+                if vals:
+                    best[f, own] = min(vals, key=vals.get)
         for m in methods:
             c = s.get((m, h))
             if c is None:
                 continue
-            share = sum(1 for f in fams if best[f] == m) / max(1, len(fams))
+            share = sum(1 for f in fams if best.get((f, m.endswith(OWN))) == m) / max(1, len(fams))
             lines.append(f"| {h} | {METHODS[m]} (`{m}`) | {c['k']} | {fmt(c['mape'], 2)} | {fmt(c['acc10'], 1)} | "
                          f"{fmt(c['spearman_test'], 4)} | {fmt(c['coverage'], 0)} | {100 * share:.0f}% |")
             csv.append(f"{m},{h},{c['k']},{c['mape'][0]:.4f},{c['mape'][1]:.4f},{c['acc10'][0]:.2f},"
                        f"{c['spearman_test'][0]:.5f},{'' if c['coverage'] is None else round(c['coverage'][0], 2)},"
                        f"{share:.3f}")
     lines += ["", "## Over the held-out devices", "",
-              "| method | mean MAPE % | NN-Former below every other baseline on (device, seed, family) |",
+              "| method | mean MAPE % | NN-Former below every baseline of its kind (transfer or own) on (device, seed, "
+              "family) |",
               "|---|---|---|"]
     others = [m for m in methods if m in NOT_NNFORMER]
     for m in methods:
         mean = float(np.mean([s[m, h]["mape"][0] for h in held if (m, h) in s]))
         wins = "-"
-        if m not in NOT_NNFORMER and others:
+        if m not in NOT_NNFORMER and any(o.endswith(OWN) == m.endswith(OWN) for o in others):
             won = total = 0
             for r in (r for r in records if r["method"] == m):
                 rivals = [q for q in records if q["held"] == r["held"] and q["seed"] == r["seed"] and
-                          q["method"] in others]
+                          q["method"] in others and q["method"].endswith(OWN) == m.endswith(OWN)]
                 for f, v in r["per_family_mape"].items():
                     total += 1
                     won += all(v < q["per_family_mape"][f] for q in rivals if f in q["per_family_mape"])

@@ -84,7 +84,7 @@ def test_sweep_scores_each_held_out_device_and_resumes(tmp_path):
     a, b = _device(tmp_path, "a"), _device(tmp_path, "b", 2.0)
     data = device_sweep.load_devices([a, b])
     out = tmp_path / "out"
-    methods = ["flops-linear", "op-sum", "roofline"]
+    methods = ["flops-linear", "op-sum", "roofline", "flops-linear-own", "op-sum-own"]
     recs = device_sweep.sweep(data, [a, b], methods, [0], "networks", out, progress=False)
     assert [(r["method"], r["held"]) for r in recs] == [(m, h) for h in "ab" for m in methods]
     by = {(r["method"], r["held"]): r for r in recs}
@@ -94,6 +94,12 @@ def test_sweep_scores_each_held_out_device_and_resumes(tmp_path):
     assert by["op-sum", "a"]["mape"] != pytest.approx(by["flops-linear", "a"]["mape"], rel=1e-2)
     assert by["roofline", "a"]["mape"] == pytest.approx(by["roofline", "b"]["mape"], rel=1e-3)
     assert 0 < by["flops-linear", "a"]["interval"]["coverage"] <= 100
+    # trained on the held-out device itself, no probe: a device twice as slow is fitted as well as the host
+    assert by["flops-linear-own", "a"]["source"] == "a" and by["op-sum-own", "b"]["source"] == "b"
+    assert by["flops-linear-own", "a"]["mape"] == pytest.approx(by["flops-linear-own", "b"]["mape"], rel=1e-6)
+    assert by["flops-linear-own", "a"]["mape"] != pytest.approx(by["flops-linear", "a"]["mape"], rel=1e-3)
+    assert by["op-sum-own", "a"]["mape"] == pytest.approx(by["op-sum-own", "b"]["mape"], rel=1e-4)
+    assert 0 < by["op-sum-own", "a"]["interval"]["coverage"] <= 100
     assert len(by["flops-linear", "a"]["test_families"]) == 2  # a fifth of the 10 families
     lines = (out / "runs.jsonl").read_text().splitlines()
     again = device_sweep.sweep(data, [a, b], methods, [0], "networks", out, progress=False)
@@ -102,8 +108,25 @@ def test_sweep_scores_each_held_out_device_and_resumes(tmp_path):
     assert all(p.is_file() for p in written)
     md = (out / "table.md").read_text()
     assert "| a | roofline sum" in md and "Command: `cmd`" in md
+    # the lowest MAPE per family is counted among methods of a kind: a transfer method and an own one each win some
+    shares = {(row.split(",")[0], row.split(",")[1]): float(row.split(",")[-1])
+              for row in (out / "table.csv").read_text().splitlines()[1:]}
+    for h in "ab":
+        assert sum(v for (m, hh), v in shares.items() if hh == h and m.endswith("-own")) == pytest.approx(1.0)
+        assert sum(v for (m, hh), v in shares.items() if hh == h and not m.endswith("-own")) == pytest.approx(1.0)
     with pytest.raises(NNFormerError, match="not one of the devices"):
         device_sweep.sweep(data, [a, b], ["roofline"], [0], "networks", out, held=["c"], progress=False)
+    # the runs hold for this list of devices: another list, or the same in another order, is refused in one line
+    assert json.loads((out / "devices.json").read_text()) == {"devices": ["a", "b"]}
+    for paths in ([b, a], [a, b, _device(tmp_path, "c", 0.5)]):
+        with pytest.raises(NNFormerError, match="holds a sweep over the devices a, b") as e:
+            device_sweep.sweep(device_sweep.load_devices(paths), paths, ["roofline"], [0], "networks", out,
+                               progress=False)
+        assert "\n" not in str(e.value)
+    assert (out / "runs.jsonl").read_text().splitlines() == lines  # nothing written
+    (out / "devices.json").write_text("[1, 2]")
+    with pytest.raises(DataError, match="is not a device list"):
+        device_sweep.sweep(data, [a, b], ["roofline"], [0], "networks", out, progress=False)
 
 
 @pytest.mark.slow
@@ -119,6 +142,10 @@ def test_meta_and_single_device_methods_train_and_share_the_source(tmp_path):
     assert [p.name for p in (out / "cache").iterdir() if p.is_dir()] == ["a-seed0"]  # trained once, shared
     meta = [r for r in recs if r["method"] == "meta-nnformer"]
     assert [sorted(r["trained_on"]) for r in meta] == [["a", "c"], ["a", "b"]]
+    own = device_sweep.sweep(data, [a, b, c], ["nnformer-own"], [0], "networks", out,
+                             settings={"steps": 3, "batch_size": 16}, held=["a"], progress=False)
+    assert own[0]["source"] == "a" and np.isfinite(own[0]["mape"]) and "interval" in own[0]
+    assert [p.name for p in (out / "cache").iterdir() if p.is_dir()] == ["a-seed0"]  # a's own network, reused
 
 
 def test_cli_refuses_a_single_device_in_one_line(tmp_path):
