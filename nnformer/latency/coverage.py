@@ -8,7 +8,9 @@ names the op types it never met and their share of the model's nodes, FLOPs and 
 those trained on (by :data:`SIZE_MARGIN`), and its operator mix's distance to the nearest training graph's (the L1
 distance of the shares: 0 the same mix, 2 no op type in common); above any of the ``THRESHOLDS``, outside the
 sizes, or farther than the training graphs lie from one another (by :data:`MIX_MARGIN`), the prediction is called
-unreliable (and :func:`~nnformer.latency.predict.predict_graphs` gives it no interval). A predictor saved without
+unreliable (and :func:`~nnformer.latency.predict.predict_graphs` gives it no interval). So is a model most of whose
+operators have an output that shape inference left unknown (``unknown_shapes`` of the converted graph: those
+operators' FLOPs and bytes count as 0, so the model looks smaller than it is). A predictor saved without
 one of these records checks nothing for it. An op type outside the predictor's vocabulary is read as the one
 ``onnx:other`` token, never dropped: it still counts in the graph, but the predictor cannot know its cost.
 """
@@ -25,7 +27,7 @@ from ..graph import ArchGraph
 from ..vocab import ONNX_PREFIX
 
 # share of the model (0-1) above which a prediction is flagged as unreliable
-THRESHOLDS = {"flops": 0.10, "memory": 0.10, "nodes": 0.20}
+THRESHOLDS = {"flops": 0.10, "memory": 0.10, "nodes": 0.20, "unknown_shapes": 0.20}
 # a model this many times larger than the largest trained on (or smaller than the smallest), in nodes, FLOPs,
 # parameters or memory traffic, is outside the training data: its prediction is flagged and given no interval
 SIZE_MARGIN = 1.25
@@ -53,6 +55,7 @@ class Coverage:
     outside: tuple[str, ...] = ()  # sizes (and an operator mix) beyond those of the training graphs, described
     mix_distance: float | None = None  # L1 distance of its operator mix to the nearest training graph's (0-2)
     mix_limit: float | None = None  # the distance above which the mix is outside (None: no record to check)
+    unknown_shapes: int = 0  # operators whose output shape could not be inferred (FLOPs and bytes counted as 0)
 
     @property
     def mix_outside(self) -> bool:
@@ -63,12 +66,18 @@ class Coverage:
         return self.unseen_nodes / max(self.nodes, 1)
 
     @property
+    def unknown_shape_share(self) -> float:
+        return self.unknown_shapes / max(self.nodes, 1)
+
+    @property
     def reliable(self) -> bool:
         return (self.unseen_flops_share <= THRESHOLDS["flops"] and self.unseen_memory_share <= THRESHOLDS["memory"]
-                and self.unseen_node_share <= THRESHOLDS["nodes"] and not self.outside)
+                and self.unseen_node_share <= THRESHOLDS["nodes"] and not self.outside
+                and self.unknown_shape_share <= THRESHOLDS["unknown_shapes"])
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "unseen_node_share": self.unseen_node_share, "reliable": self.reliable}
+        return {**asdict(self), "unseen_node_share": self.unseen_node_share,
+                "unknown_shape_share": self.unknown_shape_share, "reliable": self.reliable}
 
     def describe(self) -> str:
         """One line: what the predictor knows of this model."""
@@ -80,7 +89,13 @@ class Coverage:
             line += (f"; {len(self.unseen)} unseen ({strip(self.unseen)}): {self.unseen_nodes} of {self.nodes} "
                      f"nodes ({100 * self.unseen_node_share:.1f}%), {100 * self.unseen_flops_share:.1f}% of the "
                      f"FLOPs, {100 * self.unseen_memory_share:.1f}% of the memory traffic")
-        if self.outside:
+        if self.unknown_shapes:
+            line += (f"; output shapes of {self.unknown_shapes} of {self.nodes} operators unknown (their FLOPs and "
+                     f"memory traffic count as 0)")
+        if self.unknown_shape_share > THRESHOLDS["unknown_shapes"]:
+            line += (" - UNRELIABLE: shape inference failed on too much of the model, so its size is undercounted "
+                     "(export with static input shapes, or at another opset)")
+        elif self.outside:
             what = "operator mixes" if len(self.outside) == 1 and self.mix_outside else \
                 "sizes and operator mixes" if self.mix_outside else "sizes"
             line += f" - UNRELIABLE: outside the {what} it trained on (" + "; ".join(self.outside) + ")"
@@ -94,10 +109,11 @@ def _share(values: np.ndarray, mask: np.ndarray) -> float:
     return float(values[mask].sum() / total) if total > 0 else 0.0
 
 
-def coverage(predictor, graph: ArchGraph) -> Coverage:
+def coverage(predictor, graph: ArchGraph, unknown_shapes: int = 0) -> Coverage:
     """What ``predictor`` (a fitted :class:`~nnformer.Predictor`) has seen of ``graph`` (an ONNX model's graph from
-    :func:`~nnformer.latency.onnx_graph.onnx_to_graph`). A predictor saved before op counts were kept falls back to
-    its vocabulary: an op type outside it counts as unseen."""
+    :func:`~nnformer.latency.onnx_graph.onnx_to_graph`; ``unknown_shapes``: its static ``unknown_shapes``). A
+    predictor saved before op counts were kept falls back to its vocabulary: an op type outside it counts as
+    unseen."""
     from .onnx_graph import FEATURE_NAMES
 
     seen_ops = predictor.header_.get("seen_ops")
@@ -123,7 +139,7 @@ def coverage(predictor, graph: ArchGraph) -> Coverage:
         outside += (f"operator mix {distance:.2f} from the nearest training graph's, each training graph's within "
                     f"{record['within']:.2f} of another's"),
     return Coverage(tuple(o for o in ops if o not in unseen), tuple(unseen), len(all_ops), int(mask.sum()),
-                    _share(flops, mask), _share(mem, mask), outside, distance, limit)
+                    _share(flops, mask), _share(mem, mask), outside, distance, limit, int(unknown_shapes))
 
 
 def _outside(ranges: dict | None, graph: ArchGraph) -> tuple[str, ...]:

@@ -278,7 +278,8 @@ def onnx_to_graph(model, batch: int | None = None, io_nodes: bool = True) -> Con
         ``(graph, static)``: ``graph.features`` has one row of :data:`FEATURE_NAMES` per node; ``static`` holds
         total ``flops``, ``params`` (unique float weights), ``memory_access`` (bytes read and written, summed over
         operators), ``batch``, ``num_ops`` (operators kept) and ``input_numel`` (elements of one sample of the
-        first input: the input resolution).
+        first input: the input resolution), and, not a feature, ``unknown_shapes``: operators with an output whose
+        shape inference could not find (their FLOPs and bytes count as 0, so the totals undercount).
 
     Raises:
         OnnxError: the model cannot be read; GraphSizeError: more operators than ``nnformer.graph.MAX_NODES``.
@@ -313,6 +314,7 @@ def onnx_to_graph(model, batch: int | None = None, io_nodes: bool = True) -> Con
             rows.append(_node_features("input", {}, [d], [d], [])[0])
             ops.append("input")
     tot_flops = tot_mem = 0.0
+    unknown = 0  # operators with an output whose shape inference left unknown: their FLOPs and bytes count as 0
     weight_names: set[str] = set()
     for node in kept:
         idx = len(ops)
@@ -329,6 +331,7 @@ def onnx_to_graph(model, batch: int | None = None, io_nodes: bool = True) -> Con
                                                                              for t in node.output if t], wts)
         rows.append(row)
         ops.append(name)
+        unknown += any(info.get(t, (None, 1))[0] is None or 0 in info.get(t, (None, 1))[0] for t in node.output if t)
         tot_flops += flops
         tot_mem += mem
     first_op = len(ops) - len(kept)  # kept[k] is node first_op + k (after the virtual input nodes)
@@ -351,7 +354,8 @@ def onnx_to_graph(model, batch: int | None = None, io_nodes: bool = True) -> Con
     first = info.get(graph_inputs[0].name, (None, 1))[0] if graph_inputs else None
     static = {"flops": float(tot_flops), "params": float(sum(_numel(info[t][0]) for t in weight_names)),
               "memory_access": float(tot_mem), "batch": float(first[0] if first else 0), "num_ops": float(len(kept)),
-              "input_numel": float(_numel(first[1:]) if first and len(first) > 1 else 0)}
+              "input_numel": float(_numel(first[1:]) if first and len(first) > 1 else 0),
+              "unknown_shapes": float(unknown)}
     return ConvertedGraph(ArchGraph(ops, adj, np.asarray(rows, dtype=np.float32)), static)
 
 

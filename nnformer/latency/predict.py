@@ -98,8 +98,8 @@ def predict_graphs(p, label: str, converted, device=None) -> list[LatencyPredict
         pred = p.predict(graphs)
         lo = hi = [None] * len(graphs)
     out = []
-    for g, m, a, b in zip(graphs, pred, lo, hi):
-        cov = coverage(p, g)
+    for g, (_, s), m, a, b in zip(graphs, converted, pred, lo, hi):
+        cov = coverage(p, g, int(s.get("unknown_shapes", 0)))
         if not cov.reliable:  # the interval was calibrated on models like the training set, not on this one
             a = b = None
         out.append(LatencyPrediction(float(m), None if a is None else float(a), None if b is None else float(b),

@@ -134,3 +134,44 @@ def test_a_predictor_saved_without_the_record_checks_nothing_new(fitted):
     assert coverage(shipped, far).reliable and not any("depth" in o for o in coverage(shipped, graphs[0]).outside)
     tuned = shipped.finetune(graphs, [1.0] * len(graphs), steps=1)
     assert "train_op_mix" not in tuned.header_  # a few fine-tuning graphs are not what it trained on
+
+
+def _reshaped_by_data(width: int = 64, known: bool = False):
+    """x (1, width) reshaped to a shape that is itself an input (so no shape inference can know it), or a constant
+    one (``known``), then MatMul and Relu: an ONNX model in memory."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((width, 8), np.float32), "w")
+    inits = [w]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])]
+    if known:
+        inits.append(numpy_helper.from_array(np.array([1, width], np.int64), "shape"))
+    else:
+        inputs.append(helper.make_tensor_value_info("shape", TensorProto.INT64, [2]))
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"]), helper.make_node("MatMul", ["r", "w"], ["m"]),
+             helper.make_node("Relu", ["m"], ["y"])]
+    g = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "k"])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+def test_a_model_whose_shapes_cannot_be_inferred_is_flagged_and_gets_no_interval(fitted):
+    """Shape inference cannot know a reshape to runtime data: the operators after it count 0 FLOPs, the totals
+    undercount, and the verdict says so; the same model with a constant shape is read whole."""
+    from nnformer.latency.onnx_graph import onnx_to_graph
+    from nnformer.latency.predict import predict_graphs
+
+    p, graphs = fitted
+    p.calibrate(graphs, [1.0] * len(graphs), level=0.9)
+    blind, whole = onnx_to_graph(_reshaped_by_data()), onnx_to_graph(_reshaped_by_data(known=True))
+    assert blind.static["unknown_shapes"] == 3 and whole.static["unknown_shapes"] == 0
+    assert blind.static["flops"] == 0 < whole.static["flops"]
+    blind_r, whole_r = predict_graphs(p, "tiny", [blind, whole])
+    assert blind_r.coverage.unknown_shapes == 3 and blind_r.coverage.unknown_shape_share == 1.0
+    assert not blind_r.coverage.reliable and blind_r.low is None and blind_r.high is None
+    assert "UNRELIABLE: shape inference failed" in blind_r.coverage.describe()
+    assert blind_r.coverage.to_dict()["unknown_shapes"] == 3
+    assert whole_r.coverage.unknown_shapes == 0 and "shapes of" not in whole_r.coverage.describe()
+    # under the threshold the count is reported, and the verdict is what the rest says
+    some = cov.Coverage(("onnx:Relu",), (), 10, 0, 0.0, 0.0, unknown_shapes=2)
+    assert some.reliable and "output shapes of 2 of 10 operators unknown" in some.describe()
+    assert not cov.Coverage(("onnx:Relu",), (), 10, 0, 0.0, 0.0, unknown_shapes=3).reliable

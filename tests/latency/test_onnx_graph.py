@@ -73,7 +73,8 @@ def test_conv_features_and_flops():
     assert static["params"] == sum(p.numel() for p in Residual().parameters())
     assert static["batch"] == 1 and static["num_ops"] == 4
     assert static["memory_access"] > 4 * (3 + 8 * 4) * 16 * 16  # at least every activation read/written once
-    assert set(static) == set(STATIC_NAMES) and static_vector(static).shape == (len(STATIC_NAMES),)
+    assert set(static) == {*STATIC_NAMES, "unknown_shapes"} and static_vector(static).shape == (len(STATIC_NAMES),)
+    assert static["unknown_shapes"] == 0  # every shape inferred
 
 
 def test_strided_depthwise_conv_and_batchnorm_folding():
