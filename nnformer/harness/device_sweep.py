@@ -12,6 +12,8 @@ method predicts that device's models of the test families, knowing of the device
 * ``nnformer-line`` / ``nnformer-scale``: NN-Former trained on one source device (the first device of the list
   that is not held out), put on the held-out device through the probe's line, or a scale factor alone
   (:func:`nnformer.latency.probe.conditioned`: what `nnformer predict --device` does with a single-device predictor);
+* ``nnformer-lines``: the NN-Former of every other device, each put on the held-out device through the probe's
+  line, their predictions (and interval bounds) averaged in log space: no meta-training, several sources;
 * ``flops-linear``: log latency linear in log FLOPs, parameters and memory traffic, fitted on the source device,
   times the probe's scale factor;
 * ``op-sum``: each operator type's cost (a constant, per FLOP and per byte; nn-Meter's kernel sum, the costs learnt
@@ -49,6 +51,7 @@ METHODS = {
     "meta-gcn": "GCN, the same inputs and meta-training",
     "nnformer-line": "NN-Former of the source device, through the probe's line",
     "nnformer-scale": "NN-Former of the source device, times the probe's scale factor",
+    "nnformer-lines": "NN-Former of every other device through the probe's line, averaged",
     "flops-linear": "linear in log FLOPs, params, memory (source device), times the probe's scale factor",
     "op-sum": "a cost per operator type, summed (source device), times the probe's scale factor",
     "roofline": "roofline sum, its 3 constants fitted to the probe alone",
@@ -195,6 +198,17 @@ def run_one(data: DeviceData, method: str, held: str, seed: int, recipe: str, se
         iv = np.array([m.interval(*v) for v in zip(base, lo, hi)])
         bounds = (iv[:, 0], iv[:, 1], LEVEL)
         info = {"source": source.name, "map": m.to_dict()}
+    elif method == "nnformer-lines":
+        logs = []
+        for source in others:
+            p = _single(data, source, train, cal, seed, recipe, settings, cache)
+            m = conditioned(p, target.profile, slope=True)
+            base, lo, hi = (np.asarray(v, dtype=np.float64) for v in p.predict_interval(graphs))
+            iv = np.array([m.interval(*v) for v in zip(base, lo, hi)])
+            logs.append(np.log(np.column_stack([[m.apply(v) for v in base], iv])))
+        est, lo, hi = np.exp(np.mean(logs, axis=0)).T
+        bounds = (lo, hi, LEVEL)
+        info = {"sources": [d.name for d in others]}
     elif method == "nnformer-own":
         p = _single(data, target, train, cal, seed, recipe, settings, cache)
         est, lo, hi = (np.asarray(v, dtype=np.float64) for v in p.predict_interval(graphs))

@@ -146,6 +146,10 @@ def test_meta_and_single_device_methods_train_and_share_the_source(tmp_path):
                              settings={"steps": 3, "batch_size": 16}, held=["a"], progress=False)
     assert own[0]["source"] == "a" and np.isfinite(own[0]["mape"]) and "interval" in own[0]
     assert [p.name for p in (out / "cache").iterdir() if p.is_dir()] == ["a-seed0"]  # a's own network, reused
+    lines = device_sweep.sweep(data, [a, b, c], ["nnformer-lines"], [0], "networks", out,
+                               settings={"steps": 3, "batch_size": 16}, held=["b"], progress=False)[0]
+    assert lines["sources"] == ["a", "c"] and np.isfinite(lines["mape"]) and "interval" in lines
+    assert sorted(p.name for p in (out / "cache").iterdir() if p.is_dir()) == ["a-seed0", "c-seed0"]
 
 
 def test_cli_refuses_a_single_device_in_one_line(tmp_path):
