@@ -421,7 +421,8 @@ def write_tables(records: list[dict], out_base: Path, command: str, notes: str =
                     won += all(v < q["per_family_mape"][f] for q in rivals if f in q["per_family_mape"])
             wins = f"{won} of {total} ({100 * won / max(total, 1):.0f}%)"
         lines.append(f"| `{m}` | {mean:.2f} | {wins} |")
-    lines += ["", "## Targets (meta-trained NN-Former, per held-out device)", ""]
+    if any(k[0] == "meta-nnformer" for k in s):
+        lines += ["", "## Targets (meta-trained NN-Former, per held-out device)", ""]
     for h in held:
         c = s.get(("meta-nnformer", h))
         if c is None:
