@@ -4,7 +4,8 @@
 
 DIR is a latency dataset measured on the device (`nnformer profile ... --out DIR`) and DEV.json the probe of the
 same device (`nnformer device probe --out DEV.json`, same host, runtime, threads and batch: checked). Every model
-of DIR is predicted three ways and scored against its measured latency:
+of DIR (``--test-of``, ``--min-index``: some of them) is predicted three ways and scored against its measured
+latency:
 
 * `as-is`: the predictor as it is (milliseconds of the machine it was trained on);
 * `probe-scale`: times one factor, the median ratio measured / predicted over the probe's references;
@@ -42,6 +43,9 @@ def main(argv=None) -> int:
                                                               "predictor of the tables published without the flag)")
     ap.add_argument("--name", help="result file name (default: the dataset folder's name)")
     ap.add_argument("--test-of", metavar="TRAIN_DIR", help="score only the test part of TRAIN_DIR's family split")
+    ap.add_argument("--min-index", type=int, default=0, metavar="K",
+                    help="score only models of sample index K or more in their family (a dataset extended after a "
+                         "predictor was trained on its first K of each family: the models it never saw)")
     args = ap.parse_args(argv)
 
     import json
@@ -75,6 +79,11 @@ def main(argv=None) -> int:
         split = family_split([r["family"] for r in trained], [r["index"] for r in trained], cal_share=0.1)
         test_ids = {trained[i]["id"] for i in split.test}
         keep = [i for i, r in enumerate(rows) if r["id"] in test_ids]
+        rows, graphs, ms, fams = [rows[i] for i in keep], [graphs[i] for i in keep], ms[keep], [fams[i] for i in keep]
+    if args.min_index:
+        keep = [i for i, r in enumerate(rows) if r["index"] >= args.min_index]
+        if not keep:
+            raise SystemExit(f"{args.data} has no model of index {args.min_index} or more")
         rows, graphs, ms, fams = [rows[i] for i in keep], [graphs[i] for i in keep], ms[keep], [fams[i] for i in keep]
     p, label = resolve_predictor(args.predictor)
     base, lo, hi = (np.asarray(v, dtype=np.float64) for v in p.predict_interval(graphs))
@@ -120,7 +129,8 @@ def main(argv=None) -> int:
                     for k, m in maps.items())
     md = [f"# {label} on {prof.name}", "", f"Command: `{command()}`", "",
           f"Device: {prof.name}; probe of {prof.created} ({prof.probe_s:.1f} s). Dataset: {args.data}"
-          + (f" (the test part of {args.test_of}'s family split)" if args.test_of else "") + ", "
+          + (f" (the test part of {args.test_of}'s family split)" if args.test_of else "")
+          + (f" (models of sample index {args.min_index} or more)" if args.min_index else "") + ", "
           f"{len(ms)} models ({int(known.sum())} the predictor knows). Run on {describe_line()}, {now()}; one run "
           f"(deterministic given the files).", "", f"Fits: {fit}.", "",
           f"| method | models | n | MAPE % | Acc(10%) % | Spearman | {100 * level:.0f}% interval holds % | its median "
