@@ -189,52 +189,34 @@ def run_one(data: DeviceData, method: str, held: str, seed: int, recipe: str, se
         est, lo, hi, _ = interval_on(p, graphs, target.profile)
         bounds = (lo, hi, LEVEL)
         info = {"trained_on": [d.name for d in others], "q": p.header_[KEY]["interval"]["q"]}
-    elif method in ("nnformer-line", "nnformer-scale"):
-        source = _source(data, held)
-        p = _single(data, source, train, cal, seed, recipe, settings, cache)
-        m = conditioned(p, target.profile, slope=method == "nnformer-line")
-        base, lo, hi = (np.asarray(v, dtype=np.float64) for v in p.predict_interval(graphs))
-        est = np.array([m.apply(v) for v in base])
-        iv = np.array([m.interval(*v) for v in zip(base, lo, hi)])
-        bounds = (iv[:, 0], iv[:, 1], LEVEL)
-        info = {"source": source.name, "map": m.to_dict()}
-    elif method == "nnformer-lines":
-        logs = []
-        for source in others:
+    elif method.startswith("nnformer-"):  # line, scale, lines (every other device, averaged), own (no transfer)
+        own = method == "nnformer-own"
+        sources = others if method == "nnformer-lines" else [target if own else _source(data, held)]
+        outs = []
+        for source in sources:
             p = _single(data, source, train, cal, seed, recipe, settings, cache)
-            m = conditioned(p, target.profile, slope=True)
-            base, lo, hi = (np.asarray(v, dtype=np.float64) for v in p.predict_interval(graphs))
-            iv = np.array([m.interval(*v) for v in zip(base, lo, hi)])
-            logs.append(np.log(np.column_stack([[m.apply(v) for v in base], iv])))
-        est, lo, hi = np.exp(np.mean(logs, axis=0)).T
+            m = None if own else conditioned(p, target.profile, slope=method != "nnformer-scale")
+            outs.append(_mapped(m, *(np.asarray(v, dtype=np.float64) for v in p.predict_interval(graphs))))
+        est, lo, hi = outs[0] if len(outs) == 1 else np.exp(np.mean(np.log(outs), axis=0))
         bounds = (lo, hi, LEVEL)
-        info = {"sources": [d.name for d in others]}
-    elif method == "nnformer-own":
-        p = _single(data, target, train, cal, seed, recipe, settings, cache)
-        est, lo, hi = (np.asarray(v, dtype=np.float64) for v in p.predict_interval(graphs))
-        bounds = (lo, hi, LEVEL)
-        info = {"source": held}
-    elif method in ("flops-linear-own", "op-sum-own"):
+        info = {"sources": [d.name for d in sources]} if len(sources) > 1 else \
+            {"source": sources[0].name, **({"map": m.to_dict()} if m is not None else {})}
+    elif method.removesuffix(OWN) in ("flops-linear", "op-sum"):
+        own = method.endswith(OWN)
+        source = target if own else _source(data, held)
         fit, predict = _static_model(method.removesuffix(OWN))
-        model = fit([target.graphs[i] for i in train], target.ms[train])
-        q = conformal_quantile(np.abs(np.log(predict(model, [target.graphs[i] for i in cal])) - np.log(target.ms[cal])),
-                               LEVEL)
-        est = np.asarray(predict(model, graphs), dtype=np.float64)
-        bounds = (est * np.exp(-q), est * np.exp(q), LEVEL)
-        info = {"source": held}
-    elif method in ("flops-linear", "op-sum"):
-        source = _source(data, held)
-        fit, predict = _static_model(method)
         model = fit([source.graphs[i] for i in train], source.ms[train])
-        refs = [with_static(*from_compact(r["graph"])) for r in target.profile.references]
-        m = fit_device_map(predict(model, refs), target.profile.latencies(), device=target.profile.name, slope=False)
         q = conformal_quantile(np.abs(np.log(predict(model, [source.graphs[i] for i in cal])) - np.log(source.ms[cal])),
                                LEVEL)
-        base = predict(model, graphs)
-        est = np.array([m.apply(v) for v in base])
-        iv = np.array([m.interval(v, v * np.exp(-q), v * np.exp(q)) for v in base])
-        bounds = (iv[:, 0], iv[:, 1], LEVEL)
-        info = {"source": source.name, "map": m.to_dict()}
+        m = None
+        if not own:
+            refs = [with_static(*from_compact(r["graph"])) for r in target.profile.references]
+            m = fit_device_map(predict(model, refs), target.profile.latencies(), device=target.profile.name,
+                               slope=False)
+        base = np.asarray(predict(model, graphs), dtype=np.float64)
+        est, lo, hi = _mapped(m, base, base * np.exp(-q), base * np.exp(q))
+        bounds = (lo, hi, LEVEL)
+        info = {"source": source.name, **({"map": m.to_dict()} if m is not None else {})}
     elif method == "roofline":
         prof = target.profile
         roof = Roofline().fit([node_costs(from_compact(r["graph"])[0]) for r in prof.references], prof.latencies())
@@ -249,6 +231,14 @@ def run_one(data: DeviceData, method: str, held: str, seed: int, recipe: str, se
     if settings:
         rec["settings"] = settings
     return rec
+
+
+def _mapped(m, est, lo, hi) -> np.ndarray:
+    """``(est, lo, hi)`` put on the held-out device by the device map ``m`` (None: as they are)."""
+    if m is None:
+        return np.stack([est, lo, hi])
+    iv = np.array([m.interval(*v) for v in zip(est, lo, hi)])
+    return np.stack([[m.apply(v) for v in est], iv[:, 0], iv[:, 1]])
 
 
 def _static_model(method: str):
