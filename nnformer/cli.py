@@ -11,14 +11,13 @@ import contextlib
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from . import __version__
 from .argtypes import (OneLineParser, batch_size, int_at_least, nonneg_int, positive_float, positive_int, seed_int,
                        thread_count)
 from .errors import DataError, NNFormerError
-from .io import check_output_dir, check_output_file, exclusive_lock, remove_stale_temporaries
+from .io import check_output_dir, check_output_file
 from .protocols import family_minimum
 from .recipes import DEFAULT_RECIPE, RECIPES
 from .shipped import DEFAULT_LATENCY
@@ -53,79 +52,25 @@ def _init_distributed(args) -> int:
     return dist.get_rank()
 
 
-def _settings(args) -> dict:
-    """``--set`` pairs plus ``--device``: the overrides of the recipe (typed and checked by the Predictor)."""
-    from .recipes import parse_settings
-
-    out = parse_settings(args.set)
-    if args.device is not None:
-        out["device"] = args.device
-    return out
-
-
 def cmd_train(args) -> int:
     import torch
 
-    from .predictor import Predictor
-
     from .machine import code_version
+    from .recipes import parse_settings
+    from .training_sets import train_run
 
     code_version()  # asked now, recorded at the end: the code this process imported
     torch.set_num_threads(args.threads) if args.threads else None
     if args.device is not None:
         _check_device(args.device)  # before torchrun's process group picks a GPU
     rank = _init_distributed(args)
-    if args.recipe is None:  # whole networks from a dataset directory train with their own recipe
-        whole_networks = args.task == "latency" and args.data and os.path.isdir(args.data)
-        args.recipe = "networks" if whole_networks else DEFAULT_RECIPE
-    predictor = Predictor(args.recipe, settings=_settings(args), task=args.task,
-                          progress=not args.quiet)  # bad settings: refused before any data is read
-    from .protocols import check_split
-    from .training_sets import (check_latency_sizes, check_nb201_sizes, finished_run, latency_training_set,
-                                nb201_training_set, write_results)
-
-    if args.task == "accuracy" and args.data:
-        raise NNFormerError("--data names latency data; accuracy trains on NB201 (--label picks the label)")
-    if args.task == "latency":  # sizes refused before anything is read or written
-        check_latency_sizes(args.data, args.n_train)
-    else:
-        check_nb201_sizes(args.n_train, args.n_val)
-    out = check_output_dir(args.out)
-    t_start = time.perf_counter()
-    seed = predictor.recipe_at(args.n_train).train.seed
-    job = (latency_training_set(args.data, args.n_train, seed, args.data_dir, args.correct_drift)
-           if args.task == "latency" else
-           nb201_training_set(args.n_train, args.n_val, args.split, args.label, seed, args.data_dir))
-    split, y, pick = check_split(job.split, job.what, calibrate=args.task == "latency"), job.y, job.pick
-    _, model_cfg, train_cfg = predictor.plan(pick(split.train))
-    cal = f", {len(split.cal)} calibrate the interval" if len(split.cal) else ""
-    print(f"nnformer train: {job.what}, {len(split.train)} train / {len(split.val)} val cells "
-          f"({job.record['split']}{cal}), recipe {args.recipe}: {model_cfg.n_layers} blocks, dim {model_cfg.dim}, "
-          f"{train_cfg.epochs} epochs, masks {model_cfg.mask_mode}, ffn {model_cfg.ffn_mode}, seed {train_cfg.seed}",
-          file=sys.stderr)
-    with contextlib.ExitStack() as stack:
-        if rank == 0:  # one writer per output directory; what a killed writer left there goes first
-            stack.enter_context(exclusive_lock(out, "training run"))
-            remove_stale_temporaries(out, whole_directory=True)
-        predictor.fit(pick(split.train), y[split.train], pick(split.val), y[split.val],
-                      checkpoint=out / "checkpoint.pt")
-        if len(split.cal):  # as many as check_split asks for
-            predictor.calibrate(pick(split.cal), y[split.cal])
-        if rank != 0:
-            return 0  # every rank holds the same weights; rank 0 writes the results
-        done = finished_run(out, predictor)
-        if done is not None:  # a finished run, rerun with the same settings: its record stands
-            print(f"nnformer train: {out} holds this run, finished; nothing to do (remove {out / 'metrics.json'} to "
-                  f"score it again)", file=sys.stderr)
-            print(job.summary(done))
-            return 0
-        result = write_results(predictor, job, out, model_config=model_cfg, train_config=train_cfg, started=t_start,
-                               command=args.command_line)
-    print(job.summary(result))
-    restarted = f" over {result['restarts'] + 1} invocations" if result["restarts"] else ""
-    print(f"time: {result['train_seconds']:.0f}s to train{restarted}, {result['eval_seconds']:.1f}s to score "
-          f"{len(job.graphs):,} cells; "
-          f"wrote {out / 'predictor.pt'}, {out / 'metrics.json'}, {out / 'scatter.png'}")
+    settings = parse_settings(args.set) | ({} if args.device is None else {"device": args.device})  # recipe overrides
+    run = train_run(args.out, task=args.task, data=args.data, recipe=args.recipe, settings=settings,
+                    n_train=args.n_train, n_val=args.n_val, split=args.split, label=args.label,
+                    data_dir=args.data_dir, correct_drift=args.correct_drift, progress=not args.quiet,
+                    command=args.command_line, rank=rank)
+    if run is not None:  # rank 0 reports; the other ranks trained alike
+        print("\n".join(run.report()))
     return 0
 
 
@@ -205,35 +150,19 @@ def _evaluate_latency(args, p) -> int:
 def _predict_models(args, converted: list, names: list[str]) -> int:
     """`nnformer predict model.onnx ...` / `--torch`: milliseconds with an interval, and what the predictor knows of
     each model's operators (every model is converted before the predictor is read)."""
-    from .latency.predict import predict_graphs, resolve_predictor
+    from .latency.predict import format_results, predict_models
 
     if args.checkpoint and args.predictor:
         raise NNFormerError("give --predictor or --checkpoint, not both")
-    p, label = resolve_predictor(args.predictor or args.checkpoint)
-    if not (args.predictor or args.checkpoint):
-        print(f"nnformer: using the shipped predictor {label} ({p.card_.get('description', '')}); --predictor "
-              f"picks another (`nnformer predictors`)", file=sys.stderr)
-    results = predict_graphs(p, label, converted, args.device)
-    if args.device:
-        print(f"nnformer: milliseconds for the probed device {results[0].device} ({args.device})", file=sys.stderr)
-    else:
-        print(f"nnformer: milliseconds for {results[0].device}; for your machine: nnformer device probe --out "
-              f"DEV.json, then --device DEV.json", file=sys.stderr)
+    results = predict_models(converted, args.predictor or args.checkpoint, args.device)  # notes on stderr
     if args.json:
         print(json.dumps([{"model": n, **r.to_dict()} for n, r in zip(names, results)], indent=2))
-        return 0
-    for name, r in zip(names, results):
-        interval = f" [{r.low:.3f}, {r.high:.3f}] ({100 * r.level:.0f}% interval)" if r.low is not None else ""
-        if r.level is not None and not r.coverage.reliable:  # predict_graphs withholds it, --json alike
-            interval = " (no interval: the model is unlike those this predictor trained on)"
-        print(f"{r.ms:.3f} ms{interval}\t{name}")
-        print(f"  {r.coverage.describe()}")
+    else:
+        print("\n".join(format_results(names, results)))
     return 0
 
 
 def cmd_predict(args) -> int:
-    from .spaces.nb201 import arch_to_graph
-
     archs = list(args.archs)
     if args.file:
         try:
@@ -267,23 +196,9 @@ def cmd_predict(args) -> int:
         from .latency.predict import to_graph
 
         return _predict_models(args, [to_graph(path, batch=args.batch) for path in models], models)
-    graphs = [arch_to_graph(a) for a in archs]  # validates every string before loading the model
-    if not args.checkpoint and not args.predictor:
-        raise NNFormerError("NB201 arch strings need a predictor of NB201 cells: --checkpoint PATH (an accuracy "
-                            "predictor of `nnformer train`) or --predictor help-nb201-DEVICE (latency)")
-    from .shipped import load_any
+    from .shipped import predict_nb201
 
-    spec = args.checkpoint or args.predictor
-    p = load_any(spec)
-    if p.vocab_.name != "nb201":
-        what = ("a latency predictor of ONNX graphs: give it ONNX files or --torch" if p.vocab_.name == "onnx"
-                else f"a {p.task} predictor of {p.vocab_.name!r} graphs")
-        raise NNFormerError(f"{spec} is {what}; NB201 arch strings need a predictor trained on NB201 cells (an "
-                            f"accuracy predictor of `nnformer train`, or a shipped help-nb201-DEVICE latency "
-                            f"predictor: `nnformer predictors`)")
-    pred = p.predict(graphs)
-    unit = (" ms" if p.task == "latency" else "%" if p.scale_ == 0.01 else " (accuracy, a fraction)"
-            if p.scale_ == 1 else " (accuracy, in the unit of the training labels)")
+    pred, unit = predict_nb201(args.checkpoint or args.predictor, archs)  # every string checked before the model
     for a, v in zip(archs, pred):
         print(f"{v:.4f}{unit}\t{a}")
     return 0
@@ -297,18 +212,7 @@ def cmd_predictors(args) -> int:
         print(json.dumps([e.__dict__ for e in rows], indent=2))
         return 0
     for e in rows:
-        m = e.metrics
-        held = (f"MAPE {m['mape']:g}%, Acc(10%) {m['acc10']:g}, Spearman {m['spearman']:g} on {m['n_test']:,} "
-                f"models" if {"mape", "acc10", "spearman", "n_test"} <= set(m) else json.dumps(m))
-        if "held_out_devices" in m:  # meta-trained over devices: each device predicted from its probe alone
-            held = "; ".join(f"{d} MAPE {v['mape']:g}%, Acc(10%) {v['acc10']:g}, Spearman {v['spearman']:g}"
-                             + (f", interval holds {v['interval_coverage']:g}%" if "interval_coverage" in v else "")
-                             for d, v in m["held_out_devices"].items()) + f" ({m['table']})"
-        if "interval_coverage" in m:
-            held += f"; the {100 * m['interval_level']:g}% interval holds {m['interval_coverage']:g}% of them"
-        default = " (default for ONNX models)" if e.name == shipped.DEFAULT_LATENCY else ""
-        print(f"{e.spec}{default}: {e.task} on {e.device}, {e.runtime}\n  {e.description}\n  trained on {e.data}"
-              f"\n  held out: {held}")
+        print(e.describe())
     if not rows:
         print("no shipped predictors")
     return 0

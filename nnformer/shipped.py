@@ -45,6 +45,22 @@ class Entry:
     def path(self, root: Path | None = None) -> Path:
         return (root or ROOT) / self.name / self.version
 
+    def describe(self) -> str:
+        """The entry as ``nnformer predictors`` lists it, in four lines: name@version (and whether ONNX models
+        default to it), task, device and runtime; the description; the training data; the held-out metrics."""
+        m = self.metrics
+        held = (f"MAPE {m['mape']:g}%, Acc(10%) {m['acc10']:g}, Spearman {m['spearman']:g} on {m['n_test']:,} "
+                f"models" if {"mape", "acc10", "spearman", "n_test"} <= set(m) else json.dumps(m))
+        if "held_out_devices" in m:  # meta-trained over devices: each device predicted from its probe alone
+            held = "; ".join(f"{d} MAPE {v['mape']:g}%, Acc(10%) {v['acc10']:g}, Spearman {v['spearman']:g}"
+                             + (f", interval holds {v['interval_coverage']:g}%" if "interval_coverage" in v else "")
+                             for d, v in m["held_out_devices"].items()) + f" ({m['table']})"
+        if "interval_coverage" in m:
+            held += f"; the {100 * m['interval_level']:g}% interval holds {m['interval_coverage']:g}% of them"
+        default = " (default for ONNX models)" if self.name == DEFAULT_LATENCY else ""
+        return (f"{self.spec}{default}: {self.task} on {self.device}, {self.runtime}\n  {self.description}\n  "
+                f"trained on {self.data}\n  held out: {held}")
+
 
 def _version_key(v: str):
     return tuple(int(p) if p.isdigit() else p for p in v.split("."))
@@ -118,6 +134,30 @@ def load_any(spec: str | os.PathLike):
     if os.sep in str(spec) or str(spec).endswith(".pt"):
         raise CheckpointError(f"no checkpoint at {spec}")
     return load(str(spec))
+
+
+def predict_nb201(spec: str | os.PathLike | None, archs: list[str]) -> tuple[list[float], str]:
+    """``(predictions, unit)``: what the predictor ``spec`` (a path or ``NAME[@VERSION]``, read by :func:`load_any`)
+    predicts for each NAS-Bench-201 arch string of ``archs``, and the unit that follows each value as ``nnformer
+    predict`` prints it (``" ms"``, ``"%"``, ...). Every arch string is checked before the predictor is read; raises
+    :class:`~nnformer.errors.NNFormerError` for a malformed one, for no ``spec``, and for a predictor not trained on
+    NB201 cells."""
+    from .spaces.nb201 import arch_to_graph
+
+    graphs = [arch_to_graph(a) for a in archs]  # validates every string before loading the model
+    if not spec:
+        raise NNFormerError("NB201 arch strings need a predictor of NB201 cells: --checkpoint PATH (an accuracy "
+                            "predictor of `nnformer train`) or --predictor help-nb201-DEVICE (latency)")
+    p = load_any(spec)
+    if p.vocab_.name != "nb201":
+        what = ("a latency predictor of ONNX graphs: give it ONNX files or --torch" if p.vocab_.name == "onnx"
+                else f"a {p.task} predictor of {p.vocab_.name!r} graphs")
+        raise NNFormerError(f"{spec} is {what}; NB201 arch strings need a predictor trained on NB201 cells (an "
+                            f"accuracy predictor of `nnformer train`, or a shipped help-nb201-DEVICE latency "
+                            f"predictor: `nnformer predictors`)")
+    unit = (" ms" if p.task == "latency" else "%" if p.scale_ == 0.01 else " (accuracy, a fraction)"
+            if p.scale_ == 1 else " (accuracy, in the unit of the training labels)")
+    return [float(v) for v in p.predict(graphs)], unit
 
 
 def publish(predictor, name: str, version: str, *, description: str, device: str, runtime: str, data: str,

@@ -10,6 +10,9 @@ reports:
   random cells train, ``max(20, N / 10)`` others calibrate the interval, the rest test) or a dataset directory of
   ``nnformer profile`` (per family 80% train, 10% calibrate, 10% test).
 
+:func:`train_run` is the whole of ``nnformer train``: one of these sets, a predictor fitted and calibrated on it,
+and the results directory :func:`write_results` writes.
+
 >>> ts = latency_training_set("help-nb201:fpga", n_train=100)          # doctest: +SKIP
 >>> p = Predictor(task="latency").fit(ts.pick(ts.split.train), ts.y[ts.split.train])  # doctest: +SKIP
 >>> p.calibrate(ts.pick(ts.split.cal), ts.y[ts.split.cal])              # doctest: +SKIP
@@ -18,7 +21,9 @@ reports:
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -241,3 +246,111 @@ def write_results(predictor, job: TrainingSet, out, *, model_config=None, train_
         np.save(tmp, pred)
     atomic_write_json(out / "metrics.json", result, indent=2)  # last: its presence marks a finished run
     return result
+
+
+@dataclass
+class TrainRun:
+    """What :func:`train_run` leaves: the training set, the results directory and what its ``metrics.json`` holds."""
+    job: TrainingSet
+    out: Path
+    result: dict  # what metrics.json holds (write_results)
+    finished: bool  # True: out held this run, finished; its record stands and nothing was written
+
+    def report(self) -> list[str]:
+        """The lines ``nnformer train`` prints: the metrics' one-line summary, then, when this run wrote its
+        results, its times and the files it wrote."""
+        r, out = self.result, self.out
+        if self.finished:
+            return [self.job.summary(r)]
+        restarted = f" over {r['restarts'] + 1} invocations" if r["restarts"] else ""
+        return [self.job.summary(r),
+                f"time: {r['train_seconds']:.0f}s to train{restarted}, {r['eval_seconds']:.1f}s to score "
+                f"{len(self.job.graphs):,} cells; wrote {out / 'predictor.pt'}, {out / 'metrics.json'}, "
+                f"{out / 'scatter.png'}"]
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def train_run(out, *, task: str = "accuracy", data=None, recipe: str | None = None, settings: dict | None = None,
+              n_train: int = 781, n_val: int = 1024, split: str = "tnasp", label: str = "val", data_dir=None,
+              correct_drift: bool = False, progress: bool = True, command: str | None = None, rank: int = 0,
+              log: Callable[[str], None] = _to_stderr) -> TrainRun | None:
+    """Train a predictor as ``nnformer train`` does and write its results directory ``out``
+    (:func:`write_results`); rerun with the same arguments, it resumes from ``out/checkpoint.pt``. Settings and sizes
+    are checked before any data is read or written; one process at a time writes ``out`` (the others get
+    :class:`~nnformer.errors.DataError`).
+
+    Args:
+        out: the results directory (made when missing).
+        task: ``"accuracy"`` (NB201 under :func:`nb201_training_set`) or ``"latency"`` (``data`` under
+            :func:`latency_training_set`).
+        data: the latency source; accuracy takes none.
+        recipe: a name of :data:`nnformer.recipes.RECIPES` (default: ``networks`` for a dataset directory, else
+            the default recipe).
+        settings: overrides of the recipe (``--set`` and ``--device``), typed and checked by the
+            :class:`~nnformer.Predictor`.
+        n_train, n_val, split, label: the NB201 protocol (:func:`nb201_training_set`); ``n_train`` is the
+            random draw of a latency benchmark table as well.
+        data_dir, correct_drift: where the data is and how latency labels are read (:func:`latency_training_set`).
+        progress: show progress bars.
+        command: the command line recorded.
+        rank: this process's rank under ``torchrun``; every rank trains, rank 0 alone writes the results.
+        log: called with each line of progress (default: printed on stderr).
+
+    Returns:
+        The :class:`TrainRun` (``finished`` when ``out`` already held this run, finished: nothing is written
+        again), or ``None`` on a rank other than 0.
+
+    Raises:
+        NNFormerError: bad settings, sizes, data or output directory, in one line.
+    """
+    import contextlib
+    import os
+    import time
+
+    from .io import check_output_dir, exclusive_lock, remove_stale_temporaries
+    from .predictor import Predictor
+    from .protocols import check_split
+    from .recipes import DEFAULT_RECIPE
+
+    if recipe is None:  # whole networks from a dataset directory train with their own recipe
+        whole_networks = task == "latency" and data and os.path.isdir(data)
+        recipe = "networks" if whole_networks else DEFAULT_RECIPE
+    predictor = Predictor(recipe, settings=settings, task=task, progress=progress)  # refused before data is read
+    if task == "accuracy" and data:
+        raise NNFormerError("--data names latency data; accuracy trains on NB201 (--label picks the label)")
+    if task == "latency":  # sizes refused before anything is read or written
+        check_latency_sizes(data, n_train)
+    else:
+        check_nb201_sizes(n_train, n_val)
+    out = check_output_dir(out)
+    t_start = time.perf_counter()
+    seed = predictor.recipe_at(n_train).train.seed
+    job = (latency_training_set(data, n_train, seed, data_dir, correct_drift) if task == "latency" else
+           nb201_training_set(n_train, n_val, split, label, seed, data_dir))
+    parts, y, pick = check_split(job.split, job.what, calibrate=task == "latency"), job.y, job.pick
+    _, model_cfg, train_cfg = predictor.plan(pick(parts.train))
+    cal = f", {len(parts.cal)} calibrate the interval" if len(parts.cal) else ""
+    log(f"nnformer train: {job.what}, {len(parts.train)} train / {len(parts.val)} val cells "
+        f"({job.record['split']}{cal}), recipe {recipe}: {model_cfg.n_layers} blocks, dim {model_cfg.dim}, "
+        f"{train_cfg.epochs} epochs, masks {model_cfg.mask_mode}, ffn {model_cfg.ffn_mode}, seed {train_cfg.seed}")
+    with contextlib.ExitStack() as stack:
+        if rank == 0:  # one writer per output directory; what a killed writer left there goes first
+            stack.enter_context(exclusive_lock(out, "training run"))
+            remove_stale_temporaries(out, whole_directory=True)
+        predictor.fit(pick(parts.train), y[parts.train], pick(parts.val), y[parts.val],
+                      checkpoint=out / "checkpoint.pt")
+        if len(parts.cal):  # as many as check_split asks for
+            predictor.calibrate(pick(parts.cal), y[parts.cal])
+        if rank != 0:
+            return None  # every rank holds the same weights; rank 0 writes the results
+        done = finished_run(out, predictor)
+        if done is not None:  # a finished run, rerun with the same settings: its record stands
+            log(f"nnformer train: {out} holds this run, finished; nothing to do (remove {out / 'metrics.json'} to "
+                f"score it again)")
+            return TrainRun(job, out, done, finished=True)
+        result = write_results(predictor, job, out, model_config=model_cfg, train_config=train_cfg, started=t_start,
+                               command=command)
+    return TrainRun(job, out, result, finished=False)

@@ -1,5 +1,6 @@
 """What `nnformer train` trains on, as Python users call it (nnformer.training_sets)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +42,22 @@ def test_a_dataset_directory_splits_per_family_and_scores_each():
     assert (len(ts.split.train), len(ts.split.cal), len(ts.split.test)) == (800, 100, 100)
     m = ts.evaluate(ts.y)
     assert m["mape"] == 0 and m["unit"] == "models" and set(m["per_family_mape"]) == set(ts.record["families"])
+
+
+def test_train_run_writes_the_results_and_a_rerun_keeps_them(data_dir, tmp_path):
+    """`nnformer train` as a library call: progress lines go to ``log``, a rerun finds the finished run."""
+    from nnformer.training_sets import train_run
+
+    lines = []
+    kw = dict(settings={"epochs": "1", "n_layers": "1", "dim": "16"}, n_train=60, n_val=40, data_dir=data_dir,
+              progress=False, log=lines.append)
+    run = train_run(tmp_path / "run", **kw)
+    assert not run.finished and (tmp_path / "run" / "metrics.json").is_file() and run.result["n_train"] == 60
+    assert lines[0].startswith("nnformer train: NB201, 60 train / 40 val cells (tnasp), recipe scaled: 1 blocks")
+    report = run.report()
+    assert report[0] == run.job.summary(run.result) and report[1].startswith("time: ") and len(report) == 2
+    again = train_run(tmp_path / "run", **kw)
+    assert again.finished and again.result == json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert again.report() == report[:1] and "holds this run, finished" in lines[-1]
+    with pytest.raises(NNFormerError, match="--data names latency data"):
+        train_run(tmp_path / "x", data="help-nb201:fpga", **kw)

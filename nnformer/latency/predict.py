@@ -11,7 +11,9 @@ predictor knows of the model's operators.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
+from typing import Callable
 
 from ..errors import NNFormerError
 from .coverage import Coverage, coverage
@@ -110,6 +112,42 @@ def predict_graphs(p, label: str, converted, device=None) -> list[LatencyPredict
         return [dataclasses.replace(r, device=device.name if device is not None else home_device(p),
                                     probed=device is not None) for r in out]
     return out if device is None else _on_device(p, out, device)
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def predict_models(converted, predictor=None, device=None, *,
+                   log: Callable[[str], None] = _to_stderr) -> list[LatencyPrediction]:
+    """:func:`predict_graphs` of ``converted`` with the predictor :func:`resolve_predictor` reads from
+    ``predictor`` (None: the shipped default), as ``nnformer predict`` runs it: ``log`` (default: printed on
+    stderr) is told which shipped predictor the default is, before any prediction, and which device the milliseconds
+    are for. Raises :class:`~nnformer.errors.NNFormerError` as those two do."""
+    p, label = resolve_predictor(predictor)
+    if predictor is None:
+        log(f"nnformer: using the shipped predictor {label} ({p.card_.get('description', '')}); --predictor picks "
+            f"another (`nnformer predictors`)")
+    results = predict_graphs(p, label, converted, device)
+    if device:
+        log(f"nnformer: milliseconds for the probed device {results[0].device} ({device})")
+    else:
+        log(f"nnformer: milliseconds for {results[0].device}; for your machine: nnformer device probe --out "
+            f"DEV.json, then --device DEV.json")
+    return results
+
+
+def format_results(names, results: list[LatencyPrediction]) -> list[str]:
+    """The lines ``nnformer predict`` prints for the models ``names`` and their :func:`predict_graphs` results: per
+    model, milliseconds with the interval (or why there is none), a tab and the name, then an indented line of what
+    the predictor knows of its operators (:meth:`~nnformer.latency.coverage.Coverage.describe`)."""
+    lines = []
+    for name, r in zip(names, results):
+        interval = f" [{r.low:.3f}, {r.high:.3f}] ({100 * r.level:.0f}% interval)" if r.low is not None else ""
+        if r.level is not None and not r.coverage.reliable:  # predict_graphs withholds it, --json alike
+            interval = " (no interval: the model is unlike those this predictor trained on)"
+        lines += [f"{r.ms:.3f} ms{interval}\t{name}", f"  {r.coverage.describe()}"]
+    return lines
 
 
 def _profile(device):

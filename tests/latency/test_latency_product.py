@@ -372,6 +372,26 @@ def test_arch_strings_print_their_unit_and_need_an_nb201_predictor(capsys):
         assert "NB201 arch strings need a predictor trained on NB201 cells" in err
 
 
+def test_predict_verbs_as_library_calls(tmp_path):
+    """What `nnformer predict` prints comes from library calls: ``shipped.predict_nb201`` for arch strings,
+    ``predict_models`` (notes to ``log``) and ``format_results`` for models."""
+    from nnformer.latency.predict import format_results, predict_models
+
+    cell = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"
+    pred, unit = shipped.predict_nb201("help-nb201-fpga", [cell, cell])
+    assert unit == " ms" and len(pred) == 2 and pred[0] == pytest.approx(pred[1], rel=1e-5) and pred[0] > 0
+    with pytest.raises(NNFormerError, match="need a predictor of NB201 cells"):
+        shipped.predict_nb201(None, [cell])
+    with pytest.raises(NNFormerError, match="malformed"):  # the strings are read before the (absent) predictor
+        shipped.predict_nb201(None, ["|bogus|"])
+    notes = []
+    results = predict_models([torch_to_graph(ConvNet(), (1, 3, 32, 32))], log=notes.append)
+    assert len(notes) == 2 and "using the shipped predictor" in notes[0] and "milliseconds for" in notes[1]
+    lines = format_results(["net"], results)
+    assert len(lines) == 2 and lines[0].startswith(f"{results[0].ms:.3f} ms") and lines[0].endswith("\tnet")
+    assert lines[1] == f"  {results[0].coverage.describe()}"
+
+
 def test_torch_takes_a_file_path_from_any_directory(tmp_path, monkeypatch, capsys):
     models = tmp_path / "lib" / "nets.py"
     models.parent.mkdir()
