@@ -122,17 +122,17 @@ def load_model(model, batch: int | None = None):
 
 
 def _infer_shapes(m):
-    """``m`` with the shapes of its values: ONNX's shape inference (with data propagation), and, when that leaves
-    some unknown (a shape computed through Div, Range or Where, as attention masks and window partitions do),
-    ONNX Runtime's symbolic shape inference where ONNX Runtime is installed. Models ONNX resolves fully (every CNN
-    of the datasets) keep exactly ONNX's shapes. Failures are not fatal: unknown shapes count as 0."""
+    """``m`` with the shapes of its values: ONNX's shape inference (with data propagation); when that leaves some
+    unknown (a shape computed through Div, Range or Where, as attention masks and window partitions do) and ONNX
+    Runtime is installed, its symbolic shape inference, and for what is still unknown, the shapes of one ONNX Runtime
+    run of the model without graph optimisations (random weights where the file has none). Models ONNX resolves
+    fully (every CNN of the datasets) keep exactly ONNX's shapes. Failures are not fatal: unknown shapes count as 0."""
+    onnx = _onnx()
     try:
         inferred = onnx.shape_inference.infer_shapes(m, strict_mode=False, data_prop=True)
     except Exception:  # noqa: BLE001
         inferred = m
-    known = {v.name for v in [*inferred.graph.value_info, *inferred.graph.output]
-             if v.type.tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in v.type.tensor_type.shape.dim)}
-    if all(o in known for node in inferred.graph.node for o in node.output if o):
+    if not _unknown_outputs(inferred):
         return inferred
     try:
         from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
@@ -141,9 +141,52 @@ def _infer_shapes(m):
     try:
         with _quiet_stdout(), contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return SymbolicShapeInference.infer_shapes(m, auto_merge=True) or inferred
+            inferred = SymbolicShapeInference.infer_shapes(m, auto_merge=True) or inferred
     except Exception:  # noqa: BLE001 - its own assertion errors on unusual graphs
-        return inferred
+        pass
+    return _run_shapes(inferred)
+
+
+def _unknown_outputs(m) -> list[str]:
+    """Operator outputs of ``m`` whose shape is not known in every dimension, in graph order."""
+    known = {v.name for v in [*m.graph.value_info, *m.graph.output]
+             if v.type.tensor_type.HasField("shape")
+             and all(d.HasField("dim_value") for d in v.type.tensor_type.shape.dim)}
+    return [o for node in m.graph.node for o in node.output if o and o not in known]
+
+
+def _run_shapes(m):
+    """``m`` with the shapes of its still-unknown operator outputs taken from one ONNX Runtime run (no graph
+    optimisations, so every output of the file is computed; random inputs, and random weights where the file was
+    stripped of them). ``m`` unchanged when ONNX Runtime is missing or cannot run it."""
+    unknown = _unknown_outputs(m)
+    if not unknown:
+        return m
+    try:
+        import onnx
+        from onnx import helper
+
+        from .runtimes import feeds, session
+
+        c = type(m)()
+        c.CopyFrom(m)
+        outputs = {o.name for o in c.graph.output}
+        c.graph.output.extend(onnx.ValueInfoProto(name=t) for t in unknown if t not in outputs)
+        sess = session(_with_weights(c) or c.SerializeToString(), threads=1, optimize=False)
+        values = sess.run(unknown, feeds(sess))
+    except Exception:  # noqa: BLE001 - onnxruntime missing, a model it cannot load or run, out of memory
+        return m
+    found = {t: v for t, v in zip(unknown, values) if isinstance(v, np.ndarray)}
+    kept = [v for v in m.graph.value_info if v.name not in found]
+    del m.graph.value_info[:]
+    m.graph.value_info.extend(kept)
+    m.graph.value_info.extend(helper.make_tensor_value_info(t, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+                              for t, v in found.items())
+    for o in m.graph.output:  # a graph output whose shape was unknown
+        if o.name in found:
+            o.CopyFrom(helper.make_tensor_value_info(o.name, helper.np_dtype_to_tensor_dtype(found[o.name].dtype),
+                                                     found[o.name].shape))
+    return m
 
 
 _DATA_FIELDS = ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data")
@@ -154,6 +197,33 @@ def _has_data(t) -> bool:
     if t.data_location == 1:  # TensorProto.EXTERNAL: values in another file, not read here
         return False
     return _numel(list(t.dims)) == 0 or any(len(getattr(t, f)) for f in _DATA_FIELDS)
+
+
+def _with_weights(m) -> bytes | None:
+    """A weight-stripped model (float initializers with dims and no values) as bytes with seeded random weights,
+    which time the same as trained ones; ``None`` when every initializer has its values (or lives in an external
+    file, which ONNX Runtime reads itself)."""
+    from onnx import numpy_helper
+
+    stripped = [t for t in m.graph.initializer if not _has_data(t) and t.data_location != 1]
+    if not stripped:
+        return None
+    rng = np.random.default_rng(0)
+    c = type(m)()
+    c.CopyFrom(m)
+    by_name = {t.name: t for t in c.graph.initializer}
+    for t in stripped:
+        if t.data_type not in (1, 10, 11, 16):  # float, float16, double, bfloat16
+            raise OnnxError(f"initializer {t.name!r} (an integer tensor, e.g. a shape) has no values: ONNX Runtime "
+                            f"needs them; only float weights may be stripped")
+        dtype = {1: np.float32, 10: np.float16, 11: np.float64, 16: np.float32}[t.data_type]
+        arr = (0.02 * rng.standard_normal(list(t.dims))).astype(dtype)
+        filled = numpy_helper.from_array(arr, t.name)
+        if t.data_type == 16:
+            filled.data_type = 16
+            filled.raw_data = (arr.view(np.uint32) >> 16).astype(np.uint16).tobytes()
+        by_name[t.name].CopyFrom(filled)
+    return c.SerializeToString()
 
 
 def _checkable(m):
@@ -315,6 +385,7 @@ def onnx_to_graph(model, batch: int | None = None, io_nodes: bool = True) -> Con
             ops.append("input")
     tot_flops = tot_mem = 0.0
     unknown = 0  # operators with an output whose shape inference left unknown: their FLOPs and bytes count as 0
+    unknown_names = set(_unknown_outputs(m))  # (an empty tensor's known 0 is not unknown)
     weight_names: set[str] = set()
     for node in kept:
         idx = len(ops)
@@ -331,7 +402,7 @@ def onnx_to_graph(model, batch: int | None = None, io_nodes: bool = True) -> Con
                                                                              for t in node.output if t], wts)
         rows.append(row)
         ops.append(name)
-        unknown += any(info.get(t, (None, 1))[0] is None or 0 in info.get(t, (None, 1))[0] for t in node.output if t)
+        unknown += any(t in unknown_names for t in node.output if t)
         tot_flops += flops
         tot_mem += mem
     first_op = len(ops) - len(kept)  # kept[k] is node first_op + k (after the virtual input nodes)

@@ -41,7 +41,7 @@ from ..errors import DataError, FamilyError, NNFormerError, OnnxError, one_line
 from ..io import (JsonlAppender, atomic_open, atomic_path, atomic_write_json, exclusive_lock, read_jsonl,
                   read_jsonl_numbered, remove_stale_temporaries)
 from ..machine import cpu_model
-from .onnx_graph import OPSET, export_onnx  # noqa: F401  (export_onnx: part of this module's API)
+from .onnx_graph import OPSET, _with_weights, export_onnx  # noqa: F401  (export_onnx: part of this module's API)
 from .runtimes import _ort, feeds, session  # noqa: F401  (session, feeds: part of this module's API)
 
 DEFAULTS = {"threads": 1, "batch": 1, "rounds": 5, "runs": 20, "warmup": 10}
@@ -139,35 +139,6 @@ def measure(run: Callable[[], object], *, warmup: int = 10, runs: int = 20, roun
             times[k] = time.perf_counter_ns() - t0
         medians.append(float(np.median(times)) / 1e6)
     return robust_summary(medians)
-
-
-def _with_weights(m) -> bytes | None:
-    """A weight-stripped model (float initializers with dims and no values) as bytes with seeded random weights,
-    which time the same as trained ones; ``None`` when every initializer has its values (or lives in an external
-    file, which ONNX Runtime reads itself)."""
-    from onnx import numpy_helper
-
-    from .onnx_graph import _has_data
-
-    stripped = [t for t in m.graph.initializer if not _has_data(t) and t.data_location != 1]
-    if not stripped:
-        return None
-    rng = np.random.default_rng(0)
-    c = type(m)()
-    c.CopyFrom(m)
-    by_name = {t.name: t for t in c.graph.initializer}
-    for t in stripped:
-        if t.data_type not in (1, 10, 11, 16):  # float, float16, double, bfloat16
-            raise OnnxError(f"initializer {t.name!r} (an integer tensor, e.g. a shape) has no values: ONNX Runtime "
-                            f"needs them; only float weights may be stripped")
-        dtype = {1: np.float32, 10: np.float16, 11: np.float64, 16: np.float32}[t.data_type]
-        arr = (0.02 * rng.standard_normal(list(t.dims))).astype(dtype)
-        filled = numpy_helper.from_array(arr, t.name)
-        if t.data_type == 16:
-            filled.data_type = 16
-            filled.raw_data = (arr.view(np.uint32) >> 16).astype(np.uint16).tobytes()
-        by_name[t.name].CopyFrom(filled)
-    return c.SerializeToString()
 
 
 def _ready(model, threads: int, batch: int | None):

@@ -36,9 +36,10 @@ _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(d
            "tensor(bool)": np.bool_}
 
 
-def session(model: str | os.PathLike | bytes, threads: int = 1):
+def session(model: str | os.PathLike | bytes, threads: int = 1, optimize: bool = True):
     """An ONNX Runtime CPU session with ``threads`` intra-op threads, one inter-op thread and all graph
-    optimisations (what a deployment would run). Raises :class:`OnnxError` when ONNX Runtime rejects the model."""
+    optimisations (what a deployment would run; ``optimize=False``: none, so every operator of the file runs and its
+    outputs can be read). Raises :class:`OnnxError` when ONNX Runtime rejects the model."""
     ort = _ort()
     if threads < 1:
         raise NNFormerError(f"threads must be >= 1, got {threads}")
@@ -46,7 +47,8 @@ def session(model: str | os.PathLike | bytes, threads: int = 1):
     so.intra_op_num_threads = int(threads)
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                   else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     so.log_severity_level = 3  # errors only: warnings about unused initializers would break the progress bar
     try:
         src = os.fspath(model) if isinstance(model, (str, os.PathLike)) else model

@@ -137,17 +137,18 @@ def test_a_predictor_saved_without_the_record_checks_nothing_new(fitted):
 
 
 def _reshaped_by_data(width: int = 64, known: bool = False):
-    """x (1, width) reshaped to a shape that is itself an input (so no shape inference can know it), or a constant
-    one (``known``), then MatMul and Relu: an ONNX model in memory."""
+    """x (1, width) reshaped to a 3-d shape that is itself an input (so no shape inference can know it, and a run on
+    made-up inputs, a shape of zeros, fails), or a constant one (``known``), then MatMul and Relu: an ONNX model in
+    memory."""
     from onnx import TensorProto, helper, numpy_helper
 
     w = numpy_helper.from_array(np.ones((width, 8), np.float32), "w")
     inits = [w]
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, width])]
     if known:
-        inits.append(numpy_helper.from_array(np.array([1, width], np.int64), "shape"))
+        inits.append(numpy_helper.from_array(np.array([1, 1, width], np.int64), "shape"))
     else:
-        inputs.append(helper.make_tensor_value_info("shape", TensorProto.INT64, [2]))
+        inputs.append(helper.make_tensor_value_info("shape", TensorProto.INT64, [3]))
     nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"]), helper.make_node("MatMul", ["r", "w"], ["m"]),
              helper.make_node("Relu", ["m"], ["y"])]
     g = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", "k"])], inits)
