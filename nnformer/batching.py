@@ -65,7 +65,12 @@ class EncodedGraphs:
         nmax = int(sizes.max()) if self.n else 2
         self.sizes = sizes
         self.ops = np.zeros((self.n, nmax), dtype=np.int64)
-        self.adj = np.zeros((self.n, nmax, nmax), dtype=np.uint8)  # 0/1: a byte each (float32 in a batch)
+        # edges as one list (graph b's are edge_src/edge_dst[edge_ptr[b]:edge_ptr[b + 1]]): a padded (n, N, N)
+        # adjacency would take n * N^2 bytes, 12 GB for 4,000 networks of up to 1,800 operators; a batch is dense
+        nz = [np.nonzero(g.adj) for g in graphs]
+        self.edge_ptr = np.concatenate([[0], np.cumsum([len(i) for i, _ in nz])]).astype(np.int64)
+        self.edge_src = np.concatenate([i for i, _ in nz]).astype(np.int32) if nz else np.zeros(0, np.int32)
+        self.edge_dst = np.concatenate([j for _, j in nz]).astype(np.int32) if nz else np.zeros(0, np.int32)
         self.depth = np.array([g.depth_value for g in graphs], dtype=np.int64)
         nfeat = {0 if g.features is None else g.features.shape[1] for g in graphs}
         if len(nfeat) > 1:
@@ -81,19 +86,28 @@ class EncodedGraphs:
         for b, g in enumerate(graphs):
             k = g.num_nodes
             self.ops[b, :k] = self.vocab.encode(g.ops)
-            self.adj[b, :k, :k] = g.adj
             if self.features is not None:
                 self.features[b, :k] = g.features
 
     def __len__(self) -> int:
         return self.n
 
+    def edges(self) -> np.ndarray:
+        """Every graph's edges, as rows ``(graph, source, target)`` (what identifies the adjacency of the list)."""
+        graph = np.repeat(np.arange(self.n), np.diff(self.edge_ptr))
+        return np.stack([graph, self.edge_src, self.edge_dst], axis=1).astype(np.int64)
+
     def batch(self, idx) -> GraphBatch:
         idx = np.asarray(idx)
         k = int(self.sizes[idx].max())
         f = None if self.features is None else torch.from_numpy(self.features[idx, :k])
         s = None if self.graph_features is None else torch.from_numpy(self.graph_features[idx])
-        adj = torch.from_numpy(self.adj[idx, :k, :k].astype(np.float32))
+        adj = np.zeros((len(idx), k, k), dtype=np.float32)
+        lo, hi = self.edge_ptr[idx], self.edge_ptr[idx + 1]
+        rows = np.repeat(np.arange(len(idx)), hi - lo)
+        take = np.concatenate([np.arange(a, b) for a, b in zip(lo, hi)]) if len(idx) else np.zeros(0, np.int64)
+        adj[rows, self.edge_src[take], self.edge_dst[take]] = 1.0
+        adj = torch.from_numpy(adj)
         return GraphBatch(torch.from_numpy(self.ops[idx, :k]), adj,
                           torch.from_numpy(self.sizes[idx]), torch.from_numpy(self.depth[idx]), f, s)
 

@@ -106,8 +106,8 @@ def _fingerprint(train: EncodedGraphs, y, val: EncodedGraphs | None, yv) -> str:
     import hashlib
 
     h = hashlib.sha256()
-    for part in (train.ops, train.adj, train.depth, train.features, np.asarray(y, np.float64)) + (
-            () if val is None else (val.ops, val.adj, val.depth, val.features, np.asarray(yv, np.float64))):
+    for part in (train.ops, train.edges(), train.depth, train.features, np.asarray(y, np.float64)) + (
+            () if val is None else (val.ops, val.edges(), val.depth, val.features, np.asarray(yv, np.float64))):
         h.update(b"|" if part is None else np.ascontiguousarray(part).tobytes())
     return h.hexdigest()
 

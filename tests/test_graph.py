@@ -138,3 +138,25 @@ def test_random_matrices_convert_or_raise_graph_error(case):
     for _ in range(n):
         reach = ((reach + reach @ g.adj) > 0).astype(int)
     assert np.trace(reach) == 0
+
+
+def test_a_batch_holds_each_graphs_adjacency_padded_to_the_batchs_largest():
+    """EncodedGraphs keeps edge lists (a padded adjacency of every graph would be n * N^2 bytes): a batch of any
+    graphs, in any order, repeated or not, is their adjacency matrices zero-padded to the batch's largest graph."""
+    rng = np.random.default_rng(0)
+    graphs = []
+    for n in rng.integers(2, 12, size=20):
+        a = np.triu(rng.random((n, n)) < 0.4, 1).astype(int)
+        a[np.arange(n - 1), np.arange(1, n)] = 1  # a chain, so each node is reached
+        graphs.append(ArchGraph(["input"] + ["nor_conv_3x3"] * (n - 2) + ["output"], a))
+    enc = EncodedGraphs(graphs)
+    for idx in ([0], [3, 1, 3], list(range(20)), [19, 0, 7]):
+        b = enc.batch(idx)
+        k = max(graphs[i].num_nodes for i in idx)
+        assert b.adj.shape == (len(idx), k, k) and b.adj.dtype == torch.float32
+        for row, i in enumerate(idx):
+            want = np.zeros((k, k), np.float32)
+            n = graphs[i].num_nodes
+            want[:n, :n] = graphs[i].adj
+            assert np.array_equal(b.adj[row].numpy(), want)
+    assert len(enc.edges()) == sum(int(g.adj.sum()) for g in graphs)
