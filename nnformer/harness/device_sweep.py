@@ -289,7 +289,7 @@ def sweep(data: DeviceData, paths, methods, seeds, recipe: str, directory: Path,
         raise NNFormerError(f"--held: {bad[0]!r} is not one of the devices ({', '.join(names)})")
     for s in seeds:  # a split too small fails before any training
         family_holdout(data.families, data.index, s)
-    _same_devices(directory, names)
+    _same_devices(directory, data)
     store = RunStore(directory, ("method", "held", "seed"), "device sweep")
     grid = [(m, h, s) for s in seeds for h in held for m in methods]
     todo = [k for k in grid if k not in store.records()] if train else []
@@ -304,26 +304,57 @@ def sweep(data: DeviceData, paths, methods, seeds, recipe: str, directory: Path,
     return [have[k] for k in grid if k in have]
 
 
-def _same_devices(directory: Path, names: list) -> None:
+def fingerprints(data: DeviceData) -> dict[str, str]:
+    """Per device, a digest of what its runs learn from and are scored on: the common models' ids, graphs
+    (operators, edges, node and graph features) and measured latencies."""
+    import hashlib
+
+    out = {}
+    for d in data.devices:
+        h = hashlib.sha256()
+        for uid, g, ms in zip(data.ids, d.graphs, d.ms):
+            h.update(uid.encode() + b"\0" + "\0".join(g.ops).encode() + b"\0")
+            for a in (np.asarray(g.adj, np.uint8), np.asarray(g.features, np.float32),
+                      np.asarray(g.graph_features if g.graph_features is not None else [], np.float32),
+                      np.asarray([ms], np.float64)):
+                h.update(np.ascontiguousarray(a).tobytes())
+        out[d.name] = h.hexdigest()[:16]
+    return out
+
+
+def _same_devices(directory: Path, data: DeviceData) -> None:
     """A sweep's records hold for its list of devices (the meta-trained methods train on all but one, the others
-    take the first as source): ``directory/devices.json`` keeps the list, and another list is refused."""
+    take the first as source) and for their data: ``directory/devices.json`` keeps the list and each device's
+    :func:`fingerprints`; another list, or data that changed since (a dataset grown with models every device
+    shares, or graphs rebuilt), is refused. A file without fingerprints takes those of the data at hand."""
     from ..io import atomic_write_json
 
+    names = [d.name for d in data.devices]
     path = Path(directory) / "devices.json"
+    prints = fingerprints(data)
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(path, {"devices": names})
+        atomic_write_json(path, {"devices": names, "data": prints})
         return
     try:
-        have = json.loads(path.read_text())["devices"]
-        if not isinstance(have, list):
+        stored = json.loads(path.read_text())
+        have, had = stored["devices"], stored.get("data")
+        if not isinstance(have, list) or not isinstance(had, (dict, type(None))):
             raise TypeError
     except (OSError, ValueError, KeyError, TypeError):
-        raise DataError(f"{path} is not a device list ({{\"devices\": [...]}}); it names the devices the runs of "
-                        f"{directory} were made with") from None
+        raise DataError(f"{path} is not a device list ({{\"devices\": [...], \"data\": {{...}}}}); it names the "
+                        f"devices the runs of {directory} were made with") from None
     if have != names:
         raise NNFormerError(f"{directory} holds a sweep over the devices {', '.join(map(str, have))} (in that "
                             f"order), not {', '.join(names)}: give these devices another --out")
+    if had is None:
+        atomic_write_json(path, {"devices": names, "data": prints})
+        return
+    changed = [n for n in names if had.get(n) != prints[n]]
+    if changed:
+        raise NNFormerError(f"{directory} holds runs made from other data of {', '.join(changed)} (its models, "
+                            f"graphs or latencies changed since; devices.json keeps their fingerprints): give "
+                            f"another --out to sweep the data as it is now")
 
 
 def summarise(records: list[dict]) -> dict:

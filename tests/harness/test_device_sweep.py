@@ -117,13 +117,28 @@ def test_sweep_scores_each_held_out_device_and_resumes(tmp_path):
     with pytest.raises(NNFormerError, match="not one of the devices"):
         device_sweep.sweep(data, [a, b], ["roofline"], [0], "networks", out, held=["c"], progress=False)
     # the runs hold for this list of devices: another list, or the same in another order, is refused in one line
-    assert json.loads((out / "devices.json").read_text()) == {"devices": ["a", "b"]}
+    stored = json.loads((out / "devices.json").read_text())
+    assert stored["devices"] == ["a", "b"] and stored["data"] == device_sweep.fingerprints(data)
+    assert stored["data"]["a"] != stored["data"]["b"]  # b's latencies are twice a's
     for paths in ([b, a], [a, b, _device(tmp_path, "c", 0.5)]):
         with pytest.raises(NNFormerError, match="holds a sweep over the devices a, b") as e:
             device_sweep.sweep(device_sweep.load_devices(paths), paths, ["roofline"], [0], "networks", out,
                                progress=False)
         assert "\n" not in str(e.value)
     assert (out / "runs.jsonl").read_text().splitlines() == lines  # nothing written
+    # ... and for their data: one latency of b changed since, and the store is refused, naming b
+    lat = (b / "latency.jsonl").read_text().splitlines()
+    first = json.loads(lat[0])
+    (b / "latency.jsonl").write_text("\n".join([json.dumps({**first, "latency_ms": first["latency_ms"] * 1.5}),
+                                                *lat[1:]]) + "\n")
+    changed = device_sweep.load_devices([a, b])
+    with pytest.raises(NNFormerError, match=r"runs made from other data of b \(") as e:
+        device_sweep.sweep(changed, [a, b], ["roofline"], [0], "networks", out, progress=False)
+    assert "\n" not in str(e.value) and (out / "runs.jsonl").read_text().splitlines() == lines
+    # a store written before fingerprints takes those of the data at hand
+    (out / "devices.json").write_text(json.dumps({"devices": ["a", "b"]}))
+    device_sweep.sweep(changed, [a, b], ["roofline"], [0], "networks", out, progress=False)
+    assert json.loads((out / "devices.json").read_text())["data"] == device_sweep.fingerprints(changed)
     (out / "devices.json").write_text("[1, 2]")
     with pytest.raises(DataError, match="is not a device list"):
         device_sweep.sweep(data, [a, b], ["roofline"], [0], "networks", out, progress=False)
