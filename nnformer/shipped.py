@@ -57,7 +57,8 @@ class Entry:
                              for d, v in m["held_out_devices"].items()) + f" ({m['table']})"
         if "interval_coverage" in m:
             held += f"; the {100 * m['interval_level']:g}% interval holds {m['interval_coverage']:g}% of them"
-        default = " (default for ONNX models)" if self.name == DEFAULT_LATENCY else ""
+        latest = self.name == DEFAULT_LATENCY and resolve(DEFAULT_LATENCY).version == self.version
+        default = " (default for ONNX models)" if latest else ""
         return (f"{self.spec}{default}: {self.task} on {self.device}, {self.runtime}\n  {self.description}\n  "
                 f"trained on {self.data}\n  held out: {held}")
 

@@ -153,10 +153,11 @@ def test_predict_onnx_with_the_shipped_predictor(tmp_path, capsys):
     ms, lo, hi = float(first.split(" ms")[0]), *map(float, first.split("[")[1].split("]")[0].split(", "))
     assert 0 < lo < ms < hi and str(model) in first and "(90% interval)" in first
     assert "operator types seen in training" in cap.out and "using the shipped predictor" in cap.err
-    assert main(["predict", str(model), "--predictor", f"{shipped.DEFAULT_LATENCY}@1", "--json"]) == 0
+    latest = shipped.resolve(shipped.DEFAULT_LATENCY).spec  # the default is the latest version
+    assert main(["predict", str(model), "--predictor", latest, "--json"]) == 0
     js = json.loads(capsys.readouterr().out)
     assert js[0]["ms"] == pytest.approx(ms, rel=1e-3) and js[0]["coverage"]["nodes"] > 0
-    assert js[0]["predictor"] == f"{shipped.DEFAULT_LATENCY}@1"
+    assert js[0]["predictor"] == latest
     r = predict_latency(str(model))
     assert r.ms == pytest.approx(js[0]["ms"]) and r.low == pytest.approx(js[0]["low"])
     # errors: an unknown predictor, both flags, a missing path
@@ -200,7 +201,9 @@ def test_predict_a_pytorch_module(tmp_path, monkeypatch, capsys):
 def test_predictors_lists_the_registry(capsys):
     assert main(["predictors"]) == 0
     out = capsys.readouterr().out
-    assert f"{shipped.DEFAULT_LATENCY}@1 (default for ONNX models)" in out and "held out: " in out
+    latest = shipped.resolve(shipped.DEFAULT_LATENCY)
+    assert out.count("(default for ONNX models)") == 1  # its latest version only
+    assert f"{latest.spec} (default for ONNX models)" in out and "held out: " in out
     assert main(["predictors", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["files"]
 
@@ -211,7 +214,7 @@ def test_adapt_fine_tunes_on_a_profile_directory(small_dataset, tmp_path, capsys
     line = capsys.readouterr().out
     assert "MAPE on the 6 measurements" in line and "interval kept" in line
     q = Predictor.load(out)
-    assert q.card_["name"] == "my-cpu" and q.card_["base"] == f"{shipped.DEFAULT_LATENCY}@1"
+    assert q.card_["name"] == "my-cpu" and q.card_["base"] == shipped.resolve(shipped.DEFAULT_LATENCY).spec
     assert q.card_["n_adapt"] == 6 and q.header_["finetuned"]["n"] == 6
     base = shipped.load(shipped.DEFAULT_LATENCY)
     from nnformer.latency.dataset import load_training_set

@@ -19,9 +19,10 @@ from nnformer.latency.profiler import measure  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-# six small hand-written networks the shipped CPU predictor knows, and two plain-PyTorch ones it does not
-SMALL = (("mobilenetv3", 1), ("efficientnet", 0), ("vgg", 2), ("squeezenet", 1), ("googlenet", 0),
-         ("mobilenetv2", 3), ("torch-mlp", 1), ("torch-lstm", 2))
+# six small networks the shipped predictor knows, and two outside the operator mixes it trained on (its verdict
+# flags them, and the probe's line is fitted without them)
+SMALL = (("mobilenetv2", 3), ("mnasnet", 0), ("resnet", 1), ("torch-gru", 0), ("torch-mlp", 0), ("torch-mlp", 1),
+         ("mobilenetv3", 1), ("vgg", 2))
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,7 @@ def test_cli_probe_show_predict(probed, tmp_path, capsys, monkeypatch):
     assert main(["device", "probe", "--out", str(out), "--quiet"]) == 0
     assert "8 reference networks" in capsys.readouterr().out and asked == [("onnxruntime", 1, 1)]
     assert main(["device", "show", str(out)]) == 0
-    assert "torch-lstm-2" in capsys.readouterr().out
+    assert "vgg-2" in capsys.readouterr().out
     model = tmp_path / "m.onnx"
     from nnformer.latency.onnx_graph import export_onnx
 
