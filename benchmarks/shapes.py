@@ -11,7 +11,9 @@ reliability verdict flags the model), the FLOPs counted, and whether the convers
 ``--write`` replaces the stored graphs that differ (the latencies are measurements and stay): the new records go to
 the dataset's ``graphs.jsonl`` journal as they are made, so a stopped run resumes where it stopped, and are packed
 into ``graphs.jsonl.gz`` at the end (`nnformer.latency.profiler.pack_graphs`); ``latency.jsonl``'s copies of the
-static features (flops, params, memory_access, num_ops) are rewritten to match, atomically.
+static features (flops, params, memory_access, num_ops) are rewritten to match, atomically. The reference graphs of
+the dataset's ``probe.json`` (and of ``--profiles``) that differ are rewritten too
+(`nnformer.latency.probe.with_current_graphs`).
 
 Needs the zoo's builders (``pip install 'nnformer[zoo]'``). Writes benchmarks/results/shapes/<dataset>.md.
 """
@@ -24,7 +26,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import RESULTS, command, now  # noqa: E402
@@ -34,38 +35,21 @@ OUT = RESULTS / "shapes"
 _STATIC_COPIES = ("flops", "params", "memory_access", "num_ops")  # latency.jsonl repeats these of the graph
 
 
-def differs(old: dict, new: dict, tol: float = 1e-3) -> str:
-    """'' when two compact graphs agree (same operators and edges, features and static features within ``tol``,
-    the stored rounding), else what differs first."""
-    if old.get("ops") != new.get("ops"):
-        return "operators"
-    if sorted(map(tuple, old.get("edges", []))) != sorted(map(tuple, new.get("edges", []))):
-        return "edges"
-    a, b = np.asarray(old.get("features", []), float), np.asarray(new.get("features", []), float)
-    if a.shape != b.shape or (a.size and np.max(np.abs(a - b)) > tol):
-        return "node features"
-    so, sn = old.get("static", {}), new.get("static", {})
-    for k in sorted(set(so) | set(sn)):
-        if k == "unknown_shapes" and k not in so:  # older records do not carry it
-            continue
-        x, y = float(so.get(k, 0.0)), float(sn.get(k, 0.0))
-        if abs(x - y) > tol * max(1.0, abs(x)):
-            return f"static {k}"
-    return ""
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", required=True, help="a latency dataset (graphs.jsonl.gz with model specs)")
     ap.add_argument("--per-family", type=int, default=2, help="models per family, 0 for all (default 2)")
     ap.add_argument("--families", default="", help="comma-separated families (default: all of the dataset)")
     ap.add_argument("--write", action="store_true", help="replace stored graphs that differ (see above)")
+    ap.add_argument("--profiles", default="", help="with --write: more device profiles (comma-separated) whose "
+                                                   "reference graphs to convert again, beside DIR/probe.json")
     args = ap.parse_args(argv)
 
     from nnformer.latency import zoo  # noqa: F401 - registers the zoo's families
     from nnformer.latency.coverage import THRESHOLDS
     from nnformer.latency.families import ModelSpec, build
-    from nnformer.latency.onnx_graph import export_onnx, onnx_to_graph, to_compact
+    from nnformer.latency.onnx_graph import compact_difference, export_onnx, onnx_to_graph, to_compact
+    from nnformer.latency.probe import load_profile, save_profile, with_current_graphs
     from nnformer.latency.profiler import pack_graphs, read_graphs
     from nnformer.latency.zoo import example_input
 
@@ -96,7 +80,7 @@ def main(argv=None) -> int:
                     model = build(spec)
                     graph, static = onnx_to_graph(export_onnx(model, example_input(model, spec.input_shape), None))
                     new = to_compact(graph, static)
-                    why = differs(r["graph"], new)
+                    why = compact_difference(r["graph"], new)
                 if why and journal is not None:
                     journal.write({**r, "graph": new})
                 if why or r["id"] in done:
@@ -118,6 +102,12 @@ def main(argv=None) -> int:
                     rec = {**rec, **{k: float(changed[rec["id"]][k]) for k in _STATIC_COPIES}}
                 out.append(json.dumps(rec, separators=(",", ":")))
             atomic_write_text(lat, "\n".join(out) + "\n")
+    profiles = [data / "probe.json", *(Path(p) for p in args.profiles.split(",") if p)] if args.write else []
+    for path in (p for p in profiles if p.is_file()):  # the probe's reference graphs, converted as now
+        prof, changed = with_current_graphs(load_profile(path))
+        if changed:
+            save_profile(prof, path)
+        print(f"{path}: reference graphs rewritten: {', '.join(changed) or 'none'}", flush=True)
     flagged = sorted({row[0] for row in rows if row[4] > THRESHOLDS["unknown_shapes"]})
     partial = sorted({row[0] for row in rows if row[3] and row[4] <= THRESHOLDS["unknown_shapes"]})
     diff_fams = sorted({row[0] for row in rows if row[7]})

@@ -306,12 +306,15 @@ def sweep(data: DeviceData, paths, methods, seeds, recipe: str, directory: Path,
 
 def fingerprints(data: DeviceData) -> dict[str, str]:
     """Per device, a digest of what its runs learn from and are scored on: the common models' ids, graphs
-    (operators, edges, node and graph features) and measured latencies."""
+    (operators, edges, node and graph features) and measured latencies, and its probe's references (latencies and
+    graphs)."""
     import hashlib
 
     out = {}
     for d in data.devices:
         h = hashlib.sha256()
+        refs = [(r["id"], r["latency_ms"], r["graph"]) for r in d.profile.references]
+        h.update(json.dumps(refs, sort_keys=True, separators=(",", ":")).encode())
         for uid, g, ms in zip(data.ids, d.graphs, d.ms):
             h.update(uid.encode() + b"\0" + "\0".join(g.ops).encode() + b"\0")
             for a in (np.asarray(g.adj, np.uint8), np.asarray(g.features, np.float32),
@@ -353,7 +356,7 @@ def _same_devices(directory: Path, data: DeviceData) -> None:
     changed = [n for n in names if had.get(n) != prints[n]]
     if changed:
         raise NNFormerError(f"{directory} holds runs made from other data of {', '.join(changed)} (its models, "
-                            f"graphs or latencies changed since; devices.json keeps their fingerprints): give "
+                            f"graphs, latencies or probe changed since; devices.json keeps their fingerprints): give "
                             f"another --out to sweep the data as it is now")
 
 

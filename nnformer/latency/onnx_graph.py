@@ -464,6 +464,27 @@ def to_compact(graph: ArchGraph, static: dict | None = None, digits: int = 4) ->
     return d
 
 
+def compact_difference(old: dict, new: dict, tol: float = 1e-3) -> str:
+    """'' when two compact graphs (:func:`to_compact`) agree: the same operators and edges, node and static features
+    within ``tol`` (relative for the static ones; the stored rounding is 1e-4); else what differs first (a record
+    without ``unknown_shapes`` matches any count)."""
+    if old.get("ops") != new.get("ops"):
+        return "operators"
+    if sorted(map(tuple, old.get("edges", []))) != sorted(map(tuple, new.get("edges", []))):
+        return "edges"
+    a, b = np.asarray(old.get("features", []), float), np.asarray(new.get("features", []), float)
+    if a.shape != b.shape or (a.size and np.max(np.abs(a - b)) > tol):
+        return "node features"
+    so, sn = old.get("static", {}), new.get("static", {})
+    for k in sorted(set(so) | set(sn)):
+        if k == "unknown_shapes" and k not in so:  # older records do not carry it
+            continue
+        x, y = float(so.get(k, 0.0)), float(sn.get(k, 0.0))
+        if abs(x - y) > tol * max(1.0, abs(x)):
+            return f"static {k}"
+    return ""
+
+
 def from_compact(d: dict) -> ConvertedGraph:
     """Inverse of :func:`to_compact`; also reads records of the older format ``nnformer-onnx-graph/1`` (same keys).
 

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -97,9 +98,7 @@ def probe(runtime: str = "onnxruntime", threads: int = 1, batch: int = 1, *, pro
     """
     from tqdm.auto import tqdm
 
-    from . import runtimes, zoo
-    from .families import build, sample
-    from .onnx_graph import export_onnx, onnx_to_graph, to_compact
+    from . import runtimes
     from .profiler import environment, measure
 
     runtimes.check_runtime(runtime)
@@ -110,19 +109,44 @@ def probe(runtime: str = "onnxruntime", threads: int = 1, batch: int = 1, *, pro
     env = {**environment(threads, batch), **runtimes.versions(runtime)}
     refs = []
     for family, index in tqdm(REFERENCES, desc="probe", unit="net", disable=not progress):
-        spec = sample(family, PROBE_SEED, index).with_batch(batch)
-        module = build(spec)
-        example = zoo.example_input(module, spec.input_shape)
-        onnx_bytes = export_onnx(module, example, None)
-        graph, static = onnx_to_graph(onnx_bytes)
+        module, example, onnx_bytes, graph = _reference(family, index, batch)
         try:
             run = runtimes.runner(runtime, onnx_bytes, threads=threads, batch=batch, module=module, example=example)
         except NNFormerError as e:
             raise type(e)(f"the probe cannot run reference {family}-{index}: {e}") from None
         t = measure(run, warmup=5, runs=20, rounds=5, budget_s=budget_s)
         refs.append({"id": f"{family}-{index}", "latency_ms": round(t.latency_ms, 5), "spread": round(t.spread, 5),
-                     "graph": to_compact(graph, static)})
+                     "graph": graph})
     return DeviceProfile(runtime, int(threads), int(batch), env, refs, time.perf_counter() - t0)
+
+
+def _reference(family: str, index: int, batch: int):
+    """A reference network of the probe set: its module, example input, ONNX bytes and compact graph."""
+    from . import zoo
+    from .families import build, sample
+    from .onnx_graph import export_onnx, onnx_to_graph, to_compact
+
+    spec = sample(family, PROBE_SEED, index).with_batch(batch)
+    module = build(spec)
+    example = zoo.example_input(module, spec.input_shape)
+    onnx_bytes = export_onnx(module, example, None)
+    return module, example, onnx_bytes, to_compact(*onnx_to_graph(onnx_bytes))
+
+
+def with_current_graphs(profile: DeviceProfile) -> tuple[DeviceProfile, list[str]]:
+    """``profile`` with each reference's graph converted again by this version of nnformer (the latencies are
+    measurements and stay), and the ids of the references whose graph changed: a profile written before the
+    converter found more shapes carries the older graphs."""
+    from .onnx_graph import compact_difference
+
+    refs, changed = [], []
+    for ref, (family, index) in zip(profile.references, REFERENCES):
+        graph = _reference(family, index, profile.batch)[3]
+        if compact_difference(ref["graph"], graph):
+            changed.append(ref["id"])
+            ref = {**ref, "graph": graph}
+        refs.append(ref)
+    return dataclasses.replace(profile, references=refs), changed
 
 
 def save_profile(profile: DeviceProfile, path: str | os.PathLike) -> Path:

@@ -75,6 +75,22 @@ def test_probe_times_every_reference_and_round_trips(probed, tmp_path):
     assert back.latencies().tolist() == prof.latencies().tolist() and back.name == prof.name
 
 
+def test_a_profile_gets_the_reference_graphs_this_version_converts(probed):
+    """A profile written by a converter that found fewer shapes carries smaller graphs: with_current_graphs converts
+    each reference again, replaces the graphs that differ and keeps every latency."""
+    import copy
+
+    prof = copy.deepcopy(probed[0])
+    same, changed = probe_mod.with_current_graphs(prof)
+    assert changed == [] and same.references == prof.references
+    old = prof.references[2]["graph"]
+    prof.references[2]["graph"] = {**old, "static": {**old["static"], "flops": old["static"]["flops"] / 100}}
+    back, changed = probe_mod.with_current_graphs(prof)
+    assert changed == [prof.references[2]["id"]]
+    assert back.references[2]["graph"]["static"]["flops"] == old["static"]["flops"]
+    assert back.latencies().tolist() == prof.latencies().tolist()
+
+
 def _profile(probed, shipped, scale: float):
     """The probed profile, its reference latencies set to ``scale`` times what the shipped predictor predicts."""
     import copy
