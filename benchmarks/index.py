@@ -19,7 +19,9 @@ from nnformer.io import atomic_write_text  # noqa: E402
 
 def _table_rows(root: Path, latency: bool = False) -> list[str]:
     rows = []
-    for js in sorted(root.glob("*/*/table.json")) + sorted(root.glob("*/*/quick.json")):
+    found = [*root.glob("*/*/table.json"), *root.glob("*/*/quick.json"),
+             *root.glob("devices-*/devices-*/*/table.json")]  # a sweep given its own --out folder
+    for js in sorted(found):
         if js.parts[-3].startswith(("help-", "networks-", "devices-")) != latency:
             continue
         d = json.loads(js.read_text())

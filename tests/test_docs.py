@@ -265,7 +265,7 @@ def test_readme_device_table_matches_its_csv_cell_by_cell():
     with open(ROOT / csv_path) as f:
         rows = {(r["method"], r["held"]): r for r in csv.DictReader(f)}
     methods = re.findall(r"`([a-z0-9-]+)`", lines[i])
-    assert "meta-nnformer" in methods and len(methods) >= 3
+    assert "nnformer-line" in methods and len(methods) >= 3
     checked = 0
     for row in lines[i + 2:]:
         if not row.startswith("|"):
