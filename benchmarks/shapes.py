@@ -47,11 +47,10 @@ def main(argv=None) -> int:
 
     from nnformer.latency import zoo  # noqa: F401 - registers the zoo's families
     from nnformer.latency.coverage import THRESHOLDS
-    from nnformer.latency.families import ModelSpec, build
-    from nnformer.latency.onnx_graph import compact_difference, export_onnx, onnx_to_graph, to_compact
+    from nnformer.latency.families import ModelSpec
+    from nnformer.latency.onnx_graph import compact_difference
     from nnformer.latency.probe import load_profile, save_profile, with_current_graphs
-    from nnformer.latency.profiler import pack_graphs, read_graphs
-    from nnformer.latency.zoo import example_input
+    from nnformer.latency.profiler import export_spec, pack_graphs, read_graphs
 
     data = Path(args.data)
     meta = json.loads((data / "meta.json").read_text())
@@ -72,14 +71,11 @@ def main(argv=None) -> int:
             journal = stack.enter_context(JsonlAppender(data / "graphs.jsonl"))
         for fam in sorted(picked):
             for r in picked[fam]:
-                sp = r["spec"]
                 if r["id"] in done:  # rewritten by a run that stopped: r is already the new record
                     static, why = r["graph"]["static"], ""
                 else:
-                    spec = ModelSpec(sp["family"], sp["params"], tuple(sp["input_shape"])).with_batch(batch)
-                    model = build(spec)
-                    graph, static = onnx_to_graph(export_onnx(model, example_input(model, spec.input_shape), None))
-                    new = to_compact(graph, static)
+                    ex = export_spec(ModelSpec.from_dict(r["spec"]), batch=batch)
+                    static, new = ex.static, ex.compact()
                     why = compact_difference(r["graph"], new)
                 if why and journal is not None:
                     journal.write({**r, "graph": new})

@@ -360,13 +360,19 @@ class Predictor:
             bar.close()
         return self.target_.inverse(out)
 
-    def calibrate(self, graphs: Sequence[ArchGraph] | EncodedGraphs, y, level: float = 0.9) -> "Predictor":
+    def calibrate(self, graphs: Sequence[ArchGraph] | EncodedGraphs, y, level: float = 0.9,
+                  unfamiliar: bool = False, note: str = "") -> "Predictor":
         """Fit the prediction interval on graphs the predictor was not trained on (split conformal prediction).
 
         The interval's half-width is the ``level`` quantile (with the finite-sample correction ``ceil((n + 1)
         level) / n``) of the absolute errors on these graphs, measured in log latency for a latency predictor (the
         interval is then ``prediction * exp(+-q)``, as wide in ratio at every latency) and in label units for
         accuracy. Saved with the predictor; :meth:`predict_interval` uses it. Returns ``self``.
+
+        ``unfamiliar=True`` fits the second, wider interval, for models unlike the training graphs: ``graphs``
+        are then models of families held out of training that the coverage verdict flags for their operator mix
+        (:attr:`nnformer.latency.coverage.Coverage.mix_only`), and ``note`` says which; kept apart as
+        ``interval_unfamiliar``, used by ``predict_interval(..., unfamiliar=True)``.
         """
         self._check_fitted()
         if not 0 < level < 1:
@@ -378,32 +384,43 @@ class Predictor:
         pred = self.predict(graphs)
         err = np.abs(np.log(pred) - np.log(y)) if self.target_.kind == "log" else np.abs(pred - y)
         q = conformal_quantile(err, level) * (1 + 1e-9) + 1e-12  # its own point stays inside after exp/log
-        self.header_ = {**self.header_, "interval": {"method": "conformal", "level": float(level), "q": q, "n": n,
-                                                     "space": "log" if self.target_.kind == "log" else "label"}}
+        record = {"method": "conformal", "level": float(level), "q": q, "n": n,
+                  "space": "log" if self.target_.kind == "log" else "label"}
+        self.header_ = {**self.header_, ("interval_unfamiliar" if unfamiliar else "interval"):
+                        {**record, "note": note} if note else record}
         return self
 
+    def interval_bounds(self, pred, unfamiliar: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``(low, high)`` of the calibrated conformal interval around the predictions ``pred`` (``unfamiliar``:
+        the wider one for models unlike the training graphs)."""
+        key = "interval_unfamiliar" if unfamiliar else "interval"
+        iv = self.header_.get(key)
+        if not iv:
+            raise DataError("this predictor has no calibrated interval: call calibrate() on held-out graphs "
+                            "(nnformer train calibrates on a held-out share of the training data)" if not unfamiliar
+                            else "this predictor has no interval for unfamiliar models: call calibrate(..., "
+                                 "unfamiliar=True) on models of families it never trained on")
+        pred, q = np.asarray(pred, dtype=np.float64), iv["q"]
+        if iv.get("space") == "log":
+            return pred * np.exp(-q), pred * np.exp(q)
+        return pred - q, pred + q
+
     def predict_interval(self, graphs: Sequence[ArchGraph] | EncodedGraphs, method: str = "conformal",
-                         level: float = 0.9, samples: int = 30, seed: int = 0,
-                         batch_size: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                         level: float = 0.9, samples: int = 30, seed: int = 0, batch_size: int = 2048,
+                         unfamiliar: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(prediction, low, high)``: the point prediction and an interval meant to hold the true label with
         probability ``level``.
 
         ``method="conformal"`` (default) uses the error quantile fitted by :meth:`calibrate` (its level, not
         ``level``); ``"mc-dropout"`` runs the network ``samples`` times with dropout on and takes the
         ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of those predictions (no calibration needed; measured
-        to cover less than its nominal level: docs/latency-product.md).
+        to cover less than its nominal level: docs/latency-product.md). ``unfamiliar=True``: the wider conformal
+        interval for models unlike the training graphs (:meth:`calibrate` with ``unfamiliar=True``).
         """
         self._check_fitted()
         pred = self.predict(graphs, batch_size=batch_size)
         if method == "conformal":
-            iv = self.header_.get("interval")
-            if not iv:
-                raise DataError("this predictor has no calibrated interval: call calibrate() on held-out graphs "
-                                "(nnformer train calibrates on a held-out share of the training data)")
-            q = iv["q"]
-            if iv.get("space") == "log":
-                return pred, pred * np.exp(-q), pred * np.exp(q)
-            return pred, pred - q, pred + q
+            return (pred, *self.interval_bounds(pred, unfamiliar))
         if method != "mc-dropout":
             raise DataError(f"unknown interval method {method!r}; methods: conformal, mc-dropout")
         import torch

@@ -57,6 +57,11 @@ class Entry:
                              for d, v in m["held_out_devices"].items()) + f" ({m['table']})"
         if "interval_coverage" in m:
             held += f"; the {100 * m['interval_level']:g}% interval holds {m['interval_coverage']:g}% of them"
+        if "unfamiliar_interval" in m:  # the wider interval for models flagged for their operator mix alone
+            u = m["unfamiliar_interval"]
+            held += (f"; for models unlike its training graphs, a wider interval calibrated on {u['n']} models of "
+                     f"{u['families']} families it never trained on holds {u['holds_family_held_out']:g}% of "
+                     f"them, each family held out of the calibration ({u['table']})")
         latest = self.name == DEFAULT_LATENCY and resolve(DEFAULT_LATENCY).version == self.version
         default = " (default for ONNX models)" if latest else ""
         return (f"{self.spec}{default}: {self.task} on {self.device}, {self.runtime}\n  {self.description}\n  "

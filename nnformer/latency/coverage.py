@@ -8,7 +8,9 @@ names the op types it never met and their share of the model's nodes, FLOPs and 
 those trained on (by :data:`SIZE_MARGIN`), and its operator mix's distance to the nearest training graph's (the L1
 distance of the shares: 0 the same mix, 2 no op type in common); above any of the ``THRESHOLDS``, outside the
 sizes, or farther than the training graphs lie from one another (by :data:`MIX_MARGIN`), the prediction is called
-unreliable (and :func:`~nnformer.latency.predict.predict_graphs` gives it no interval). So is a model most of whose
+unreliable: :func:`~nnformer.latency.predict.predict_graphs` gives it no interval, or, flagged for its operator mix
+alone (:attr:`Coverage.mix_only`), the wider one a predictor may carry calibrated on families it never trained on.
+So is a model most of whose
 operators have an output that shape inference left unknown (``unknown_shapes`` of the converted graph: those
 operators' FLOPs and bytes count as 0, so the model looks smaller than it is). A predictor saved without
 one of these records checks nothing for it. An op type outside the predictor's vocabulary is read as the one
@@ -70,14 +72,26 @@ class Coverage:
         return self.unknown_shapes / max(self.nodes, 1)
 
     @property
-    def reliable(self) -> bool:
+    def _shares_known(self) -> bool:  # its operators seen in training and its shapes inferred, in the main
         return (self.unseen_flops_share <= THRESHOLDS["flops"] and self.unseen_memory_share <= THRESHOLDS["memory"]
-                and self.unseen_node_share <= THRESHOLDS["nodes"] and not self.outside
+                and self.unseen_node_share <= THRESHOLDS["nodes"]
                 and self.unknown_shape_share <= THRESHOLDS["unknown_shapes"])
+
+    @property
+    def reliable(self) -> bool:
+        return self._shares_known and not self.outside
+
+    @property
+    def mix_only(self) -> bool:
+        """Flagged for its operator mix alone: operators and sizes the predictor trained on, put together unlike any
+        training graph. Such a model gets the wider interval calibrated on models of families held out of training
+        (``interval_unfamiliar`` of the predictor's header, :meth:`nnformer.Predictor.calibrate`), where the
+        predictor has one; every other flagged model gets none."""
+        return self._shares_known and self.mix_outside and len(self.outside) == 1
 
     def to_dict(self) -> dict:
         return {**asdict(self), "unseen_node_share": self.unseen_node_share,
-                "unknown_shape_share": self.unknown_shape_share, "reliable": self.reliable}
+                "unknown_shape_share": self.unknown_shape_share, "reliable": self.reliable, "mix_only": self.mix_only}
 
     def describe(self) -> str:
         """One line: what the predictor knows of this model."""

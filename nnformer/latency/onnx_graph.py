@@ -42,6 +42,10 @@ from ..graph import ArchGraph
 from ..vocab import ONNX_PREFIX
 
 OPSET = 17  # the ONNX opset models are exported at
+# the converter's version, raised when a change of the conversion changes the graphs it makes (2: ONNX's own shape
+# inference runs again, and one ONNX Runtime run finds the shapes it leaves unknown): a device profile written by an
+# older one has its reference graphs converted again when it is loaded (nnformer.latency.probe.load_profile)
+CONVERTER = 2
 
 FEATURE_NAMES = ("kernel_h", "kernel_w", "stride_h", "stride_w", "pad_h", "pad_w", "dilation_h", "dilation_w",
                  "groups", "c_in", "c_out", "out_h", "out_w", "log_out_numel", "log_flops", "log_params", "log_mem")

@@ -22,17 +22,19 @@ from .coverage import Coverage, coverage
 @dataclass(frozen=True)
 class LatencyPrediction:
     ms: float
-    low: float | None  # the interval (None when the predictor has no calibrated interval, or the model is mostly
-    # operators it never trained on: then no interval can be trusted)
+    low: float | None  # the interval (None when the predictor has no calibrated interval, or the model is unlike
+    # its training graphs in operators or sizes: then no interval can be trusted; see ``unfamiliar``)
     high: float | None
     level: float | None  # nominal coverage of the interval
     coverage: Coverage
     predictor: str  # which predictor made it
     device: str = ""  # the machine and runtime the milliseconds are for
     probed: bool = False  # True: put on a probed device (nnformer.latency.probe); False: the predictor's own device
+    unfamiliar: bool = False  # True: the interval is the wider one for models unlike the training graphs
 
     def to_dict(self) -> dict:
         return {"ms": self.ms, "low": self.low, "high": self.high, "level": self.level,
+                "interval": None if self.low is None else "unfamiliar" if self.unfamiliar else "calibrated",
                 "coverage": self.coverage.to_dict(), "predictor": self.predictor, "device": self.device,
                 "probed": self.probed}
 
@@ -99,13 +101,18 @@ def predict_graphs(p, label: str, converted, device=None) -> list[LatencyPredict
     else:
         pred = p.predict(graphs)
         lo = hi = [None] * len(graphs)
+    wide = None if meta else p.header_.get("interval_unfamiliar")
     out = []
     for g, (_, s), m, a, b in zip(graphs, converted, pred, lo, hi):
         cov = coverage(p, g, int(s.get("unknown_shapes", 0)))
-        if not cov.reliable:  # the interval was calibrated on models like the training set, not on this one
+        unfamiliar = bool(iv and wide and cov.mix_only)
+        if unfamiliar:  # operators and sizes it knows, mixed unlike its training graphs: the wider interval
+            a, b = (v[0] for v in p.interval_bounds([m], unfamiliar=True))
+        elif not cov.reliable:  # the interval was calibrated on models like the training set, not on this one
             a = b = None
         out.append(LatencyPrediction(float(m), None if a is None else float(a), None if b is None else float(b),
-                                     iv["level"] if iv else None, cov, label, trained_device(p)))
+                                     iv["level"] if iv else None, cov, label, trained_device(p),
+                                     unfamiliar=unfamiliar))
     if meta:
         import dataclasses
 
@@ -128,7 +135,12 @@ def predict_models(converted, predictor=None, device=None, *,
     if predictor is None:
         log(f"nnformer: using the shipped predictor {label} ({p.card_.get('description', '')}); --predictor picks "
             f"another (`nnformer predictors`)")
-    results = predict_graphs(p, label, converted, device)
+    profile = None if device is None else _profile(device)
+    if profile is not None and profile.refreshed:
+        log(f"nnformer: {device} was written by an older version: the graphs of {len(profile.refreshed)} of its "
+            f"reference networks ({', '.join(profile.refreshed)}) were converted again, as this version converts "
+            f"models (probe again to store them)")
+    results = predict_graphs(p, label, converted, profile)
     if device:
         log(f"nnformer: milliseconds for the probed device {results[0].device} ({device})")
     else:
@@ -144,7 +156,9 @@ def format_results(names, results: list[LatencyPrediction]) -> list[str]:
     lines = []
     for name, r in zip(names, results):
         interval = f" [{r.low:.3f}, {r.high:.3f}] ({100 * r.level:.0f}% interval)" if r.low is not None else ""
-        if r.level is not None and not r.coverage.reliable:  # predict_graphs withholds it, --json alike
+        if r.unfamiliar:
+            interval = interval[:-1] + ", widened: the model is unlike those this predictor trained on)"
+        elif r.level is not None and not r.coverage.reliable:  # predict_graphs withholds it, --json alike
             interval = " (no interval: the model is unlike those this predictor trained on)"
         lines += [f"{r.ms:.3f} ms{interval}\t{name}", f"  {r.coverage.describe()}"]
     return lines

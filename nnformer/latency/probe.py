@@ -57,6 +57,12 @@ def probe_set_digest() -> str:
     return hashlib.sha256("\n".join(keys).encode()).hexdigest()
 
 
+def _converter() -> int:
+    from .onnx_graph import CONVERTER
+
+    return CONVERTER
+
+
 @dataclass
 class DeviceProfile:
     """What the probe measured: the runtime and its settings, the host, and each reference's latency and graph."""
@@ -69,6 +75,8 @@ class DeviceProfile:
     probe_s: float
     probe_set: str = field(default_factory=probe_set_digest)
     created: str = field(default_factory=lambda: datetime.datetime.now().isoformat(timespec="seconds"))
+    converter: int = field(default_factory=_converter)  # the converter version of the references' graphs
+    refreshed: tuple[str, ...] = ()  # references whose stored graph was older than this converter's, on loading
 
     @property
     def name(self) -> str:
@@ -78,7 +86,7 @@ class DeviceProfile:
     def to_dict(self) -> dict:
         return {"format": FORMAT, "runtime": self.runtime, "threads": self.threads, "batch": self.batch,
                 "environment": self.environment, "probe_set": self.probe_set, "probe_s": round(self.probe_s, 2),
-                "created": self.created, "references": self.references}
+                "created": self.created, "converter": self.converter, "references": self.references}
 
     def latencies(self) -> np.ndarray:
         return np.array([r["latency_ms"] for r in self.references], dtype=np.float64)
@@ -122,15 +130,12 @@ def probe(runtime: str = "onnxruntime", threads: int = 1, batch: int = 1, *, pro
 
 def _reference(family: str, index: int, batch: int):
     """A reference network of the probe set: its module, example input, ONNX bytes and compact graph."""
-    from . import zoo
-    from .families import build, sample
-    from .onnx_graph import export_onnx, onnx_to_graph, to_compact
+    from . import zoo  # noqa: F401  (registers the torch-* families)
+    from .families import sample
+    from .profiler import export_spec
 
-    spec = sample(family, PROBE_SEED, index).with_batch(batch)
-    module = build(spec)
-    example = zoo.example_input(module, spec.input_shape)
-    onnx_bytes = export_onnx(module, example, None)
-    return module, example, onnx_bytes, to_compact(*onnx_to_graph(onnx_bytes))
+    ex = export_spec(sample(family, PROBE_SEED, index), batch=batch)
+    return ex.module, ex.example, ex.onnx, ex.compact()
 
 
 def with_current_graphs(profile: DeviceProfile) -> tuple[DeviceProfile, list[str]]:
@@ -146,7 +151,7 @@ def with_current_graphs(profile: DeviceProfile) -> tuple[DeviceProfile, list[str
             changed.append(ref["id"])
             ref = {**ref, "graph": graph}
         refs.append(ref)
-    return dataclasses.replace(profile, references=refs), changed
+    return dataclasses.replace(profile, references=refs, converter=_converter()), changed
 
 
 def save_profile(profile: DeviceProfile, path: str | os.PathLike) -> Path:
@@ -162,7 +167,13 @@ def save_profile(profile: DeviceProfile, path: str | os.PathLike) -> Path:
 
 def load_profile(path: str | os.PathLike) -> DeviceProfile:
     """Read and check a profile written by :func:`save_profile`: one-line :class:`DataError` for a file that is not
-    one, is damaged or edited, or was measured with another probe set (another version of nnformer)."""
+    one, is damaged or edited, or was measured with another probe set (another version of nnformer).
+
+    A profile whose reference graphs an older converter made (its ``converter`` below
+    :data:`~nnformer.latency.onnx_graph.CONVERTER`) gets them converted again (:func:`with_current_graphs`: an
+    export of the 16 references, a few seconds; the measured latencies stay), and names those that changed in
+    ``refreshed``: the predictor must read the references as it reads the user's models. ``nnformer device
+    probe`` again, or saving the returned profile, makes it current."""
     path = Path(path)
     if path.is_dir():
         raise DataError(f"device profile {path} is a directory; give the JSON file `nnformer device probe --out` "
@@ -185,8 +196,12 @@ def load_profile(path: str | os.PathLike) -> DeviceProfile:
             isinstance(r, dict) and isinstance(r.get("latency_ms"), (int, float)) and r["latency_ms"] > 0
             and math.isfinite(r["latency_ms"]) for r in refs):
         raise DataError(f"{path}: references are missing or not positive latencies (file damaged?)")
-    return DeviceProfile(d["runtime"], int(d["threads"]), int(d["batch"]), d.get("environment", {}), refs,
-                         float(d.get("probe_s", 0.0)), d["probe_set"], d.get("created", ""))
+    prof = DeviceProfile(d["runtime"], int(d["threads"]), int(d["batch"]), d.get("environment", {}), refs,
+                         float(d.get("probe_s", 0.0)), d["probe_set"], d.get("created", ""), int(d.get("converter", 1)))
+    if prof.converter < _converter():
+        prof, changed = with_current_graphs(prof)
+        prof = dataclasses.replace(prof, refreshed=tuple(changed))
+    return prof
 
 
 # ------------------------------------------------------------------------------------------------ conditioning

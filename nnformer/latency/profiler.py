@@ -38,6 +38,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from ..errors import DataError, FamilyError, NNFormerError, OnnxError, one_line
+from ..graph import ArchGraph
 from ..io import (JsonlAppender, atomic_open, atomic_path, atomic_write_json, exclusive_lock, read_jsonl,
                   read_jsonl_numbered, remove_stale_temporaries)
 from ..machine import cpu_model
@@ -166,10 +167,79 @@ def time_onnx(model, *, threads: int = 1, batch: int | None = None, warmup: int 
 
 # ---------------------------------------------------------------------------------------------------- one model
 
+@contextlib.contextmanager
+def _stage(name: str):
+    """Tag a failure inside the block with the step it happened in (``e.stage``), as an :class:`NNFormerError`
+    with a one-line message: a dataset run records the step and goes on with the next model."""
+    try:
+        yield
+    except NNFormerError as e:
+        e.stage = name
+        raise
+    except Exception as e:  # noqa: BLE001 - one broken model must not stop a dataset run
+        err = OnnxError(f"{type(e).__name__}: {one_line(e)}")
+        err.stage = name
+        raise err from None
+
+
+@dataclass
+class Exported:
+    """A sampled network built, exported to ONNX and converted (what :func:`export_spec` returns)."""
+
+    module: object  # the torch module; None when not kept
+    example: object  # the input tensor it was exported with
+    onnx: bytes | Path  # the ONNX model: its bytes, or the path it was written to
+    graph: ArchGraph  # the converted graph
+    static: dict  # its static features (flops, params, memory_access, num_ops, ...)
+    export_s: float  # seconds the ONNX export took
+
+    def compact(self) -> dict:
+        """The graph as stored in a dataset or a device profile (:func:`nnformer.latency.onnx_graph.to_compact`)."""
+        from .onnx_graph import to_compact
+
+        return to_compact(self.graph, self.static)
+
+
+def export_spec(spec, *, batch: int | None = None, path: str | os.PathLike | None = None, opset: int = OPSET,
+                keep_module: bool = True) -> Exported:
+    """Build a sampled network, export it to ONNX and convert the ONNX graph: the one way profiling, the probe and
+    the shape check make a spec's graph, so their graphs agree.
+
+    Args:
+        spec: the :class:`nnformer.latency.families.ModelSpec` (its family registered: torch-* and zoo families
+            register when :mod:`nnformer.latency.zoo` is imported, which this does).
+        batch: the batch size to build at; None keeps the spec's.
+        path: where to write the ONNX file; None exports in memory (``onnx`` is then the bytes).
+        keep_module: False drops the module after the export (a large one need not stay in memory while converting).
+
+    Raises:
+        NNFormerError (with a ``stage`` attribute: build, export or convert) when a step fails.
+    """
+    from .families import build
+    from .onnx_graph import onnx_to_graph
+    from .zoo import example_input
+
+    if batch is not None:
+        spec = spec.with_batch(batch)
+    with _stage("build"):
+        module = build(spec)
+        example = example_input(module, spec.input_shape)
+    with _stage("export"):
+        t0 = time.perf_counter()
+        onnx = export_onnx(module, example, path, opset)
+        export_s = time.perf_counter() - t0
+    if not keep_module:
+        module = None
+    with _stage("convert"):
+        graph, static = onnx_to_graph(onnx)
+    return Exported(module, example, onnx, graph, static, export_s)
+
+
 def profile_spec(spec, *, threads: int = 1, batch: int = 1, warmup: int = 10, runs: int = 20, rounds: int = 5,
                  opset: int = OPSET, workdir: str | os.PathLike | None = None, runtime: str = "onnxruntime",
                  budget_s: float | None = None) -> tuple[dict, dict]:
-    """Build, export, convert and time one sampled network (with ``runtime``; see :func:`time_onnx`).
+    """Build, export, convert (:func:`export_spec`) and time one sampled network (with ``runtime``; see
+    :func:`time_onnx`).
 
     Returns:
         ``(latency_fields, graph_fields)``: ``latency_fields`` has ``latency_ms``, ``spread``, ``round_ms``,
@@ -178,38 +248,16 @@ def profile_spec(spec, *, threads: int = 1, batch: int = 1, warmup: int = 10, ru
     Raises:
         NNFormerError (with a ``stage`` attribute: build, export, convert or run) when any step fails.
     """
-    from .families import build
-    from .onnx_graph import onnx_to_graph, to_compact
-    from .zoo import example_input
-
     spec = spec.with_batch(batch)
     with tempfile.TemporaryDirectory(prefix="nnformer-", dir=workdir) as tmp:
-        path = Path(tmp) / "model.onnx"
-        stage = "build"
-        try:
-            model = build(spec)
-            example = example_input(model, spec.input_shape)
-            stage = "export"
-            t0 = time.perf_counter()
-            export_onnx(model, example, path, opset)
-            export_s = time.perf_counter() - t0
-            if runtime != "torch":
-                model = None
-            stage = "convert"
-            graph, static = onnx_to_graph(path)
-            stage = "run"
-            timing = time_onnx(path, threads=threads, batch=batch, warmup=warmup, runs=runs, rounds=rounds,
-                               runtime=runtime, module=model, example=example, budget_s=budget_s)
-        except NNFormerError as e:
-            e.stage = stage
-            raise
-        except Exception as e:  # noqa: BLE001 - one broken model must not stop a dataset run
-            err = OnnxError(f"{type(e).__name__}: {one_line(e)}")
-            err.stage = stage
-            raise err from None
+        ex = export_spec(spec, path=Path(tmp) / "model.onnx", opset=opset, keep_module=runtime == "torch")
+        with _stage("run"):
+            timing = time_onnx(ex.onnx, threads=threads, batch=batch, warmup=warmup, runs=runs, rounds=rounds,
+                               runtime=runtime, module=ex.module, example=ex.example, budget_s=budget_s)
     lat = {**timing.to_dict(), "input_shape": list(spec.input_shape), "batch": batch,
-           **{k: static[k] for k in ("flops", "params", "memory_access", "num_ops")}, "export_s": round(export_s, 3)}
-    return lat, {"graph": to_compact(graph, static)}
+           **{k: ex.static[k] for k in ("flops", "params", "memory_access", "num_ops")},
+           "export_s": round(ex.export_s, 3)}
+    return lat, {"graph": ex.compact()}
 
 
 def profile_onnx(path: str | os.PathLike, *, threads: int = 1, batch: int | None = None, warmup: int = 10,

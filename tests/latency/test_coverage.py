@@ -176,3 +176,48 @@ def test_a_model_whose_shapes_cannot_be_inferred_is_flagged_and_gets_no_interval
     some = cov.Coverage(("onnx:Relu",), (), 10, 0, 0.0, 0.0, unknown_shapes=2)
     assert some.reliable and "output shapes of 2 of 10 operators unknown" in some.describe()
     assert not cov.Coverage(("onnx:Relu",), (), 10, 0, 0.0, 0.0, unknown_shapes=3).reliable
+
+
+def test_a_model_flagged_for_its_mix_alone_gets_the_wider_interval_and_no_other_flagged_model_does(fitted,
+                                                                                                   tmp_path):
+    """With ``interval_unfamiliar`` calibrated, a model of seen operators and sizes in an unseen mix gets that wider
+    interval (text and JSON say so); one with unseen operators still gets none; without the record, none either."""
+    from nnformer.errors import DataError
+    from nnformer.latency.predict import format_results, predict_graphs
+
+    p, graphs = fitted
+    p = Predictor.load(p.save(tmp_path / "a"))  # a copy: the module's fixture stays uncalibrated
+    p.calibrate(graphs, [1.0] * len(graphs))
+    with pytest.raises(DataError, match="no interval for unfamiliar models"):
+        p.interval_bounds([1.0], unfamiliar=True)
+    g0 = graphs[0]  # its nodes, edges and features under other op names: all Conv (a mix never seen), or Einsum
+
+    def renamed(inner):
+        return ArchGraph([g0.ops[0], *inner, g0.ops[-1]], g0.adj, g0.features, g0.depth)
+
+    far = renamed(["onnx:Conv"] * (g0.num_nodes - 2))
+    alien = renamed(["onnx:Conv"] + ["onnx:Einsum"] * (g0.num_nodes - 3))
+    from nnformer.latency.onnx_graph import STATIC_NAMES
+
+    static = dict(zip(STATIC_NAMES, np.expm1(np.asarray(g0.graph_features, np.float64)).tolist()))
+    assert coverage(p, far).mix_only and not coverage(p, alien).mix_only and not coverage(p, graphs[0]).mix_only
+    converted = [(g, static) for g in (graphs[0], far, alien)]
+    before = predict_graphs(p, "tiny", converted)
+    assert before[0].low is not None and before[1].low is None and before[2].low is None
+    assert not any(r.unfamiliar for r in before)
+    wider = Predictor.load(p.save(tmp_path / "b")).calibrate(graphs, np.linspace(0.2, 5.0, len(graphs)), unfamiliar=True, note="test")
+    assert wider.header_["interval"] == p.header_["interval"]  # the calibrated one is left as it was
+    rec = wider.header_["interval_unfamiliar"]
+    assert rec["note"] == "test" and rec["q"] > p.header_["interval"]["q"]
+    known, mixed, unseen = predict_graphs(wider, "tiny", converted)
+    assert (known.low, known.high, known.unfamiliar) == (before[0].low, before[0].high, False)
+    assert mixed.unfamiliar and unseen.low is None and not unseen.unfamiliar
+    assert mixed.low == pytest.approx(mixed.ms * np.exp(-rec["q"])) and mixed.high == pytest.approx(
+        mixed.ms * np.exp(rec["q"]))
+    assert mixed.to_dict()["interval"] == "unfamiliar" and known.to_dict()["interval"] == "calibrated"
+    assert unseen.to_dict()["interval"] is None and unseen.to_dict()["low"] is None
+    lines = format_results(["known", "mixed", "unseen"], [known, mixed, unseen])
+    assert "widened: the model is unlike those this predictor trained on" in lines[2]
+    assert "(no interval" in lines[4] and "widened" not in lines[0]
+    again = Predictor.load(wider.save(tmp_path / "c"))  # kept by save / load
+    assert again.header_["interval_unfamiliar"] == rec

@@ -91,6 +91,36 @@ def test_a_profile_gets_the_reference_graphs_this_version_converts(probed):
     assert back.latencies().tolist() == prof.latencies().tolist()
 
 
+def test_loading_a_profile_of_an_older_converter_converts_its_references_again(probed, tmp_path, capsys):
+    """A profile saved by an older converter (no ``converter`` field, or a lower one) is loaded with its reference
+    graphs converted again and the changed ones named; ``nnformer predict --device`` says so; a current profile is
+    loaded as saved, and re-saving the refreshed one makes it current."""
+    import copy
+
+    from nnformer.latency.onnx_graph import CONVERTER
+
+    prof = copy.deepcopy(probed[0])
+    assert prof.converter == CONVERTER and prof.to_dict()["converter"] == CONVERTER
+    old = prof.references[2]["graph"]
+    prof.references[2]["graph"] = {**old, "static": {**old["static"], "flops": old["static"]["flops"] / 100}}
+    d = prof.to_dict()
+    del d["converter"]  # as versions before the field wrote it
+    d["sha256"] = probe_mod._digest(d)
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(d))
+    back = probe_mod.load_profile(path)
+    assert back.refreshed == (prof.references[2]["id"],) and back.converter == CONVERTER
+    assert back.references[2]["graph"]["static"]["flops"] == old["static"]["flops"]
+    assert back.latencies().tolist() == prof.latencies().tolist()
+    again = probe_mod.load_profile(probe_mod.save_profile(back, tmp_path / "new.json"))
+    assert again.refreshed == () and again.references == back.references
+    model = tmp_path / "m.onnx"
+    model.write_bytes(probe_mod._reference(*SMALL[0], 1)[2])
+    assert main(["predict", str(model), "--device", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert f"the graphs of 1 of its reference networks ({prof.references[2]['id']}) were converted again" in err
+
+
 def _profile(probed, shipped, scale: float):
     """The probed profile, its reference latencies set to ``scale`` times what the shipped predictor predicts."""
     import copy
