@@ -4,12 +4,14 @@
 
 DIR is a latency dataset measured on the device (`nnformer profile ... --out DIR`) and DEV.json the probe of the
 same device (`nnformer device probe --out DEV.json`, same host, runtime, threads and batch: checked). Every model
-of DIR (``--test-of``, ``--min-index``: some of them) is predicted three ways and scored against its measured
+of DIR (``--test-of``, ``--min-index``: some of them) is predicted four or five ways and scored against its measured
 latency:
 
 * `as-is`: the predictor as it is (milliseconds of the machine it was trained on);
 * `probe-scale`: times one factor, the median ratio measured / predicted over the probe's references;
 * `probe-line`: through the probe's line in log space (`nnformer predict --device`, docs/method.md section 11);
+* `probe-home`: times the median ratio of the references' latencies on the device to those on the predictor's own
+  device (its header's `home_probe`, or ``--home``): what `nnformer predict --device` does when the predictor has one;
 * `roofline`: no predictor: each operator's max(FLOPs / peak, bytes / bandwidth) plus an overhead per operator,
   summed, the three constants fitted to the probe's references alone (`nnformer.baselines.Roofline`).
 
@@ -43,6 +45,8 @@ def main(argv=None) -> int:
                                                               "predictor of the tables published without the flag)")
     ap.add_argument("--name", help="result file name (default: the dataset folder's name)")
     ap.add_argument("--test-of", metavar="TRAIN_DIR", help="score only the test part of TRAIN_DIR's family split")
+    ap.add_argument("--home", metavar="HOME.json", help="the probe of the predictor's own device (default: the one "
+                                                       "its header keeps, if any): adds the probe-home row")
     ap.add_argument("--min-index", type=int, default=0, metavar="K",
                     help="score only models of sample index K or more in their family (a dataset extended after a "
                          "predictor was trained on its first K of each family: the models it never saw)")
@@ -58,7 +62,7 @@ def main(argv=None) -> int:
     from nnformer.latency.coverage import coverage
     from nnformer.latency.dataset import load_training_set
     from nnformer.latency.predict import resolve_predictor
-    from nnformer.latency.probe import conditioned, load_profile
+    from nnformer.latency.probe import HOME_KEY, conditioned, load_profile
     from nnformer.machine import describe_line
     from nnformer.metrics import report
 
@@ -79,6 +83,8 @@ def main(argv=None) -> int:
         split = family_split([r["family"] for r in trained], [r["index"] for r in trained], cal_share=0.1)
         test_ids = {trained[i]["id"] for i in split.test}
         keep = [i for i, r in enumerate(rows) if r["id"] in test_ids]
+        if not keep:
+            raise SystemExit(f"{args.data} holds no model of the test part of {args.test_of}'s family split")
         rows, graphs, ms, fams = [rows[i] for i in keep], [graphs[i] for i in keep], ms[keep], [fams[i] for i in keep]
     if args.min_index:
         keep = [i for i, r in enumerate(rows) if r["index"] >= args.min_index]
@@ -88,8 +94,15 @@ def main(argv=None) -> int:
     p, label = resolve_predictor(args.predictor)
     base, lo, hi = (np.asarray(v, dtype=np.float64) for v in p.predict_interval(graphs))
     level = p.header_["interval"]["level"]
-    known = np.array([coverage(p, g).reliable for g in graphs])
-    maps = {"probe-scale": conditioned(p, prof, slope=False), "probe-line": conditioned(p, prof)}
+    verdicts = [coverage(p, g) for g in graphs]
+    known = np.array([c.reliable for c in verdicts])
+    wide = np.array([c.mix_only for c in verdicts]) & ("interval_unfamiliar" in p.header_)
+    if wide.any():  # as `nnformer predict` gives them: the wider interval for a mix unlike the training graphs'
+        lo[wide], hi[wide] = p.interval_bounds(base[wide], unfamiliar=True)
+    maps = {"probe-scale": conditioned(p, prof, slope=False, home=False), "probe-line": conditioned(p, prof, home=False)}
+    home = load_profile(args.home) if args.home else p.header_.get(HOME_KEY)
+    if home:  # the ratio of the references measured on both devices (what `nnformer predict --device` does then)
+        maps["probe-home"] = conditioned(p, prof, home=home)
 
     def mapped(m):
         bounds = np.array([m.interval(*v) for v in zip(base, lo, hi)])
@@ -137,7 +150,9 @@ def main(argv=None) -> int:
           f"width (high / low) |", "|---|---|---|---|---|---|---|---|", *lines, "",
           "`known`: the models whose operators and sizes the predictor knows (its coverage verdict); `all`: every "
           "model (shown when they differ). The intervals are scored on every model here, also where `nnformer "
-          "predict` would withhold them.", "",
+          "predict` would withhold them" + (f"; the {int(wide.sum())} models flagged for their operator mix alone "
+                                             f"get the wider interval for unfamiliar models, as `nnformer predict` "
+                                             f"gives them" if wide.any() else "") + ".", "",
           f"![predicted vs measured]({name}.png)", ""]
     atomic_write_text(OUT / f"{name}.md", "\n".join(md))
     atomic_write_text(OUT / f"{name}.csv", "\n".join(csv) + "\n")

@@ -62,6 +62,9 @@ class Entry:
             held += (f"; for models unlike its training graphs, a wider interval calibrated on {u['n']} models of "
                      f"{u['families']} families it never trained on holds {u['holds_family_held_out']:g}% of "
                      f"them, each family held out of the calibration ({u['table']})")
+        if self.extra.get("home_probe"):  # conditioned() maps by the references measured on both devices
+            held += (f"\n  keeps the probe of its own device ({self.extra['home_probe']}): --device puts it on yours "
+                     f"by the references' latencies measured on both")
         latest = self.name == DEFAULT_LATENCY and resolve(DEFAULT_LATENCY).version == self.version
         default = " (default for ONNX models)" if latest else ""
         return (f"{self.spec}{default}: {self.task} on {self.device}, {self.runtime}\n  {self.description}\n  "

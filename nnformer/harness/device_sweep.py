@@ -12,6 +12,9 @@ method predicts that device's models of the test families, knowing of the device
 * ``nnformer-line`` / ``nnformer-scale``: NN-Former trained on one source device (the first device of the list
   that is not held out), put on the held-out device through the probe's line, or a scale factor alone
   (:func:`nnformer.latency.probe.conditioned`: what `nnformer predict --device` does with a single-device predictor);
+* ``nnformer-home``: the same NN-Former times the median ratio of the references' latencies measured on the held-out
+  device to those measured on the source device (both probes; ``conditioned(..., home=...)``): the devices' speed
+  ratio on the same networks, without the predictor's own errors on the references;
 * ``nnformer-lines``: the NN-Former of every other device, each put on the held-out device through the probe's
   line, their predictions (and interval bounds) averaged in log space: no meta-training, several sources;
 * ``flops-linear``: log latency linear in log FLOPs, parameters and memory traffic, fitted on the source device,
@@ -51,6 +54,7 @@ METHODS = {
     "meta-gcn": "GCN, the same inputs and meta-training",
     "nnformer-line": "NN-Former of the source device, through the probe's line",
     "nnformer-scale": "NN-Former of the source device, times the probe's scale factor",
+    "nnformer-home": "NN-Former of the source device, times the references' latency ratio of the two probes",
     "nnformer-lines": "NN-Former of every other device through the probe's line, averaged",
     "flops-linear": "linear in log FLOPs, params, memory (source device), times the probe's scale factor",
     "op-sum": "a cost per operator type, summed (source device), times the probe's scale factor",
@@ -195,7 +199,8 @@ def run_one(data: DeviceData, method: str, held: str, seed: int, recipe: str, se
         outs = []
         for source in sources:
             p = _single(data, source, train, cal, seed, recipe, settings, cache)
-            m = None if own else conditioned(p, target.profile, slope=method != "nnformer-scale")
+            m = None if own else conditioned(p, target.profile, slope=method != "nnformer-scale",
+                                             home=source.profile if method == "nnformer-home" else None)
             outs.append(_mapped(m, *(np.asarray(v, dtype=np.float64) for v in p.predict_interval(graphs))))
         est, lo, hi = outs[0] if len(outs) == 1 else np.exp(np.mean(np.log(outs), axis=0))
         bounds = (lo, hi, LEVEL)

@@ -255,14 +255,44 @@ def fit_device_map(predicted: np.ndarray, measured: np.ndarray, usable: np.ndarr
     return DeviceMap(a, b, float(np.sort(resid)[k]), int(x.size), device)
 
 
-def conditioned(predictor, profile: DeviceProfile, slope: bool = True):
+HOME_KEY = "home_probe"  # a predictor header's record of its own device's reference latencies
+
+
+def home_record(profile: DeviceProfile) -> dict:
+    """What a predictor keeps of the probe of its own device (the one its training latencies were measured on):
+    the probe set, the device and each reference's latency, for :func:`conditioned` (``nnformer.shipped.publish``
+    writes it into the header of a shipped predictor)."""
+    return {"probe_set": profile.probe_set, "device": profile.name, "runtime": profile.runtime,
+            "threads": profile.threads, "batch": profile.batch, "latency_ms": profile.latencies().tolist()}
+
+
+def conditioned(predictor, profile: DeviceProfile, slope: bool = True,
+                home: DeviceProfile | dict | bool | None = None):
     """The :class:`DeviceMap` that puts ``predictor``'s latencies on the probed device (references the predictor
     does not know, by :func:`nnformer.latency.coverage.coverage`, are left out of the fit; ``slope=False``: a scale
-    factor alone)."""
+    factor alone).
+
+    With the probe of the predictor's own device (``home``: a profile or a :func:`home_record`; by default the
+    predictor header's ``home_probe`` where it has one of the same probe set and batch), the map is fitted from the
+    references' latencies measured there to those measured on the probed device, a scale factor alone: the probed
+    device's speed against the predictor's own, measured on the same networks, so the predictor's own errors on the
+    references do not enter it. Without one (or with ``home=False``), from the predictor's predictions of the
+    references to their measurements (a line, or a scale factor with ``slope=False``)."""
     from .coverage import coverage
     from .onnx_graph import from_compact, with_static
 
     graphs = [with_static(*from_compact(r["graph"])) for r in profile.references]
-    pred = np.asarray(predictor.predict(graphs), dtype=np.float64)
     usable = np.array([coverage(predictor, g).reliable for g in graphs])
+    if home is None:
+        rec = (getattr(predictor, "header_", None) or {}).get(HOME_KEY)
+        if rec and rec.get("probe_set") == profile.probe_set and int(rec.get("batch", 1)) == profile.batch:
+            home = rec
+    if home is not None and home is not False:
+        rec = home_record(home) if isinstance(home, DeviceProfile) else home
+        if rec.get("probe_set") != profile.probe_set or int(rec.get("batch", 1)) != profile.batch:
+            raise NNFormerError(f"the home probe ({rec.get('device', '?')}, batch {rec.get('batch', 1)}) and the "
+                                f"probe of {profile.name} differ in their reference set or batch")
+        return fit_device_map(np.asarray(rec["latency_ms"], dtype=np.float64), profile.latencies(), usable,
+                              profile.name, slope=False)
+    pred = np.asarray(predictor.predict(graphs), dtype=np.float64)
     return fit_device_map(pred, profile.latencies(), usable, profile.name, slope)

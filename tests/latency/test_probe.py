@@ -277,3 +277,37 @@ def test_zoo_families_need_their_library_before_anything_is_written(tmp_path):
     with pytest.raises(FamilyError, match=r"nnformer\[zoo\]"):
         profile_dataset(["torch-mlp", "timm-resnet"], 1, tmp_path / "z", progress=False)
     assert not (tmp_path / "z").exists()
+
+
+def test_with_the_home_probe_the_map_is_the_ratio_of_measured_references(probed, shipped):
+    """Given the probe of the predictor's own device, the map is the median ratio of the references' measured
+    latencies (the predictor's errors on them play no part), from an argument or from the header's home_probe; a
+    home probe of another batch is refused, and without one the map is fitted to the predictions as before."""
+    import copy
+
+    p, _ = shipped
+    home = probed[0]
+    device = copy.deepcopy(home)
+    factors = np.linspace(0.5, 0.7, len(device.references))  # the device is 0.5-0.7x the home device's times
+    for r, f in zip(device.references, factors):
+        r["latency_ms"] = float(r["latency_ms"] * f)
+    m = probe_mod.conditioned(p, device, home=home)
+    from nnformer.latency.coverage import coverage
+    from nnformer.latency.onnx_graph import from_compact, with_static
+
+    usable = [coverage(p, with_static(*from_compact(r["graph"]))).reliable for r in home.references]
+    assert m.b == 1.0 and m.a == pytest.approx(np.median(np.log(factors[usable])), abs=1e-9)
+    rec = probe_mod.home_record(home)
+    assert rec["latency_ms"] == home.latencies().tolist() and rec["probe_set"] == home.probe_set
+    assert probe_mod.conditioned(p, device, home=rec) == m
+    # the header's record is used by default (as a shipped predictor carries it), and nnformer predict follows
+    p.header_ = {**p.header_, probe_mod.HOME_KEY: rec}
+    try:
+        assert probe_mod.conditioned(p, device) == m
+        other = {**rec, "batch": 8}
+        with pytest.raises(NNFormerError, match="differ in their reference set or batch"):
+            probe_mod.conditioned(p, device, home=other)
+        p.header_ = {**p.header_, probe_mod.HOME_KEY: other}  # not of this batch: ignored, predictions used
+        assert probe_mod.conditioned(p, device) != m
+    finally:
+        p.header_ = {k: v for k, v in p.header_.items() if k != probe_mod.HOME_KEY}
