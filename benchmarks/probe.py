@@ -99,7 +99,8 @@ def main(argv=None) -> int:
     wide = np.array([c.mix_only for c in verdicts]) & ("interval_unfamiliar" in p.header_)
     if wide.any():  # as `nnformer predict` gives them: the wider interval for a mix unlike the training graphs'
         lo[wide], hi[wide] = p.interval_bounds(base[wide], unfamiliar=True)
-    maps = {"probe-scale": conditioned(p, prof, slope=False, home=False), "probe-line": conditioned(p, prof, home=False)}
+    maps = {"probe-scale": conditioned(p, prof, slope=False, home=False),
+            "probe-line": conditioned(p, prof, home=False)}
     home = load_profile(args.home) if args.home else p.header_.get(HOME_KEY)
     if home:  # the ratio of the references measured on both devices (what `nnformer predict --device` does then)
         maps["probe-home"] = conditioned(p, prof, home=home)

@@ -106,15 +106,18 @@ def main(argv=None) -> int:
     def pct(x):
         return float(np.mean(x) * 100) if np.size(x) else float("nan")
 
+    def mape(m):
+        return 100 * np.mean(np.abs(pred[m] / ms[m] - 1)) if m.any() else float("nan")
+
     rows = [("known", "calibrated", known, q_normal, pct(err[known] <= q_normal)),
             ("operator mix alone", "calibrated", mix, q_normal, pct(err[mix] <= q_normal)),
             ("operator mix alone", "unfamiliar (each family held out)", mix, float("nan"), pooled),
             ("other flags", "none given", ~known & ~mix, float("nan"), float("nan"))]
-    lines = [f"| {who} | {int(m.sum())} | {100 * np.mean(np.abs(pred[m] / ms[m] - 1)) if m.any() else float('nan'):.2f} "
+    lines = [f"| {who} | {int(m.sum())} | {mape(m):.2f} "
              f"| {which} | {q:.3f} | {np.exp(2 * q) if q == q else float('nan'):.2f} | {held:.1f} |"
              for who, which, m, q, held in rows]
     csv = ["group,interval,n,mape,q,width,holds"] + [
-        f"{who},{which},{int(m.sum())},{100 * np.mean(np.abs(pred[m] / ms[m] - 1)) if m.any() else float('nan'):.4f},"
+        f"{who},{which},{int(m.sum())},{mape(m):.4f},"
         f"{q:.5f},{np.exp(2 * q) if q == q else float('nan'):.4f},{held:.2f}" for who, which, m, q, held in rows]
     fam_lines = [f"| {f} | {v['n']} | {v['q']:.3f} | {v['holds']:.0f} |" for f, v in per.items()]
 
@@ -129,7 +132,8 @@ def main(argv=None) -> int:
         on = np.array([fit.apply(v) for v in pred2])
         mix2 = np.array([c.mix_only for c in covs2])
         known2 = np.array([c.reliable for c in covs2])
-        bounds = {kind: np.array([fit.interval(*v) for v in zip(pred2, *p.interval_bounds(pred2, kind == "unfamiliar"))])
+        bounds = {kind: np.array([fit.interval(*v)
+                                   for v in zip(pred2, *p.interval_bounds(pred2, kind == "unfamiliar"))])
                   for kind in ("calibrated", "unfamiliar")}
         for who, m, kind in (("known", known2, "calibrated"), ("operator mix alone", mix2, "calibrated"),
                              ("operator mix alone", mix2, "unfamiliar")):
@@ -158,7 +162,8 @@ def main(argv=None) -> int:
           f"The wider {100 * LEVEL:.0f}% interval calibrated on all {int(mix.sum())} mix-flagged models: q = "
           f"{q_wide:.3f} (high / low = {np.exp(2 * q_wide):.2f}); the calibrated one has q = {q_normal:.3f} "
           f"({np.exp(2 * q_normal):.2f}).", "",
-          "| models | n | MAPE % | interval | q (log) | width (high / low) | holds % |", "|---|---|---|---|---|---|---|",
+          "| models | n | MAPE % | interval | q (log) | width (high / low) | holds % |",
+          "|---|---|---|---|---|---|---|",
           *lines, "",
           "Each family held out of the calibration in turn (the row `unfamiliar (each family held out)` pools these):",
           "", "| held-out family | mix-flagged models | q of the other families | holds % |", "|---|---|---|---|",

@@ -14,7 +14,8 @@ method predicts that device's models of the test families, knowing of the device
   (:func:`nnformer.latency.probe.conditioned`: what `nnformer predict --device` does with a single-device predictor);
 * ``nnformer-home``: the same NN-Former times the median ratio of the references' latencies measured on the held-out
   device to those measured on the source device (both probes; ``conditioned(..., home=...)``): the devices' speed
-  ratio on the same networks, without the predictor's own errors on the references;
+  ratio on the same networks, without the predictor's own errors on the references (where the two probes ran at
+  different batch sizes, their references are different networks: then the scale factor of ``nnformer-scale``);
 * ``nnformer-lines``: the NN-Former of every other device, each put on the held-out device through the probe's
   line, their predictions (and interval bounds) averaged in log space: no meta-training, several sources;
 * ``flops-linear``: log latency linear in log FLOPs, parameters and memory traffic, fitted on the source device,
@@ -199,8 +200,9 @@ def run_one(data: DeviceData, method: str, held: str, seed: int, recipe: str, se
         outs = []
         for source in sources:
             p = _single(data, source, train, cal, seed, recipe, settings, cache)
-            m = None if own else conditioned(p, target.profile, slope=method != "nnformer-scale",
-                                             home=source.profile if method == "nnformer-home" else None)
+            home = method == "nnformer-home" and source.profile.batch == target.profile.batch
+            line = method not in ("nnformer-scale", "nnformer-home")
+            m = None if own else conditioned(p, target.profile, slope=line, home=source.profile if home else False)
             outs.append(_mapped(m, *(np.asarray(v, dtype=np.float64) for v in p.predict_interval(graphs))))
         est, lo, hi = outs[0] if len(outs) == 1 else np.exp(np.mean(np.log(outs), axis=0))
         bounds = (lo, hi, LEVEL)

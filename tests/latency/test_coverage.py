@@ -205,7 +205,8 @@ def test_a_model_flagged_for_its_mix_alone_gets_the_wider_interval_and_no_other_
     before = predict_graphs(p, "tiny", converted)
     assert before[0].low is not None and before[1].low is None and before[2].low is None
     assert not any(r.unfamiliar for r in before)
-    wider = Predictor.load(p.save(tmp_path / "b")).calibrate(graphs, np.linspace(0.2, 5.0, len(graphs)), unfamiliar=True, note="test")
+    wider = Predictor.load(p.save(tmp_path / "b")).calibrate(graphs, np.linspace(0.2, 5.0, len(graphs)),
+                                                             unfamiliar=True, note="test")
     assert wider.header_["interval"] == p.header_["interval"]  # the calibrated one is left as it was
     rec = wider.header_["interval_unfamiliar"]
     assert rec["note"] == "test" and rec["q"] > p.header_["interval"]["q"]
