@@ -26,11 +26,14 @@ MIN_RECALIBRATE = 30
 
 
 def shifted(base, graphs, ms):
-    """A copy of ``base`` whose predictions are multiplied by the median ratio measured / predicted on ``graphs``."""
+    """A copy of ``base`` whose predictions are multiplied by the median ratio measured / predicted on ``graphs``.
+    The probe of ``base``'s own device (``home_probe``) is not kept: the copy predicts for the measured device."""
+    from .probe import HOME_KEY
+
     shift = float(np.median(np.log(np.asarray(ms, dtype=np.float64)) - np.log(base.predict(graphs))))
     out = copy.copy(base)
     out.target_ = dataclasses.replace(base.target_, mean=base.target_.mean + shift)
-    out.header_ = {**base.header_, "target": out.target_.to_dict()}
+    out.header_ = {**{k: v for k, v in base.header_.items() if k != HOME_KEY}, "target": out.target_.to_dict()}
     return out, shift
 
 

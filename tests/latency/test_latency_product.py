@@ -217,6 +217,8 @@ def test_adapt_fine_tunes_on_a_profile_directory(small_dataset, tmp_path, capsys
     assert q.card_["name"] == "my-cpu" and q.card_["base"] == shipped.resolve(shipped.DEFAULT_LATENCY).spec
     assert q.card_["n_adapt"] == 6 and q.header_["finetuned"]["n"] == 6
     base = shipped.load(shipped.DEFAULT_LATENCY)
+    # the default keeps its own device's probe; adapted to the measured device, the copy does not
+    assert "home_probe" in base.header_ and "home_probe" not in q.header_
     from nnformer.latency.dataset import load_training_set
 
     graphs = load_training_set(small_dataset)[1]
