@@ -300,6 +300,8 @@ def sweep(data: DeviceData, paths, methods, seeds, recipe: str, directory: Path,
     store = RunStore(directory, ("method", "held", "seed"), "device sweep")
     grid = [(m, h, s) for s in seeds for h in held for m in methods]
     todo = [k for k in grid if k not in store.records()] if train else []
+    if train and not todo:
+        store.tidy()  # a run killed while writing the tables leaves their temporaries
     if todo:
         with store.writing() as write:
             run_jobs(todo, partial(_run_job, recipe=recipe, settings=settings or {},

@@ -53,6 +53,13 @@ class RunStore:
     def records(self) -> dict[tuple, dict]:
         return {self.key(r): r for r in read_jsonl(self.path)}
 
+    def tidy(self) -> None:
+        """With nothing left to run: clear, under the directory's lock, what a sweep killed while writing its tables
+        left there (:meth:`writing` does it when there are runs to store)."""
+        if self.directory.is_dir():
+            with exclusive_lock(self.directory, self.what):
+                remove_stale_temporaries(self.directory, whole_directory=True)
+
     @contextmanager
     def writing(self):
         """Holds the directory's lock; yields ``write(record)``."""

@@ -261,6 +261,8 @@ def sweep(space: DeviceLatencies, methods, ns, seeds, devices, recipe: str, dire
         for s in seeds:
             if any(k not in have for m in produced for k in wanted(m) if k[3] == s):
                 todo.append((kind, s))
+    if train and not todo:
+        store.tidy()  # a run killed while writing the tables leaves their temporaries
     if todo and train:
         with store.writing() as write:
             run_jobs(todo, partial(run_job, ns=tuple(ns), test_devices=tuple(devices), recipe=recipe,

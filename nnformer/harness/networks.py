@@ -104,6 +104,8 @@ def sweep(data: tuple, methods, protocols, seeds, recipe: str, directory: Path, 
             for s in (seeds if METHODS[m][0] != "linear" else [0])]
     todo = [k for k in grid if k not in store.records()] if train else []
     mark = {"correct_drift": True} if correct_drift else {}  # stored with each run: the labels it learnt
+    if train and not todo:
+        store.tidy()  # a run killed while writing the tables leaves their temporaries
     if todo:
         with store.writing() as write:
             run_jobs(todo, partial(_run_job, recipe=recipe, settings=settings or {}),

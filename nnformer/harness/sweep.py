@@ -126,6 +126,8 @@ def sweep(space: BenchmarkData, methods, ns, seeds, recipe: str, directory: Path
     store = run_store(directory)
     cells = grid(methods, ns, seeds, space.task)
     todo = [j for j in cells if j not in store.records()] if train else []
+    if train and not todo:
+        store.tidy()  # a run killed while writing the tables leaves their temporaries
     if todo:
         with store.writing() as write:
             run_jobs(todo, partial(_run_job, recipe=recipe, settings=settings or {}, threads=threads),

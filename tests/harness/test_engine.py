@@ -180,3 +180,26 @@ def test_a_stop_whose_handler_runs_while_a_result_is_stored_counts_that_result(s
     assert stored == [0, 1]
     assert str(e.value) == "2 of 4 runs finished and stored"
     assert signal.getsignal(sig) is old  # the handler is back
+
+
+def test_a_finished_sweep_clears_the_table_temporaries_a_killed_one_left(tmp_path):
+    """A sweep killed while writing its tables, all runs stored, leaves ``.tmp-*`` files: the next run of the
+    accuracy sweep, with nothing to run, clears them under the directory's lock (its other files are kept)."""
+    from nnformer.harness import sweep
+    from nnformer.harness.engine import RunStore
+
+    directory = tmp_path / "nb201-cifar10" / "scaled"
+    directory.mkdir(parents=True)
+    (directory / ".tmp-table_tau_vs_n.png.abc123.png").write_bytes(b"half a plot")
+    (directory / "table.md").write_text("kept")
+    store = RunStore(directory, ("method",))
+    store.tidy()
+    assert sorted(p.name for p in directory.iterdir()) == ["table.md"]
+    (directory / ".tmp-table.md.x.md").write_text("torn")
+
+    class Space:  # an empty grid: every run (none) is stored
+        name, task = "nb201-cifar10", "accuracy"
+
+    assert sweep.sweep(Space(), [], [], [], "scaled", directory, {}) == []
+    assert not list(directory.glob(".tmp-*")) and (directory / "table.md").read_text() == "kept"
+    RunStore(tmp_path / "absent", ("method",)).tidy()  # no directory: nothing to do
